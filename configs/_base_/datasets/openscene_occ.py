@@ -1,0 +1,38 @@
+# OpenScene occupancy: 8 cameras, dense (200, 200, 16) labels, infos from tools/collect_data.py.
+dataset_type = 'OpenSceneOccDataset'
+data_root = 'data/openscene/'
+split = 'mini'  # 'trainval' for the full release
+queue_length = 3  # frames per training sample, current one included
+
+train_pipeline = [
+    dict(type='LoadMultiViewImages'),
+    dict(type='ResizeMultiViewImages', scale=0.5),  # 1920x1080 -> 960x540
+    dict(type='LoadOccupancyLabel'),
+    dict(type='PackOccInputs'),
+]
+test_pipeline = train_pipeline
+
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='occnet.occ_collate'),  # scoped: the Runner looks it up at the root
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 ann_file=f'{data_root}openscene_{split}_train.pkl',
+                 pipeline=train_pipeline, queue_length=queue_length))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='SceneContiguousSampler'),  # whole scenes per rank, in order
+    collate_fn=dict(type='occnet.occ_collate'),  # scoped: the Runner looks it up at the root
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 ann_file=f'{data_root}openscene_{split}_val.pkl',
+                 pipeline=test_pipeline, test_mode=True))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='OccupancyMetric')
+test_evaluator = val_evaluator

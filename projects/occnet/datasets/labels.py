@@ -1,0 +1,51 @@
+"""Reading OpenScene occupancy label files, validated, into dense grids."""
+import os
+
+import numpy as np
+
+from occnet.constants import GRID_SHAPE, NUM_CLASSES
+from occnet.datasets.infos import DataError, MissingFileError
+from occnet.geometry import index1d_to_xyz, sparse_to_dense
+
+VERIFY_HINT = 'run tools/verify_dataset.py on the data root'
+NUM_VOXELS = int(np.prod(GRID_SHAPE))
+
+
+def load_npy(path, token, what='label file'):
+    """np.load with errors that name the file and the frame token."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f'missing {what} {path} for frame token {token}; '
+                               f'{VERIFY_HINT}')
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f'unreadable {what} {path} for frame token {token} ({err}); '
+                        f'{VERIFY_HINT}') from err
+
+
+def load_occupancy(path, token):
+    """Dense (200, 200, 16) uint8 labels (free = 11) from a `NNN_occ_final.npy` file of
+    integer (M, 2) [index1d, class] rows, after checking shape, dtype and ranges."""
+    occ = load_npy(path, token)
+    if occ.ndim != 2 or occ.shape[1] != 2 or not np.issubdtype(occ.dtype, np.integer):
+        raise DataError(f'label {path} (frame {token}) has shape {occ.shape} dtype '
+                        f'{occ.dtype}; expected integer (N, 2) [index1d, class]; {VERIFY_HINT}')
+    if occ.size and (occ[:, 0].min() < 0 or occ[:, 0].max() >= NUM_VOXELS or
+                     occ[:, 1].min() < 0 or occ[:, 1].max() >= NUM_CLASSES):
+        raise DataError(f'label {path} (frame {token}) holds voxel indices outside '
+                        f'[0, {NUM_VOXELS}) or classes outside [0, {NUM_CLASSES}); '
+                        f'{VERIFY_HINT}')
+    return sparse_to_dense(occ)
+
+
+def load_visible_mask(path, token):
+    """(200, 200, 16) bool, False at the voxels listed (1-D index1d) in an invalid file."""
+    invalid = load_npy(path, token, 'invalid-voxel file').reshape(-1)
+    if not np.issubdtype(invalid.dtype, np.integer) or (
+            invalid.size and (invalid.min() < 0 or invalid.max() >= NUM_VOXELS)):
+        raise DataError(f'invalid-voxel file {path} (frame {token}) must hold integer voxel '
+                        f'indices in [0, {NUM_VOXELS}); {VERIFY_HINT}')
+    visible = np.ones(GRID_SHAPE, dtype=bool)
+    xyz = index1d_to_xyz(invalid)
+    visible[xyz[:, 0], xyz[:, 1], xyz[:, 2]] = False
+    return visible

@@ -1,0 +1,67 @@
+"""Loading the 8 camera images, their projections, and the occupancy labels of a frame."""
+import os
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from occnet.constants import CAMERA_NAMES
+from occnet.datasets.infos import DataError
+from occnet.datasets.labels import VERIFY_HINT, load_occupancy, load_visible_mask
+from occnet.geometry import lidar2img_matrix
+from occnet.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class LoadMultiViewImages(BaseTransform):
+    """Decode the cameras of a frame in the fixed order (constants.CAMERA_NAMES).
+
+    Reads `results['img_paths']` (N,) and `results['cams']`; adds `imgs` (list of N uint8
+    (H, W, 3) RGB arrays), `lidar2img` (N, 4, 4) float64 for the original pixels,
+    `img_shape` and `ori_shape` (H, W).
+    """
+
+    def transform(self, results):
+        imgs = []
+        for cam, path in zip(CAMERA_NAMES, results['img_paths']):
+            img = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+            if img is None:
+                state = 'unreadable (corrupt?)' if os.path.isfile(path) else 'missing'
+                raise DataError(f'{state} image {path} for frame token {results["token"]} '
+                                f'({cam}); {VERIFY_HINT}')
+            imgs.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        if len({im.shape for im in imgs}) != 1:
+            raise DataError(f'cameras of frame {results["token"]} have different sizes '
+                            f'{[im.shape for im in imgs]}')
+        results['imgs'] = imgs
+        results['lidar2img'] = np.stack(
+            [lidar2img_matrix(results['cams'][cam]) for cam in CAMERA_NAMES])
+        results['img_shape'] = results['ori_shape'] = imgs[0].shape[:2]
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadOccupancyLabel(BaseTransform):
+    """Sparse OpenScene labels -> dense (200, 200, 16) uint8 `voxel_semantics`, free = 11.
+
+    Reads `occ_gt_final_path` ((M, 2) [index1d, class]) and, when present and
+    `with_invalid`, `occ_invalid_path` (1-D index1d of voxels no camera sees) into
+    `mask_camera` (X, Y, Z) bool (True = visible). Frames whose `with_label` is False (history
+    frames of a temporal queue) are passed through.
+    """
+
+    def __init__(self, with_invalid=True):
+        self.with_invalid = with_invalid
+
+    def transform(self, results):
+        if not results.get('with_label', True):
+            return results
+        token, path = results['token'], results.get('occ_gt_final_path')
+        if path is None:
+            raise DataError(f'frame {token} has no occupancy label; collect the infos with '
+                            f'tools/collect_data.py, which keeps unlabelled frames out')
+        results['voxel_semantics'] = load_occupancy(path, token)
+        invalid_path = results.get('occ_invalid_path')
+        if self.with_invalid and invalid_path is not None:
+            results['mask_camera'] = load_visible_mask(invalid_path, token)
+        return results

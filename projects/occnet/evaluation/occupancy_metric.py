@@ -1,0 +1,192 @@
+"""mmengine metric for semantic occupancy: per-frame confusion matrices, summed over the split
+on every rank (duplicates from padded distributed samplers removed by frame token)."""
+import logging
+import math
+
+import numpy as np
+import torch
+from mmengine.dist import all_gather_object, is_main_process
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+
+from occnet.constants import NUM_CLASSES
+from occnet.evaluation.occupancy_metrics import confusion_matrix, summarize_split
+from occnet.evaluation.report import format_table, save_prediction, write_json
+from occnet.registry import METRICS
+
+SCALAR_KEYS = ('miou', 'miou_16', 'iou', 'precision', 'recall', 'fg_miou')
+
+
+def _field(sample, key):
+    """`sample[key]` of a dict or a data element (data or metainfo field); None if absent."""
+    if hasattr(sample, 'get'):
+        return sample.get(key)
+    return getattr(sample, key, None)
+
+
+def _to_numpy(array):
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def sum_unique_frames(records):
+    """Sum per-frame confusion matrices, counting each frame token once.
+
+    Args:
+        records: iterable of (token, cm (12, 12), cm_masked (12, 12) or None).
+    Returns:
+        (cm, cm_masked or None, num_frames, num_frames_masked, num_duplicates); the masked
+        matrix sums the frames that have a mask.
+    """
+    seen = set()
+    cm_total, cm_masked_total = None, None
+    num_masked = num_duplicates = 0
+    for token, cm, cm_masked in records:
+        if token in seen:
+            num_duplicates += 1
+            continue
+        seen.add(token)
+        cm_total = cm.copy() if cm_total is None else cm_total + cm
+        if cm_masked is not None:
+            num_masked += 1
+            cm_masked_total = (cm_masked.copy() if cm_masked_total is None
+                               else cm_masked_total + cm_masked)
+    return cm_total, cm_masked_total, len(seen), num_masked, num_duplicates
+
+
+@METRICS.register_module()
+class OccupancyMetric(BaseMetric):
+    """Semantic occupancy IoU, mIoU (8 real classes), mIoU-16 and geometric IoU.
+
+    Each rank stores one small record per frame (token and 12x12 confusion matrices);
+    `evaluate` gathers all ranks' records, drops repeated tokens, sums and summarises, so
+    every rank returns the same numbers whatever the sampler's split or padding.
+
+    Args:
+        out_dir: when set, each prediction is also written as `<out_dir>/<token>.npz`
+            (contract 4: `semantics` uint8 (X, Y, Z), `flow` float32 (X, Y, Z, 2) if predicted).
+        out_json: when set, the main rank writes the summary (`summarize_split`) there.
+        print_table: log the per-class table after evaluation.
+        prefix: key prefix of the returned metrics; default 'occ' (e.g. 'occ/miou').
+    Attributes:
+        last_summary: the un-prefixed summary of the last `evaluate` (with `per_class`,
+            None where undefined), as written to `out_json`.
+    """
+
+    default_prefix = 'occ'
+
+    def __init__(self, out_dir=None, out_json=None, print_table=True, collect_device='cpu',
+                 prefix=None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.out_dir = out_dir
+        self.out_json = out_json
+        self.print_table = print_table
+        self.last_summary = None
+
+    def process(self, data_batch, data_samples):
+        """Confusion matrices of one batch.
+
+        Args:
+            data_batch: dict whose `data_samples` hold, per sample, `voxel_semantics`
+                (X, Y, Z) uint8 (11 free, 255 ignore) and optionally `mask_camera` (X, Y, Z)
+                bool (True = visible).
+            data_samples: model outputs, one dict per sample with `token`, `occ_pred`
+                (X, Y, Z) classes 0..11 and optionally `flow_pred` (X, Y, Z, 2).
+        """
+        gt_samples = data_batch['data_samples']
+        if len(gt_samples) != len(data_samples):
+            raise ValueError(f'batch has {len(gt_samples)} ground-truth samples but the model '
+                             f'returned {len(data_samples)} predictions')
+        for gt_sample, pred_sample in zip(gt_samples, data_samples):
+            token = _field(pred_sample, 'token') or _field(gt_sample, 'token')
+            if token is None:
+                raise KeyError('prediction carries no `token`; the model must copy each '
+                               "sample's metainfo token into its output")
+            occ_pred = _field(pred_sample, 'occ_pred')
+            voxel_semantics = _field(gt_sample, 'voxel_semantics')
+            if occ_pred is None or voxel_semantics is None:
+                missing = 'occ_pred in the prediction' if occ_pred is None else \
+                    'voxel_semantics in data_batch["data_samples"]'
+                raise KeyError(f'frame token {token}: no {missing}')
+            occ_pred = _to_numpy(occ_pred)
+            voxel_semantics = _to_numpy(voxel_semantics)
+            mask_camera = _field(gt_sample, 'mask_camera')
+            try:
+                cm = confusion_matrix(voxel_semantics, occ_pred)
+                cm_masked = None if mask_camera is None else confusion_matrix(
+                    voxel_semantics, occ_pred, mask=_to_numpy(mask_camera))
+            except ValueError as err:
+                raise ValueError(f'frame token {token}: {err}') from err
+            self.results.append((str(token), cm, cm_masked))
+
+            if self.out_dir is not None:
+                flow_pred = _field(pred_sample, 'flow_pred')
+                save_prediction(self.out_dir, token, occ_pred,
+                                None if flow_pred is None else _to_numpy(flow_pred))
+
+    def compute_metrics(self, results):
+        """Summary of all records (every rank's, already gathered); returns the scalar
+        metrics, un-prefixed, NaN where undefined. Sets `last_summary`, logs the table and
+        writes `out_json` (main rank)."""
+        cm, cm_masked, num_frames, num_masked, num_duplicates = sum_unique_frames(results)
+        if cm is None:
+            print_log('OccupancyMetric received no frames; metrics are undefined',
+                      logger='current', level=logging.WARNING)
+            cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+        if num_duplicates:
+            print_log(f'OccupancyMetric: counted {num_frames} frames once each, dropped '
+                      f'{num_duplicates} repeats (distributed sampler padding)',
+                      logger='current')
+        if cm_masked is not None and num_masked < num_frames:
+            print_log(f'OccupancyMetric: only {num_masked} of {num_frames} frames carry '
+                      '`mask_camera`; masked metrics cover those frames only',
+                      logger='current', level=logging.WARNING)
+        summary = summarize_split(cm, cm_masked, num_frames, num_masked)
+        self.last_summary = summary
+
+        if self.print_table:
+            print_log('Occupancy evaluation\n' + format_table(summary), logger='current')
+        if self.out_json is not None and is_main_process():
+            write_json(summary, self.out_json)
+            print_log(f'occupancy metrics written to {self.out_json}', logger='current')
+        return flatten_summary(summary)
+
+    def evaluate(self, size):
+        """Gather every rank's records with `all_gather_object`, count each token once,
+        and summarise identically on all ranks.
+
+        Args:
+            size: number of frames in the dataset; a different number of unique frames
+                is reported as a warning.
+        Returns:
+            dict of scalar metrics with prefixed keys, e.g. {'occ/miou': 7.5, ...}.
+        """
+        gathered = all_gather_object(self.results)
+        results = [record for rank_records in gathered for record in rank_records]
+        self.results.clear()
+        metrics = self.compute_metrics(results)
+        num_frames = self.last_summary['num_frames']
+        if num_frames != size:
+            print_log(f'OccupancyMetric evaluated {num_frames} unique frames but the dataset '
+                      f'has {size}', logger='current', level=logging.WARNING)
+        if self.prefix:
+            metrics = {f'{self.prefix}/{key}': value for key, value in metrics.items()}
+        return metrics
+
+
+def flatten_summary(summary):
+    """Scalar metrics of a summary for the runner's log: the headline figures, their
+    `_masked` variants and `<class>_iou` per class; undefined values become NaN."""
+    def number(value):
+        return math.nan if value is None else float(value)
+
+    flat = {}
+    for key in SCALAR_KEYS:
+        flat[key] = number(summary[key])
+    if 'miou_masked' in summary:
+        for key in SCALAR_KEYS:
+            flat[f'{key}_masked'] = number(summary[f'{key}_masked'])
+    for name, iou in summary['per_class'].items():
+        flat[f'{name}_iou'] = number(iou)
+    return flat

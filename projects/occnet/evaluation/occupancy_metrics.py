@@ -1,0 +1,146 @@
+"""Semantic occupancy metrics from a voxel confusion matrix (pure numpy).
+
+A frame contributes a confusion matrix over its voxels (`confusion_matrix`); matrices are summed
+over the whole split and only then turned into IoUs (`summarize_confusion`), so every IoU is
+TP / (TP + FP + FN) over all voxels of all frames, never a mean of per-frame IoUs.
+"""
+import numpy as np
+
+from occnet.constants import (CLASS_NAMES, FOREGROUND_MAX, FREE_INDEX, IGNORE_INDEX,
+                              NUM_CLASSES, NUM_METRIC_SLOTS_BASELINE, REAL_CLASS_INDICES)
+
+
+def confusion_matrix(gt, pred, num_classes=NUM_CLASSES, mask=None):
+    """Voxel confusion matrix of one frame (or any batch of voxels).
+
+    Args:
+        gt: integer label grid of any shape, e.g. (X, Y, Z); classes 0..num_classes-1
+            (free = FREE_INDEX) or IGNORE_INDEX for voxels left out.
+        pred: integer predicted classes, same shape as `gt`, values 0..num_classes-1.
+        num_classes: number of labels including free.
+        mask: optional bool array of `gt`'s shape; voxels where it is False are left out
+            (e.g. the camera-visibility mask, True = visible).
+    Returns:
+        (num_classes, num_classes) int64 counts; rows = ground truth, columns = prediction.
+    """
+    gt = np.asarray(gt)
+    pred = np.asarray(pred)
+    if gt.shape != pred.shape:
+        raise ValueError(f'ground truth shape {gt.shape} and prediction shape {pred.shape} '
+                         'differ; both must be the dense (X, Y, Z) grid')
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != gt.shape:
+            raise ValueError(f'mask shape {mask.shape} differs from ground truth shape '
+                             f'{gt.shape}')
+    if pred.size == 0:
+        return np.zeros((num_classes, num_classes), dtype=np.int64)
+    pred_min, pred_max = int(pred.min()), int(pred.max())
+    if pred_min < 0 or pred_max >= num_classes:
+        bad = pred_max if pred_max >= num_classes else pred_min
+        raise ValueError(f'prediction holds class {bad}; expected 0..{num_classes - 1} '
+                         f'(free = {FREE_INDEX}); pass class indices, not logits or ignore')
+
+    keep = gt != IGNORE_INDEX
+    if mask is not None:
+        keep &= mask
+    gt_kept = gt[keep].astype(np.int64)
+    if gt_kept.size and (gt_kept.min() < 0 or gt_kept.max() >= num_classes):
+        bad = int(gt_kept.max() if gt_kept.max() >= num_classes else gt_kept.min())
+        raise ValueError(f'ground truth holds class {bad}; expected 0..{num_classes - 1} '
+                         f'or {IGNORE_INDEX} (ignore)')
+    flat = gt_kept * num_classes + pred[keep]
+    counts = np.bincount(flat, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def _percent(numerator, denominator):
+    """100 * numerator / denominator as a float, or None when the denominator is 0."""
+    return 100.0 * float(numerator) / float(denominator) if denominator > 0 else None
+
+
+def _mean(values):
+    """Mean of the values that are not None, or None when there are none."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def class_ious(cm):
+    """Per-slot IoU (%) of every class index 0..N-2 (all but free) of a confusion matrix.
+
+    Returns a list of length N-1 with TP / (TP + FP + FN) * 100, or None for a class with no
+    ground truth and no prediction (TP + FP + FN == 0).
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    tp = np.diag(cm)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    return [_percent(tp[c], tp[c] + fp[c] + fn[c]) for c in range(cm.shape[0] - 1)]
+
+
+def summarize_confusion(cm):
+    """Occupancy metrics of a (12, 12) confusion matrix summed over frames.
+
+    All values are percentages (floats) or None where undefined (a zero denominator).
+
+    Args:
+        cm: (NUM_CLASSES, NUM_CLASSES) counts from `confusion_matrix`, rows = ground truth.
+    Returns:
+        dict with
+        - `per_class`: {class name: IoU %} for the 8 real classes (REAL_CLASS_INDICES);
+          IoU = TP / (TP + FP + FN); None when the class has neither ground truth nor a
+          prediction anywhere. A class predicted but absent from the ground truth has IoU 0.
+        - `miou`: mean of `per_class` over the classes that are not None (the headline).
+        - `miou_16`: the published baseline's figure: the IoUs of class slots 0..10 (absent
+          classes and the unused slots count 0) summed and divided by 16.
+        - `iou`: geometric IoU of occupied (any class but free) against free.
+        - `precision`, `recall`: of occupied voxels, TP / (TP + FP) and TP / (TP + FN).
+        - `fg_miou`: mean IoU over the present real classes with index < FOREGROUND_MAX
+          (everything but background).
+        - `num_voxels`: voxels counted (ignored and masked-out voxels excluded), int.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    if cm.shape != (NUM_CLASSES, NUM_CLASSES):
+        raise ValueError(f'confusion matrix has shape {cm.shape}; expected '
+                         f'({NUM_CLASSES}, {NUM_CLASSES}) (classes 0..10 plus free)')
+    slot_ious = class_ious(cm)
+    per_class = {CLASS_NAMES[c]: slot_ious[c] for c in REAL_CLASS_INDICES}
+    foreground = [slot_ious[c] for c in REAL_CLASS_INDICES if c < FOREGROUND_MAX]
+
+    occupied = np.arange(NUM_CLASSES) != FREE_INDEX
+    occ_tp = int(cm[np.ix_(occupied, occupied)].sum())
+    occ_fp = int(cm[FREE_INDEX, occupied].sum())
+    occ_fn = int(cm[occupied, FREE_INDEX].sum())
+    return {
+        'per_class': per_class,
+        'miou': _mean(per_class.values()),
+        'miou_16': sum(v or 0.0 for v in slot_ious) / NUM_METRIC_SLOTS_BASELINE,
+        'iou': _percent(occ_tp, occ_tp + occ_fp + occ_fn),
+        'precision': _percent(occ_tp, occ_tp + occ_fp),
+        'recall': _percent(occ_tp, occ_tp + occ_fn),
+        'fg_miou': _mean(foreground),
+        'num_voxels': int(cm.sum()),
+    }
+
+
+def summarize_split(cm, cm_masked=None, num_frames=None, num_frames_masked=None):
+    """The report of a whole split: `summarize_confusion` of the summed matrix, plus the same
+    metrics with the camera mask under `<key>_masked` keys (e.g. `miou_masked`,
+    `per_class_masked`) when a masked matrix is given.
+
+    Args:
+        cm: (12, 12) confusion matrix summed over all frames.
+        cm_masked: optional (12, 12) matrix over camera-visible voxels only.
+        num_frames, num_frames_masked: frame counts recorded in the report when given.
+    Returns:
+        dict as described; this is what tools/eval_occ.py and OccupancyMetric write as JSON.
+    """
+    summary = summarize_confusion(cm)
+    if num_frames is not None:
+        summary['num_frames'] = int(num_frames)
+    if cm_masked is not None:
+        for key, value in summarize_confusion(cm_masked).items():
+            summary[f'{key}_masked'] = value
+        if num_frames_masked is not None:
+            summary['num_frames_masked'] = int(num_frames_masked)
+    return summary

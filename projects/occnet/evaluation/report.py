@@ -1,0 +1,119 @@
+"""Files and text that occupancy evaluation produces: the per-class table, the JSON summary
+(`summarize_split`) and the per-frame prediction files of contract 4 (`<token>.npz`)."""
+import json
+import os
+import tempfile
+
+import numpy as np
+
+ROWS_AFTER_CLASSES = (
+    ('mIoU (real classes)', 'miou'),
+    ('mIoU-16 (baseline)', 'miou_16'),
+    ('foreground mIoU', 'fg_miou'),
+    ('geometric IoU', 'iou'),
+    ('occupied precision', 'precision'),
+    ('occupied recall', 'recall'),
+)
+
+
+def _cell(value, width):
+    return f'{value:>{width}.2f}' if value is not None else f'{"-":>{width}}'
+
+
+def format_table(summary):
+    """Per-class IoU table of a summary, then mIoU, mIoU-16, geometric IoU, precision and
+    recall; a second column with the camera-masked figures when the summary has them.
+
+    Args:
+        summary: dict from `summarize_confusion` / `summarize_split` (percentages or None).
+    Returns:
+        multi-line str; '-' marks a class with no ground truth and no prediction.
+    """
+    masked = 'per_class_masked' in summary
+    name_width = max(len(name) for name, _ in ROWS_AFTER_CLASSES)
+    name_width = max([name_width] + [len(name) for name in summary['per_class']])
+    header = f'{"class":<{name_width}}  {"IoU %":>8}' + (f'  {"masked %":>8}' if masked else '')
+    rule = '-' * len(header)
+    lines = [header, rule]
+
+    def row(label, value, value_masked):
+        line = f'{label:<{name_width}}  {_cell(value, 8)}'
+        return line + (f'  {_cell(value_masked, 8)}' if masked else '')
+
+    for name, iou in summary['per_class'].items():
+        lines.append(row(name, iou, summary['per_class_masked'].get(name) if masked else None))
+    lines.append(rule)
+    for label, key in ROWS_AFTER_CLASSES:
+        lines.append(row(label, summary.get(key), summary.get(f'{key}_masked')))
+    counts = []
+    if 'num_frames' in summary:
+        counts.append(f'{summary["num_frames"]} frames')
+    counts.append(f'{summary["num_voxels"]:,} voxels')
+    if masked:
+        counts.append(f'{summary["num_voxels_masked"]:,} visible voxels')
+    lines.append(rule)
+    lines.append(', '.join(counts))
+    return '\n'.join(lines)
+
+
+def write_json(summary, path):
+    """Write a summary as indented JSON, atomically (a temporary file in the same folder,
+    then a rename), creating the folder if needed. None values are written as null."""
+    text = json.dumps(summary, indent=2) + '\n'
+    _replace_atomically(path, lambda f: f.write(text.encode()))
+
+
+def _replace_atomically(path, write):
+    """Call `write(file_object)` on a temporary file next to `path`, then rename it to
+    `path`, so readers (and other ranks writing the same file) never see a partial file."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix='.tmp_')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def prediction_path(pred_dir, token):
+    """Path of the prediction file of frame `token`: `<pred_dir>/<token>.npz`."""
+    return os.path.join(pred_dir, f'{token}.npz')
+
+
+def save_prediction(pred_dir, token, semantics, flow=None):
+    """Write one frame's prediction as `<pred_dir>/<token>.npz` (contract 4), atomically.
+
+    Args:
+        semantics: (X, Y, Z) integer classes 0..10, 11 = free; stored as uint8 `semantics`.
+        flow: optional (X, Y, Z, 2) velocity m/s in the lidar frame; stored as float32 `flow`.
+    Returns:
+        the path written.
+    """
+    arrays = {'semantics': np.asarray(semantics).astype(np.uint8, copy=False)}
+    if flow is not None:
+        arrays['flow'] = np.asarray(flow).astype(np.float32, copy=False)
+    path = prediction_path(pred_dir, token)
+    _replace_atomically(path, lambda f: np.savez_compressed(f, **arrays))
+    return path
+
+
+def load_prediction(pred_dir, token):
+    """(X, Y, Z) predicted classes of frame `token` from `<pred_dir>/<token>.npz`.
+
+    Raises FileNotFoundError naming the path and token when the file is missing, KeyError
+    when it lacks `semantics`.
+    """
+    path = prediction_path(pred_dir, token)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'missing prediction {path} for frame token {token}')
+    with np.load(path) as data:
+        if 'semantics' not in data:
+            raise KeyError(f'prediction {path} for frame token {token} has no `semantics` '
+                           f'array (found {sorted(data.keys())})')
+        return data['semantics']

@@ -1,0 +1,137 @@
+"""Pure geometry helpers: poses, camera projection and occupancy index conversions.
+
+Conventions (shared/OPENSCENE_FORMAT.md): quaternions are [w, x, y, z]; 4x4 matrices act on
+column vectors; dense occupancy grids are indexed [x, y, z] with shape GRID_SHAPE; sparse labels
+use index1d = z * X * Y + y * X + x.
+"""
+import numpy as np
+from pyquaternion import Quaternion
+
+from occnet.constants import FREE_INDEX, GRID_SHAPE, POINT_CLOUD_RANGE, VOXEL_SIZE
+
+
+def quaternion_to_matrix(quat_wxyz):
+    """Rotation matrix (3, 3) of a unit quaternion given as [w, x, y, z]."""
+    return Quaternion(np.asarray(quat_wxyz, dtype=np.float64)).rotation_matrix
+
+
+def pose_matrix(translation, rotation):
+    """Homogeneous (4, 4) transform from a translation (3,) and a rotation (quaternion [w,x,y,z]
+    or a (3, 3) matrix)."""
+    rotation = np.asarray(rotation, dtype=np.float64)
+    mat = np.eye(4)
+    mat[:3, :3] = quaternion_to_matrix(rotation) if rotation.shape == (4,) else rotation
+    mat[:3, 3] = np.asarray(translation, dtype=np.float64)
+    return mat
+
+
+def lidar2cam_matrix(sensor2lidar_rotation, sensor2lidar_translation):
+    """(4, 4) transform from lidar to camera coordinates (OpenCV camera: x right, y down,
+    z forward), built as the baseline does: R = inv(sensor2lidar_rotation), t = -R @ t_s2l."""
+    rot = np.linalg.inv(np.asarray(sensor2lidar_rotation, dtype=np.float64))
+    mat = np.eye(4)
+    mat[:3, :3] = rot
+    mat[:3, 3] = -rot @ np.asarray(sensor2lidar_translation, dtype=np.float64)
+    return mat
+
+
+def lidar2img_matrix(cam_info, scale=(1.0, 1.0)):
+    """(4, 4) projection from lidar coordinates to pixels of one camera.
+
+    Args:
+        cam_info: dict with `sensor2lidar_rotation` (3, 3), `sensor2lidar_translation` (3,)
+            and `cam_intrinsic` (3, 3), as in the OpenScene `cams[CAM_*]` entries.
+        scale: (sx, sy) image resize factors applied after loading; they scale the first
+            two rows of the intrinsic.
+    """
+    intrinsic = np.eye(4)
+    intrinsic[:3, :3] = np.asarray(cam_info['cam_intrinsic'], dtype=np.float64)
+    intrinsic[0] *= scale[0]
+    intrinsic[1] *= scale[1]
+    lidar2cam = lidar2cam_matrix(cam_info['sensor2lidar_rotation'],
+                                 cam_info['sensor2lidar_translation'])
+    return intrinsic @ lidar2cam
+
+
+def project_points(points, lidar2img, eps=1e-5):
+    """Project lidar points into one camera.
+
+    Args:
+        points: (N, 3) metres in the lidar frame.
+        lidar2img: (4, 4) projection.
+    Returns:
+        uv: (N, 2) pixel coordinates (x to the right, y down).
+        depth: (N,) metres along the optical axis; a point is in front of the camera where
+            depth > eps (uv is meaningless otherwise).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    homo = np.concatenate([points, np.ones((len(points), 1))], axis=1) @ lidar2img.T
+    depth = homo[:, 2]
+    uv = homo[:, :2] / np.maximum(depth, eps)[:, None]
+    return uv, depth
+
+
+def voxel_centers(grid_shape=GRID_SHAPE, pc_range=POINT_CLOUD_RANGE, voxel_size=VOXEL_SIZE):
+    """Centres of all voxels, (X, Y, Z, 3) metres in the lidar frame."""
+    axes = [pc_range[i] + (np.arange(grid_shape[i]) + 0.5) * voxel_size for i in range(3)]
+    return np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1)
+
+
+def points_to_voxel_indices(points, grid_shape=GRID_SHAPE, pc_range=POINT_CLOUD_RANGE,
+                            voxel_size=VOXEL_SIZE):
+    """Integer voxel indices (N, 3) of lidar points (N, 3) and a mask (N,) of those inside."""
+    idx = np.floor((np.asarray(points) - np.asarray(pc_range[:3])) / voxel_size).astype(np.int64)
+    inside = np.all((idx >= 0) & (idx < np.asarray(grid_shape)), axis=1)
+    return idx, inside
+
+
+def xyz_to_index1d(xyz, grid_shape=GRID_SHAPE):
+    """Flat sparse index z * X * Y + y * X + x of integer voxel coordinates (N, 3)."""
+    xyz = np.asarray(xyz, dtype=np.int64)
+    size_x, size_y, _ = grid_shape
+    return xyz[:, 2] * size_x * size_y + xyz[:, 1] * size_x + xyz[:, 0]
+
+
+def index1d_to_xyz(index1d, grid_shape=GRID_SHAPE):
+    """Inverse of `xyz_to_index1d`: (N,) flat indices to (N, 3) voxel coordinates [x, y, z]."""
+    index1d = np.asarray(index1d, dtype=np.int64)
+    size_x, size_y, _ = grid_shape
+    return np.stack([index1d % size_x, (index1d // size_x) % size_y,
+                     index1d // (size_x * size_y)], axis=1)
+
+
+def sparse_to_dense(occ_sparse, grid_shape=GRID_SHAPE, free_index=FREE_INDEX):
+    """Dense label grid (X, Y, Z) uint8 from sparse `[index1d, class]` rows (N, 2);
+    voxels not listed are free."""
+    occ_sparse = np.asarray(occ_sparse).reshape(-1, 2).astype(np.int64)
+    dense = np.full(grid_shape, free_index, dtype=np.uint8)
+    xyz = index1d_to_xyz(occ_sparse[:, 0], grid_shape)
+    dense[xyz[:, 0], xyz[:, 1], xyz[:, 2]] = occ_sparse[:, 1]
+    return dense
+
+
+def dense_to_sparse(dense, free_index=FREE_INDEX, ignore_index=None):
+    """Sparse `[index1d, class]` rows (N, 2) int64, sorted by index1d, of the occupied voxels
+    of a dense (X, Y, Z) grid (free and, if given, ignored voxels are left out)."""
+    keep = dense != free_index
+    if ignore_index is not None:
+        keep &= dense != ignore_index
+    xyz = np.argwhere(keep)
+    index1d = xyz_to_index1d(xyz, dense.shape)
+    order = np.argsort(index1d)
+    return np.stack([index1d[order], dense[keep][order].astype(np.int64)], axis=1)
+
+
+def flow_sparse_to_dense(occ_sparse, flow_sparse, grid_shape=GRID_SHAPE):
+    """Dense flow (X, Y, Z, 2) float32 m/s from sparse flow rows (N, 2) aligned with the
+    sparse occupancy rows (N, 2); zero where free."""
+    occ_sparse = np.asarray(occ_sparse).reshape(-1, 2).astype(np.int64)
+    dense = np.zeros((*grid_shape, 2), dtype=np.float32)
+    xyz = index1d_to_xyz(occ_sparse[:, 0], grid_shape)
+    dense[xyz[:, 0], xyz[:, 1], xyz[:, 2]] = np.asarray(flow_sparse, dtype=np.float32)
+    return dense
+
+
+def relative_pose(src_lidar2global, dst_lidar2global):
+    """(4, 4) transform taking points from the src lidar frame into the dst lidar frame."""
+    return np.linalg.inv(dst_lidar2global) @ src_lidar2global

@@ -1,0 +1,3 @@
+from occnet.models.backbones.resnet import TorchvisionResNet
+
+__all__ = ['TorchvisionResNet']

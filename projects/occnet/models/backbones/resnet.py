@@ -1,0 +1,78 @@
+"""torchvision ResNet as a multi-level image backbone."""
+import torch.nn as nn
+import torchvision
+from mmengine.model import BaseModule
+
+from occnet.models.backbones.pretrained import load_backbone_weights
+from occnet.registry import MODELS
+
+_ARCHS = {18: 'resnet18', 34: 'resnet34', 50: 'resnet50', 101: 'resnet101'}
+
+
+@MODELS.register_module()
+class TorchvisionResNet(BaseModule):
+    """ResNet from torchvision returning the feature maps of selected stages.
+
+    Args:
+        depth: 18, 34, 50 or 101.
+        out_indices: stages to return, 0..3 = layer1..layer4 (strides 4, 8, 16, 32).
+        frozen_stages: as in mmdet: -1 trains everything, 0 freezes the stem, k freezes the
+            stem and layer1..layer k (no gradient, BatchNorm in eval mode).
+        norm_eval: keep BatchNorm layers in eval mode (frozen statistics) while training.
+        weights: None (random init), a torchvision weights name such as
+            'IMAGENET1K_V1', or a local checkpoint path.
+    Returns (forward):
+        tuple of (B, C_i, H / s_i, W / s_i) tensors, one per `out_indices` entry.
+    """
+
+    def __init__(self, depth=50, out_indices=(3,), frozen_stages=-1, norm_eval=False,
+                 weights=None, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if depth not in _ARCHS:
+            raise ValueError(f'TorchvisionResNet depth must be one of {sorted(_ARCHS)}, '
+                             f'got {depth}')
+        self.arch = _ARCHS[depth]
+        net = getattr(torchvision.models, self.arch)(weights=None)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        expansion = 1 if depth < 50 else 4
+        self.out_channels = [64 * 2**i * expansion for i in self.out_indices]
+        self.weights = weights
+        self._freeze()
+
+    def init_weights(self):
+        if self.weights is None:
+            return
+        load_backbone_weights(self, self.arch, self.weights)
+
+    def _freeze(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.stem] + list(self.stages[:self.frozen_stages])
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    def forward(self, images):
+        x = self.stem(images)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            if i > max(self.out_indices):
+                break
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

@@ -1,0 +1,5 @@
+from occnet.models.bev_encoders.encoder import BEVFormerEncoder
+from occnet.models.bev_encoders.spatial_cross_attention import SpatialCrossAttention
+from occnet.models.bev_encoders.temporal_self_attention import TemporalSelfAttention
+
+__all__ = ['BEVFormerEncoder', 'SpatialCrossAttention', 'TemporalSelfAttention']

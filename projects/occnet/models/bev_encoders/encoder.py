@@ -1,0 +1,124 @@
+"""BEVFormer encoder: learned BEV queries refined by temporal self-attention and spatial
+cross-attention over the cameras."""
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from occnet.constants import CAMERA_NAMES, POINT_CLOUD_RANGE
+from occnet.models.bev_encoders.bev_grid import (align_prev_bev, bev_reference_points_2d,
+                                                 pillar_reference_points, project_to_cameras)
+from occnet.models.bev_encoders.spatial_cross_attention import SpatialCrossAttention
+from occnet.models.bev_encoders.temporal_self_attention import TemporalSelfAttention
+from occnet.registry import MODELS
+
+
+class BEVFormerLayer(nn.Module):
+    """temporal self-attn -> norm -> spatial cross-attn -> norm -> FFN -> norm."""
+
+    def __init__(self, temporal_attn, spatial_attn, embed_dims, ffn_dims, dropout):
+        super().__init__()
+        self.temporal_attn = temporal_attn
+        self.spatial_attn = spatial_attn
+        self.ffn = nn.Sequential(nn.Linear(embed_dims, ffn_dims), nn.ReLU(inplace=True),
+                                 nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims),
+                                 nn.Dropout(dropout))
+        self.norms = nn.ModuleList(nn.LayerNorm(embed_dims) for _ in range(3))
+
+    def forward(self, query, query_pos, prev_bev, ref_2d, bev_hw, img_feats, spatial_shapes,
+                ref_cam, visible):
+        query = self.norms[0](self.temporal_attn(query, query_pos, prev_bev, ref_2d, bev_hw))
+        query = self.norms[1](self.spatial_attn(query, query_pos, img_feats, spatial_shapes,
+                                                ref_cam, visible))
+        return self.norms[2](query + self.ffn(query))
+
+
+@MODELS.register_module()
+class BEVFormerEncoder(BaseModule):
+    """Builds a (B, bev_h * bev_w, C) BEV feature from multi-camera image features.
+
+    Args:
+        bev_h, bev_w: BEV cells along lidar x and y.
+        embed_dims: channels C (must equal the neck's output channels).
+        num_layers: encoder layers.
+        num_heads: attention heads.
+        num_levels: image feature levels used.
+        num_cams: cameras.
+        num_points_in_pillar: D height anchors per pillar.
+        temporal_points: sampling points per head and frame in temporal self-attention.
+        spatial_points: sampling points per head and level in spatial cross-attention.
+        ffn_dims: hidden size of the FFN.
+        dropout: dropout rate.
+        pc_range: metric range covered by the BEV, [x_min, y_min, z_min, x_max, y_max, z_max].
+        pillar_z_range: (z_min, z_max) metres spanned by the pillar anchors; defaults to the
+            pc_range heights. Narrowing it to where objects are puts more anchors on them.
+    """
+
+    def __init__(self, bev_h=200, bev_w=200, embed_dims=256, num_layers=3, num_heads=8,
+                 num_levels=1, num_cams=len(CAMERA_NAMES), num_points_in_pillar=4,
+                 temporal_points=4, spatial_points=8, ffn_dims=512, dropout=0.1,
+                 pc_range=POINT_CLOUD_RANGE, pillar_z_range=None, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.bev_h, self.bev_w, self.embed_dims = bev_h, bev_w, embed_dims
+        self.pc_range = tuple(pc_range)
+        self.bev_queries = nn.Embedding(bev_h * bev_w, embed_dims)
+        self.row_embed = nn.Embedding(bev_h, embed_dims // 2)
+        self.col_embed = nn.Embedding(bev_w, embed_dims - embed_dims // 2)
+        self.cams_embeds = nn.Parameter(torch.randn(num_cams, embed_dims) * 0.02)
+        self.level_embeds = nn.Parameter(torch.randn(num_levels, embed_dims) * 0.02)
+        self.layers = nn.ModuleList(
+            BEVFormerLayer(
+                TemporalSelfAttention(embed_dims, num_heads, temporal_points, dropout),
+                SpatialCrossAttention(embed_dims, num_heads, num_levels, spatial_points,
+                                      num_points_in_pillar, dropout),
+                embed_dims, ffn_dims, dropout) for _ in range(num_layers))
+        anchor_range = list(self.pc_range)
+        if pillar_z_range is not None:
+            anchor_range[2], anchor_range[5] = pillar_z_range
+        self.register_buffer('ref_3d', pillar_reference_points(
+            bev_h, bev_w, num_points_in_pillar, anchor_range), persistent=False)
+        self.register_buffer('ref_2d', bev_reference_points_2d(bev_h, bev_w), persistent=False)
+
+    def positional_embedding(self):
+        """(1, bev_h * bev_w, C) learned row (x) + column (y) embedding."""
+        rows = self.row_embed.weight[:, None, :].expand(-1, self.bev_w, -1)
+        cols = self.col_embed.weight[None, :, :].expand(self.bev_h, -1, -1)
+        return torch.cat([rows, cols], dim=-1).reshape(1, -1, self.embed_dims)
+
+    def flatten_features(self, mlvl_feats):
+        """(B, N, C, h_l, w_l) per level -> (B, N, S, C) with camera and level embeddings."""
+        flat = []
+        for level, feat in enumerate(mlvl_feats):
+            feat = feat.flatten(3).transpose(2, 3)  # (B, N, h*w, C)
+            flat.append(feat + self.cams_embeds[None, :, None] + self.level_embeds[level])
+        return torch.cat(flat, dim=2), [tuple(f.shape[-2:]) for f in mlvl_feats]
+
+    def forward(self, mlvl_feats, lidar2img, image_hw, padded_hw, prev_bev=None,
+                cur2prev=None, has_prev=None):
+        """
+        Args:
+            mlvl_feats: list of (B, N, C, h_l, w_l) camera features.
+            lidar2img: (B, N, 4, 4) projection to pixels of the network input.
+            image_hw: (B, 2) valid image height and width (pixels, before padding).
+            padded_hw: (H_pad, W_pad) input tensor size.
+            prev_bev: (B, HW, C) previous frame's BEV in its own grid, or None.
+            cur2prev: (B, 4, 4) current -> previous lidar transform (needed with prev_bev).
+            has_prev: (B,) bool, which samples have a usable prev_bev.
+        Returns:
+            (B, bev_h * bev_w, C) BEV features.
+        """
+        batch = mlvl_feats[0].shape[0]
+        query = self.bev_queries.weight[None].expand(batch, -1, -1)
+        query_pos = self.positional_embedding()
+        img_feats, spatial_shapes = self.flatten_features(mlvl_feats)
+        ref_cam, visible = project_to_cameras(self.ref_3d, lidar2img, image_hw, padded_hw)
+        ref_cam = ref_cam.to(img_feats.dtype)
+        if prev_bev is None:
+            prev = query
+        else:
+            aligned = align_prev_bev(prev_bev, cur2prev, self.bev_h, self.bev_w, self.pc_range)
+            keep = has_prev.view(batch, 1, 1).to(aligned.dtype)
+            prev = aligned * keep + query * (1 - keep)
+        for layer in self.layers:
+            query = layer(query, query_pos, prev, self.ref_2d, (self.bev_h, self.bev_w),
+                          img_feats, spatial_shapes, ref_cam, visible)
+        return query

@@ -1,0 +1,3 @@
+from occnet.models.detectors.bevformer_occ import BEVFormerOcc
+
+__all__ = ['BEVFormerOcc']

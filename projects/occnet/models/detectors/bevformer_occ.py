@@ -1,0 +1,114 @@
+"""BEVFormer-style camera-only occupancy model."""
+import numpy as np
+import torch
+from mmengine.model import BaseModel
+
+from occnet.registry import MODELS
+
+
+def _stack(values, device, dtype=torch.float32):
+    """Stack per-sample numpy/list metadata into one tensor on `device`."""
+    return torch.as_tensor(np.stack([np.asarray(v) for v in values]), dtype=dtype,
+                           device=device)
+
+
+@MODELS.register_module()
+class BEVFormerOcc(BaseModel):
+    """Image backbone + neck -> BEV encoder (temporal + spatial attention) -> occupancy head.
+
+    Training consumes a queue of T frames per sample (oldest first); the T - 1 history frames
+    run without gradient to build the previous BEV. Testing runs one frame per sample and
+    carries the BEV of the previous frame of the same scene (video mode).
+
+    Args:
+        img_backbone, img_neck, bev_encoder, occ_head: configs of the parts.
+        data_preprocessor: config of the `OccDataPreprocessor`.
+        video_test_mode: carry the previous BEV across test frames of a scene.
+    Data samples (dicts, one per sample) carry: `token`, `prev_token` (or None),
+    `lidar2img` (T, N, 4, 4), `img_shape` (H, W), `cur2prev` (T, 4, 4) from each frame's lidar
+    to the previous frame's, `queue_valid` (T,) bool, and in training `voxel_semantics`
+    (X, Y, Z) uint8 (optionally `mask_camera`).
+    """
+
+    def __init__(self, img_backbone, img_neck, bev_encoder, occ_head, data_preprocessor=None,
+                 video_test_mode=True, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.img_backbone = MODELS.build(img_backbone)
+        self.img_neck = MODELS.build(img_neck)
+        self.bev_encoder = MODELS.build(bev_encoder)
+        self.occ_head = MODELS.build(occ_head)
+        self.video_test_mode = video_test_mode
+        self._prev_frame = None  # {'token': str, 'bev': (1, HW, C)} in video test mode
+
+    def extract_img_feats(self, imgs):
+        """(B, N, 3, H, W) -> list of (B, N, C, h_l, w_l) neck features."""
+        batch, num_cams = imgs.shape[:2]
+        feats = self.img_neck(self.img_backbone(imgs.flatten(0, 1)))
+        return [f.view(batch, num_cams, *f.shape[1:]) for f in feats]
+
+    def encode_frame(self, imgs, data_samples, t, prev_bev=None, has_prev=None):
+        """BEV of queue slot t. imgs (B, N, 3, H_pad, W_pad) -> (B, HW, C)."""
+        device = imgs.device
+        lidar2img = _stack([s['lidar2img'][t] for s in data_samples], device)
+        cur2prev = _stack([s['cur2prev'][t] for s in data_samples], device)
+        image_hw = _stack([s['img_shape'] for s in data_samples], device)
+        return self.bev_encoder(self.extract_img_feats(imgs), lidar2img, image_hw,
+                                imgs.shape[-2:], prev_bev, cur2prev, has_prev)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        imgs = inputs['imgs']  # (B, T, N, 3, H, W)
+        if mode == 'loss':
+            return self.loss(imgs, data_samples)
+        if mode == 'predict':
+            return self.predict(imgs, data_samples)
+        if mode == 'tensor':
+            return self.occ_head(self.encode_frame(imgs[:, -1], data_samples, -1))
+        raise ValueError(f'unknown mode {mode!r}; expected loss, predict or tensor')
+
+    def history_bev(self, imgs, data_samples):
+        """Run the T - 1 history frames without gradient; returns (prev_bev, has_prev) for
+        the last slot, or (None, None) when T == 1."""
+        num_frames = imgs.shape[1]
+        if num_frames == 1:
+            return None, None
+        valid = _stack([s['queue_valid'] for s in data_samples], imgs.device, torch.bool)  # (B, T)
+        prev_bev = None
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            for t in range(num_frames - 1):
+                has_prev = valid[:, t] & valid[:, t - 1] if t > 0 else None
+                prev_bev = self.encode_frame(imgs[:, t], data_samples, t,
+                                             prev_bev if t > 0 else None, has_prev)
+        self.train(was_training)
+        return prev_bev, valid[:, -2] & valid[:, -1]
+
+    def loss(self, imgs, data_samples):
+        prev_bev, has_prev = self.history_bev(imgs, data_samples)
+        bev = self.encode_frame(imgs[:, -1], data_samples, -1, prev_bev, has_prev)
+        occ_logits = self.occ_head(bev)
+        labels = torch.stack([s['voxel_semantics'] for s in data_samples]).to(imgs.device)
+        masks = None
+        if all('mask_camera' in s for s in data_samples):
+            masks = torch.stack([s['mask_camera'] for s in data_samples]).to(imgs.device)
+        return self.occ_head.loss(occ_logits, labels, masks)
+
+    def predict(self, imgs, data_samples):
+        """Returns one dict per sample: `token`, `occ_pred` (X, Y, Z) uint8 on CPU."""
+        if not self.video_test_mode:
+            prev_bev, has_prev = self.history_bev(imgs, data_samples)
+            bev = self.encode_frame(imgs[:, -1], data_samples, -1, prev_bev, has_prev)
+            occ = self.occ_head.predict(self.occ_head(bev)).cpu()
+            return [dict(token=s['token'], occ_pred=o) for s, o in zip(data_samples, occ)]
+        results = []
+        for i, sample in enumerate(data_samples):  # video mode runs frames one at a time
+            frame = imgs[i:i + 1, -1]
+            prev = self._prev_frame
+            has_prev = prev is not None and sample.get('prev_token') == prev['token']
+            bev = self.encode_frame(
+                frame, [sample], -1, prev['bev'] if has_prev else None,
+                torch.ones(1, dtype=torch.bool, device=frame.device) if has_prev else None)
+            self._prev_frame = dict(token=sample['token'], bev=bev.detach())
+            occ = self.occ_head.predict(self.occ_head(bev))[0].cpu()
+            results.append(dict(token=sample['token'], occ_pred=occ))
+        return results

@@ -1,0 +1,62 @@
+"""Per-voxel classification losses for occupancy."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss
+
+from occnet.constants import IGNORE_INDEX
+from occnet.registry import MODELS
+
+
+@MODELS.register_module()
+class OccCrossEntropyLoss(nn.Module):
+    """Softmax cross-entropy over voxels, optionally class-weighted.
+
+    Args:
+        class_weight: per-class weights (num_classes,) or None; the loss is the weighted
+            mean, as `F.cross_entropy` computes it.
+        loss_weight: multiplier of the loss.
+        ignore_index: target value excluded from the loss.
+    """
+
+    def __init__(self, class_weight=None, loss_weight=1.0, ignore_index=IGNORE_INDEX):
+        super().__init__()
+        self.register_buffer('class_weight', None if class_weight is None else
+                             torch.tensor(class_weight, dtype=torch.float32), persistent=False)
+        self.loss_weight, self.ignore_index = loss_weight, ignore_index
+
+    def forward(self, logits, target):
+        """logits (B, K, ...) channels-first, target (B, ...) long -> scalar."""
+        weight = None if self.class_weight is None else self.class_weight.to(logits.dtype)
+        return self.loss_weight * F.cross_entropy(logits, target, weight=weight,
+                                                  ignore_index=self.ignore_index)
+
+
+@MODELS.register_module()
+class OccFocalLoss(nn.Module):
+    """Sigmoid focal loss over one-hot voxel classes, averaged over non-ignored voxels.
+
+    Args:
+        alpha: weight of positives (negatives get 1 - alpha); < 0 disables it.
+        gamma: focusing exponent.
+        loss_weight: multiplier of the loss.
+        ignore_index: target value excluded from the loss.
+    """
+
+    def __init__(self, alpha=0.25, gamma=2.0, loss_weight=1.0, ignore_index=IGNORE_INDEX):
+        super().__init__()
+        self.alpha, self.gamma = alpha, gamma
+        self.loss_weight, self.ignore_index = loss_weight, ignore_index
+
+    def forward(self, logits, target):
+        """logits (B, K, ...) channels-first, target (B, ...) long -> scalar."""
+        logits = logits.movedim(1, -1).reshape(-1, logits.shape[1])
+        target = target.reshape(-1)
+        keep = target != self.ignore_index
+        logits, target = logits[keep], target[keep]
+        if target.numel() == 0:
+            return logits.sum() * 0.0
+        one_hot = F.one_hot(target, logits.shape[-1]).to(logits.dtype)
+        loss = sigmoid_focal_loss(logits, one_hot, alpha=self.alpha, gamma=self.gamma,
+                                  reduction='sum')
+        return self.loss_weight * loss / target.numel()

@@ -1,0 +1,3 @@
+from occnet.models.necks.fpn import FPN
+
+__all__ = ['FPN']

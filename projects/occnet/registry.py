@@ -1,0 +1,26 @@
+"""occnet registries: children of mmengine's roots under the scope 'occnet'.
+
+Configs set `default_scope = 'occnet'`; building a `type` then imports the `locations` below,
+so a config never needs `custom_imports`.
+"""
+from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import Registry
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='occnet', locations=['occnet.models'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='occnet',
+                    locations=['occnet.datasets'])
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='occnet',
+                      locations=['occnet.datasets.transforms'])
+DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope='occnet',
+                         locations=['occnet.datasets'])
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='occnet',
+                   locations=['occnet.evaluation'])
+FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope='occnet',
+                     locations=['occnet.datasets'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='occnet', locations=['occnet.engine'])

@@ -1,0 +1,235 @@
+"""Bird's-eye renders of dense occupancy grids: a class map per grid and a ground truth |
+prediction | error picture.
+
+Image orientation everywhere: lidar +x (forward) points up the image and +y (left) points
+left, i.e. the voxel column (x, y) of an (X, Y, Z) grid lands at row X-1-x, column Y-1-y.
+"""
+import os
+
+import cv2
+import numpy as np
+
+from occnet.constants import CLASS_NAMES, CLASS_PALETTE, FREE_INDEX, IGNORE_INDEX, VOXEL_SIZE
+
+FREE_RGB = tuple(int(0.94 * c) for c in CLASS_PALETTE[FREE_INDEX])  # empty columns
+CANVAS_RGB = (255, 255, 255)
+TEXT_RGB = (40, 40, 40)
+BORDER_RGB = (170, 170, 170)
+# Error map colours, one per kind of disagreement between top classes of a column.
+ERROR_KINDS = (
+    ('correct occupied', (215, 215, 215)),
+    ('wrong class', (215, 35, 35)),
+    ('missed occupied', (255, 150, 0)),
+    ('false occupied', (40, 100, 230)),
+)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def column_top_classes(dense):
+    """Class and height index of the highest occupied voxel of every (x, y) column.
+
+    Args:
+        dense: (X, Y, Z) integer labels; FREE_INDEX and IGNORE_INDEX count as empty.
+    Returns:
+        top_class (X, Y) uint8 (FREE_INDEX where the column is empty) and
+        top_z (X, Y) int64 (-1 where the column is empty).
+    """
+    dense = np.asarray(dense)
+    if dense.ndim != 3:
+        raise ValueError(f'expected a dense (X, Y, Z) label grid, got shape {dense.shape}')
+    occupied = (dense != FREE_INDEX) & (dense != IGNORE_INDEX)
+    num_z = dense.shape[2]
+    highest_from_top = occupied[:, :, ::-1].argmax(axis=2)
+    has_voxel = occupied.any(axis=2)
+    top_z = np.where(has_voxel, num_z - 1 - highest_from_top, -1)
+    top_class = np.take_along_axis(dense, np.maximum(top_z, 0)[..., None], axis=2)[..., 0]
+    top_class = np.where(has_voxel, top_class, FREE_INDEX).astype(np.uint8)
+    return top_class, top_z
+
+
+def shade_by_height(rgb, top_z, num_z):
+    """Darken low columns and lighten high ones so height reads in a flat map.
+
+    Args:
+        rgb: (..., 3) float colours 0..255; top_z: (...) height indices 0..num_z-1.
+    Returns:
+        (..., 3) float colours: x0.7 at the floor, the plain colour at mid height, up to 35%
+        of the way to white at the top.
+    """
+    t = (np.asarray(top_z, dtype=np.float64) / max(num_z - 1, 1))[..., None]
+    darker = rgb * (0.7 + 0.6 * t)
+    lighter = rgb + (255.0 - rgb) * (t - 0.5) * 0.7
+    return np.where(t < 0.5, darker, lighter)
+
+
+def _to_image_orientation(grid_xy):
+    """(X, Y, ...) array indexed by voxel column -> image rows/cols (row = X-1-x, col = Y-1-y)."""
+    return grid_xy[::-1, ::-1]
+
+
+def _upscale(image, scale):
+    if scale == 1:
+        return np.ascontiguousarray(image)
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def topdown_class_map(dense, scale=1, shade=True):
+    """Top-down RGB image of a dense label grid: each (x, y) column shows the class colour
+    (CLASS_PALETTE) of its highest occupied voxel, brightened with height, near-white where the
+    column is free.
+
+    Args:
+        dense: (X, Y, Z) integer labels 0..10, FREE_INDEX, or IGNORE_INDEX (drawn as free).
+        scale: pixels per voxel (nearest-neighbour upscaling).
+        shade: brighten with height; False gives the plain palette colours.
+    Returns:
+        (X * scale, Y * scale, 3) uint8 RGB; +x up, +y left.
+    """
+    dense = np.asarray(dense)
+    bad = np.setdiff1d(np.unique(dense), np.r_[np.arange(len(CLASS_PALETTE)), IGNORE_INDEX])
+    if bad.size:
+        raise ValueError(f'label grid holds class {int(bad[0])}; expected 0..'
+                         f'{len(CLASS_PALETTE) - 1} or {IGNORE_INDEX}')
+    top_class, top_z = column_top_classes(dense)
+    rgb = np.asarray(CLASS_PALETTE, dtype=np.float64)[top_class]
+    if shade:
+        rgb = shade_by_height(rgb, np.maximum(top_z, 0), dense.shape[2])
+    rgb[top_class == FREE_INDEX] = FREE_RGB
+    image = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return _upscale(_to_image_orientation(image), scale)
+
+
+def topdown_error_map(gt, pred, scale=1):
+    """Top-down map of where the top class of each column disagrees.
+
+    Colours (ERROR_KINDS): grey = same occupied class, red = both occupied but different
+    classes, orange = occupied in gt but free in pred, blue = free in gt but occupied in pred;
+    near-white where both are free.
+
+    Returns:
+        (X * scale, Y * scale, 3) uint8 RGB and a dict {kind: number of columns}.
+    """
+    gt_top, _ = column_top_classes(gt)
+    pred_top, _ = column_top_classes(pred)
+    gt_occ, pred_occ = gt_top != FREE_INDEX, pred_top != FREE_INDEX
+    kinds = (gt_occ & pred_occ & (gt_top == pred_top),
+             gt_occ & pred_occ & (gt_top != pred_top),
+             gt_occ & ~pred_occ,
+             ~gt_occ & pred_occ)
+    image = np.empty((*gt_top.shape, 3), dtype=np.uint8)
+    image[:] = FREE_RGB
+    counts = {}
+    for (name, colour), where in zip(ERROR_KINDS, kinds):
+        image[where] = colour
+        counts[name] = int(where.sum())
+    return _upscale(_to_image_orientation(image), scale), counts
+
+
+def _draw_ego(panel, scale):
+    """Ego marker at the grid centre: a dark triangle pointing forward (up)."""
+    cy, cx = panel.shape[0] / 2.0, panel.shape[1] / 2.0
+    half_len, half_width = 2.2 * scale + 3, 1.3 * scale + 2  # about 2 m long
+    tri = np.array([[cx, cy - half_len], [cx - half_width, cy + half_len],
+                    [cx + half_width, cy + half_len]])
+    pts = np.rint(tri * 16).astype(np.int32)  # 4 fractional bits for a smooth edge
+    cv2.fillPoly(panel, [pts], (20, 20, 20), lineType=cv2.LINE_AA, shift=4)
+    cv2.polylines(panel, [pts], True, (255, 255, 255), 1, lineType=cv2.LINE_AA, shift=4)
+
+
+def _draw_scale_bar(panel, scale, metres=10):
+    """A `metres` scale bar in the panel's bottom-left corner."""
+    length = int(round(metres / VOXEL_SIZE * scale))
+    x0, y0 = 10, panel.shape[0] - 12
+    cv2.rectangle(panel, (x0 - 4, y0 - 20), (x0 + length + 4, y0 + 5), (255, 255, 255), -1)
+    cv2.line(panel, (x0, y0), (x0 + length, y0), TEXT_RGB, 2)
+    for x in (x0, x0 + length):
+        cv2.line(panel, (x, y0 - 4), (x, y0 + 3), TEXT_RGB, 2)
+    cv2.putText(panel, f'{metres} m', (x0 + length // 2 - 14, y0 - 7), FONT, 0.42, TEXT_RGB, 1,
+                cv2.LINE_AA)
+
+
+def _put_text(canvas, text, origin, size=0.55, colour=TEXT_RGB, thickness=1, max_width=None):
+    """Anti-aliased text at `origin` (left, baseline); shrunk to fit `max_width` pixels."""
+    if max_width is not None:
+        width = cv2.getTextSize(text, FONT, size, thickness)[0][0]
+        size *= min(1.0, max_width / max(width, 1))
+    cv2.putText(canvas, text, origin, FONT, size, colour, thickness, cv2.LINE_AA)
+
+
+def _legend_entries(gt, pred):
+    present = np.union1d(column_top_classes(gt)[0], column_top_classes(pred)[0])
+    return [(CLASS_NAMES[c], CLASS_PALETTE[c]) for c in present if c != FREE_INDEX]
+
+
+def _draw_legend_row(canvas, entries, x0, y0, max_x, swatch=14):
+    """Swatch + name entries left to right, wrapping at max_x; returns the y below them."""
+    x, y = x0, y0
+    for name, colour in entries:
+        width = swatch + 6 + cv2.getTextSize(name, FONT, 0.5, 1)[0][0] + 20
+        if x + width > max_x and x > x0:
+            x, y = x0, y + swatch + 12
+        cv2.rectangle(canvas, (x, y), (x + swatch, y + swatch), colour, -1)
+        cv2.rectangle(canvas, (x, y), (x + swatch, y + swatch), BORDER_RGB, 1)
+        _put_text(canvas, name, (x + swatch + 6, y + swatch - 2), 0.5)
+        x += width
+    return y + swatch + 12
+
+
+def render_gt_vs_pred(gt, pred, title=None, scale=3):
+    """Image of ground truth | prediction | error map side by side, with panel titles, an
+    ego marker, a scale bar and a legend of the classes present.
+
+    Args:
+        gt, pred: (X, Y, Z) integer label grids of the same shape (11 free, 255 ignore).
+        title: optional line drawn above the panels (e.g. the frame token).
+        scale: pixels per voxel.
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    gt, pred = np.asarray(gt), np.asarray(pred)
+    if gt.shape != pred.shape:
+        raise ValueError(f'ground truth shape {gt.shape} and prediction shape {pred.shape} '
+                         'differ')
+    error, counts = topdown_error_map(gt, pred, scale)
+    occupied_cols = sum(counts.values())
+    agreement = counts['correct occupied'] / occupied_cols * 100 if occupied_cols else 100.0
+    panels = [(topdown_class_map(gt, scale), 'ground truth'),
+              (topdown_class_map(pred, scale), 'prediction'),
+              (error, f'errors: {agreement:.1f}% of occupied columns right')]
+
+    margin, gap = 20, 16
+    panel_h, panel_w = panels[0][0].shape[:2]
+    width = 2 * margin + 3 * panel_w + 2 * gap
+    top = margin + (40 if title else 0) + 26
+    canvas = np.full((top + panel_h + 30, width, 3), CANVAS_RGB, dtype=np.uint8)
+    if title:
+        _put_text(canvas, title, (margin, margin + 22), 0.75, thickness=2,
+                  max_width=width - 2 * margin)
+    for i, (panel, name) in enumerate(panels):
+        panel = panel.copy()
+        _draw_ego(panel, scale)
+        _draw_scale_bar(panel, scale)
+        x = margin + i * (panel_w + gap)
+        canvas[top:top + panel_h, x:x + panel_w] = panel
+        cv2.rectangle(canvas, (x - 1, top - 1), (x + panel_w, top + panel_h), BORDER_RGB, 1)
+        _put_text(canvas, name, (x, top - 9), 0.6, max_width=panel_w)
+    _put_text(canvas, 'x forward = up, y left = left', (margin, top + panel_h + 18), 0.42,
+              (110, 110, 110))
+
+    legend = np.full((400, width, 3), CANVAS_RGB, dtype=np.uint8)
+    error_x = margin + 2 * (panel_w + gap)
+    bottom = max(_draw_legend_row(legend, _legend_entries(gt, pred), margin, 4, error_x - gap),
+                 _draw_legend_row(legend, ERROR_KINDS, error_x, 4, width - margin))
+    canvas = np.concatenate([canvas, legend[:bottom + margin]], axis=0)
+    return canvas
+
+
+def save_gt_vs_pred(gt, pred, path, title=None, scale=3):
+    """Write `render_gt_vs_pred` as a PNG at `path` (folders created); returns the RGB image."""
+    image = render_gt_vs_pred(gt, pred, title=title, scale=scale)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if not cv2.imwrite(path, image[..., ::-1]):
+        raise OSError(f'could not write image {path} (does the name end in .png?)')
+    return image

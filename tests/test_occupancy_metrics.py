@@ -1,0 +1,343 @@
+"""Occupancy metrics: hand-computed IoUs, the mmengine metric (1 and 2 processes) and
+tools/eval_occ.py end to end."""
+import json
+import os
+import pickle
+import runpy
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as torch_dist
+import torch.multiprocessing as mp
+
+from occnet.constants import CLASS_NAMES, FREE_INDEX, GRID_SHAPE, IGNORE_INDEX, NUM_CLASSES
+from occnet.evaluation import (OccupancyMetric, confusion_matrix, summarize_confusion,
+                               summarize_split)
+from occnet.geometry import xyz_to_index1d
+from occnet.registry import METRICS
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VEHICLE, PEDESTRIAN, GENERIC, BARRIER, BACKGROUND = 0, 7, 6, 9, 10
+
+
+def tiny_frame():
+    """4x4x2 grids (32 voxels). Counted by hand (ignored voxel (3,3,1) left out, 31 voxels):
+        (0,0,0) gt vehicle     pred vehicle     -> vehicle TP
+        (0,1,0) gt vehicle     pred background  -> vehicle FN, background FP
+        (1,0,0) gt background  pred background  -> background TP
+        (2,2,0) gt free        pred pedestrian  -> pedestrian FP, geometric FP
+        (3,3,1) gt ignore(255) pred bicycle     -> skipped
+    """
+    gt = np.full((4, 4, 2), FREE_INDEX, dtype=np.uint8)
+    pred = gt.copy()
+    gt[0, 0, 0], pred[0, 0, 0] = VEHICLE, VEHICLE
+    gt[0, 1, 0], pred[0, 1, 0] = VEHICLE, BACKGROUND
+    gt[1, 0, 0], pred[1, 0, 0] = BACKGROUND, BACKGROUND
+    pred[2, 2, 0] = PEDESTRIAN
+    gt[3, 3, 1], pred[3, 3, 1] = IGNORE_INDEX, 5
+    return gt, pred
+
+
+def test_confusion_matrix_counts_by_hand():
+    gt, pred = tiny_frame()
+    cm = confusion_matrix(gt, pred)
+    assert cm.shape == (NUM_CLASSES, NUM_CLASSES) and cm.dtype == np.int64
+    expected = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    expected[VEHICLE, VEHICLE] = 1
+    expected[VEHICLE, BACKGROUND] = 1
+    expected[BACKGROUND, BACKGROUND] = 1
+    expected[FREE_INDEX, PEDESTRIAN] = 1
+    expected[FREE_INDEX, FREE_INDEX] = 31 - 4  # the other counted voxels are free in both
+    np.testing.assert_array_equal(cm, expected)
+
+
+def test_summary_by_hand():
+    summary = summarize_confusion(confusion_matrix(*tiny_frame()))
+    # vehicle: TP 1, FP 0, FN 1 -> 1/2; background: TP 1, FP 1, FN 0 -> 1/2;
+    # pedestrian: predicted but absent from gt -> TP 0, FP 1 -> 0 (counted in the mean).
+    assert summary['per_class']['vehicle'] == pytest.approx(50.0)
+    assert summary['per_class']['background'] == pytest.approx(50.0)
+    assert summary['per_class']['pedestrian'] == 0.0
+    # bicycle only at the ignored voxel, the rest never appear: left out of the mean.
+    for name in ('czone_sign', 'bicycle', 'generic_object', 'traffic_cone', 'barrier'):
+        assert summary['per_class'][name] is None
+    assert set(summary['per_class']) == {CLASS_NAMES[c] for c in (0, 4, 5, 6, 7, 8, 9, 10)}
+    assert summary['miou'] == pytest.approx((50 + 50 + 0) / 3)
+    assert summary['miou_16'] == pytest.approx((50 + 50 + 0) / 16)  # absent slots count 0
+    assert summary['fg_miou'] == pytest.approx((50 + 0) / 2)  # vehicle, pedestrian
+    # occupancy: gt occupied {000, 010, 100}, pred occupied {000, 010, 100, 220}
+    # -> TP 3, FP 1, FN 0
+    assert summary['iou'] == pytest.approx(75.0)
+    assert summary['precision'] == pytest.approx(75.0)
+    assert summary['recall'] == pytest.approx(100.0)
+    assert summary['num_voxels'] == 31
+
+
+def test_mask_leaves_out_invisible_voxels():
+    gt, pred = tiny_frame()
+    visible = np.ones(gt.shape, dtype=bool)
+    visible[0, 1, 0] = visible[2, 2, 0] = False  # hide the vehicle FN and the pedestrian FP
+    summary = summarize_confusion(confusion_matrix(gt, pred, mask=visible))
+    # vehicle TP 1; background TP 1; pedestrian gone -> None
+    assert summary['per_class']['vehicle'] == pytest.approx(100.0)
+    assert summary['per_class']['background'] == pytest.approx(100.0)
+    assert summary['per_class']['pedestrian'] is None
+    assert summary['miou'] == pytest.approx(100.0)
+    assert summary['miou_16'] == pytest.approx(200.0 / 16)
+    assert summary['iou'] == pytest.approx(100.0)
+    assert summary['num_voxels'] == 32 - 1 - 2
+
+
+def test_all_free_frame():
+    gt = np.full((4, 4, 2), FREE_INDEX, dtype=np.uint8)
+    summary = summarize_confusion(confusion_matrix(gt, gt))
+    assert all(v is None for v in summary['per_class'].values())
+    assert summary['miou'] is None and summary['fg_miou'] is None
+    assert summary['miou_16'] == 0.0
+    assert summary['iou'] is None and summary['precision'] is None and summary['recall'] is None
+    assert summary['num_voxels'] == 32
+
+    pred = gt.copy()
+    pred[1, 1, 1] = VEHICLE  # a false alarm on an empty frame: IoU 0, not undefined
+    summary = summarize_confusion(confusion_matrix(gt, pred))
+    assert summary['per_class']['vehicle'] == 0.0 and summary['miou'] == 0.0
+    assert summary['iou'] == 0.0 and summary['precision'] == 0.0 and summary['recall'] is None
+
+
+def test_full_grid_is_fast_and_counts_sparse_voxels():
+    gt = np.full(GRID_SHAPE, FREE_INDEX, dtype=np.uint8)
+    gt[100, 100, 4] = gt[10, 190, 0] = BARRIER
+    pred = gt.copy()
+    pred[10, 190, 0] = FREE_INDEX
+    confusion_matrix(gt, pred)
+    start = time.perf_counter()
+    cm = confusion_matrix(gt, pred)
+    assert time.perf_counter() - start < 0.1
+    assert cm[BARRIER, BARRIER] == 1 and cm[BARRIER, FREE_INDEX] == 1
+    assert cm.sum() == np.prod(GRID_SHAPE)
+    assert summarize_confusion(cm)['per_class']['barrier'] == pytest.approx(50.0)
+
+
+def test_confusion_matrix_errors_name_the_problem():
+    gt, pred = tiny_frame()
+    with pytest.raises(ValueError, match=r'\(4, 4, 2\).*\(4, 4, 3\)'):
+        confusion_matrix(gt, np.zeros((4, 4, 3), dtype=np.uint8))
+    bad = pred.copy()
+    bad[0, 0, 0] = 12
+    with pytest.raises(ValueError, match='class 12'):
+        confusion_matrix(gt, bad)
+    bad[0, 0, 0] = IGNORE_INDEX
+    with pytest.raises(ValueError, match='class 255'):
+        confusion_matrix(gt, bad)
+    with pytest.raises(ValueError, match='shape'):
+        summarize_confusion(np.zeros((11, 11)))
+
+
+def random_frames(num_frames, seed=0, shape=(4, 4, 2)):
+    """Deterministic random frames: (token, gt, pred, visible) with every class present."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(num_frames):
+        gt = rng.integers(0, NUM_CLASSES, shape).astype(np.uint8)
+        gt[0, 0, 0] = IGNORE_INDEX
+        pred = rng.integers(0, NUM_CLASSES, shape).astype(np.uint8)
+        frames.append((f'token{i:02d}', gt, pred, rng.random(shape) > 0.3))
+    return frames
+
+
+def run_metric(metric, frames, batch_size=2):
+    """Feed frames to a metric as the runner would: tensors, batches of dicts."""
+    for start in range(0, len(frames), batch_size):
+        batch = frames[start:start + batch_size]
+        data_batch = {'data_samples': [
+            {'voxel_semantics': torch.from_numpy(gt), 'mask_camera': torch.from_numpy(vis)}
+            for _, gt, _, vis in batch]}
+        outputs = [{'token': token, 'occ_pred': torch.from_numpy(pred).long()}
+                   for token, _, pred, _ in batch]
+        metric.process(data_batch, outputs)
+
+
+def expected_summary(frames):
+    cm = sum(confusion_matrix(gt, pred) for _, gt, pred, _ in frames)
+    cm_masked = sum(confusion_matrix(gt, pred, mask=vis) for _, gt, pred, vis in frames)
+    return summarize_split(cm, cm_masked, len(frames), len(frames))
+
+
+def test_metric_equals_summary_of_summed_matrices(tmp_path):
+    frames = random_frames(4)
+    out_json = tmp_path / 'metrics.json'
+    metric = METRICS.build(dict(type='OccupancyMetric', out_json=str(out_json)))
+    run_metric(metric, frames)
+    metrics = metric.evaluate(size=4)
+    expected = expected_summary(frames)
+    assert metric.last_summary == expected
+    assert metrics['occ/miou'] == pytest.approx(expected['miou'])
+    assert metrics['occ/miou_16'] == pytest.approx(expected['miou_16'])
+    assert metrics['occ/iou'] == pytest.approx(expected['iou'])
+    assert metrics['occ/miou_masked'] == pytest.approx(expected['miou_masked'])
+    assert metrics['occ/vehicle_iou'] == pytest.approx(expected['per_class']['vehicle'])
+    assert json.loads(out_json.read_text()) == expected
+    assert metric.results == []  # cleared for the next evaluation
+
+
+def test_metric_counts_repeated_token_once():
+    frames = random_frames(3)
+    metric = OccupancyMetric(print_table=False)
+    run_metric(metric, frames + frames[:1])  # padded sampler repeats the first frame
+    metric.evaluate(size=3)
+    assert metric.last_summary == expected_summary(frames)
+    assert metric.last_summary['num_frames'] == 3
+
+
+def test_metric_writes_prediction_files(tmp_path):
+    gt = np.full(GRID_SHAPE, FREE_INDEX, dtype=np.uint8)
+    pred = gt.copy()
+    pred[5, 6, 7] = PEDESTRIAN
+    flow = np.zeros((*GRID_SHAPE, 2), dtype=np.float64)
+    flow[5, 6, 7] = (1.5, -0.5)
+    metric = OccupancyMetric(out_dir=str(tmp_path / 'preds'), print_table=False)
+    metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt)}]},
+                   [{'token': 'abc123', 'occ_pred': torch.from_numpy(pred).long(),
+                     'flow_pred': torch.from_numpy(flow)}])
+    with np.load(tmp_path / 'preds' / 'abc123.npz') as saved:
+        assert saved['semantics'].dtype == np.uint8 and saved['semantics'].shape == GRID_SHAPE
+        np.testing.assert_array_equal(saved['semantics'], pred)
+        assert saved['flow'].dtype == np.float32 and saved['flow'].shape == (*GRID_SHAPE, 2)
+        np.testing.assert_allclose(saved['flow'][5, 6, 7], (1.5, -0.5))
+    metrics = metric.evaluate(size=1)
+    assert metrics['occ/iou'] == 0.0  # one false occupied voxel
+    assert 'occ/miou_masked' not in metrics  # no mask_camera given
+
+
+def _dist_worker(rank, world_size, init_file, out_dir):
+    torch_dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                                  world_size=world_size)
+    frames = random_frames(5)
+    # contiguous, unequal blocks (4 and 1 frames); rank 1 repeats frame 0 as padding does
+    my_frames = frames[:4] if rank == 0 else frames[4:] + frames[:1]
+    metric = OccupancyMetric(print_table=False)
+    run_metric(metric, my_frames)
+    metrics = metric.evaluate(size=5)
+    with open(os.path.join(out_dir, f'rank{rank}.pkl'), 'wb') as f:
+        pickle.dump((metrics, metric.last_summary), f)
+    torch_dist.destroy_process_group()
+
+
+def test_two_processes_match_one_process(tmp_path):
+    mp.spawn(_dist_worker, args=(2, str(tmp_path / 'store'), str(tmp_path)), nprocs=2,
+             join=True)
+    metric = OccupancyMetric(print_table=False)
+    run_metric(metric, random_frames(5))
+    single = metric.evaluate(size=5)
+    for rank in range(2):
+        with open(tmp_path / f'rank{rank}.pkl', 'rb') as f:
+            metrics, summary = pickle.load(f)
+        np.testing.assert_equal(metrics, single)
+        assert summary == metric.last_summary
+        assert summary['num_frames'] == 5
+
+
+def write_eval_folder(root):
+    """Two frames of labels and predictions on the full grid; see the test for the counts.
+
+    Frame aaaa: (10,20,5) vehicle->vehicle, (10,21,5) vehicle->free, (50,50,2)
+    background->background, (60,60,3) free->vehicle; invisible: (10,21,5), (60,60,3).
+    Frame bbbb: (100,100,8) pedestrian->pedestrian, (0,0,0) barrier->background,
+    (199,199,15) free->generic_object; invisible: (199,199,15).
+    """
+    frames = {
+        'aaaa': ([((10, 20, 5), VEHICLE), ((10, 21, 5), VEHICLE), ((50, 50, 2), BACKGROUND)],
+                 [((10, 20, 5), VEHICLE), ((50, 50, 2), BACKGROUND), ((60, 60, 3), VEHICLE)],
+                 [(10, 21, 5), (60, 60, 3)]),
+        'bbbb': ([((100, 100, 8), PEDESTRIAN), ((0, 0, 0), BARRIER)],
+                 [((100, 100, 8), PEDESTRIAN), ((0, 0, 0), BACKGROUND),
+                  ((199, 199, 15), GENERIC)],
+                 [(199, 199, 15)]),
+    }
+    os.makedirs(root / 'labels')
+    os.makedirs(root / 'preds')
+    infos = []
+    for i, (token, (gt_voxels, pred_voxels, invisible)) in enumerate(frames.items()):
+        xyz = np.array([v for v, _ in gt_voxels])
+        sparse = np.stack([xyz_to_index1d(xyz), [c for _, c in gt_voxels]], axis=1)
+        np.save(root / 'labels' / f'{token}_occ_final.npy', sparse)
+        np.save(root / 'labels' / f'{token}_occ_invalid.npy', xyz_to_index1d(np.array(invisible)))
+        pred = np.full(GRID_SHAPE, FREE_INDEX, dtype=np.uint8)
+        for (x, y, z), c in pred_voxels:
+            pred[x, y, z] = c
+        np.savez(root / 'preds' / f'{token}.npz', semantics=pred)
+        label_path = f'labels/{token}_occ_final.npy'
+        infos.append({'token': token, 'frame_idx': i,
+                      # one relative (to the infos folder), one absolute path
+                      'occ_gt_final_path': label_path if i == 0 else str(root / label_path),
+                      'occ_invalid_path': f'labels/{token}_occ_invalid.npy'})
+    infos.append({'token': 'unlabelled', 'frame_idx': 2})
+    with open(root / 'infos.pkl', 'wb') as f:
+        pickle.dump(infos, f)
+
+
+def run_eval_occ(root, *extra):
+    cmd = [sys.executable, os.path.join(REPO_ROOT, 'tools', 'eval_occ.py'),
+           '--infos', str(root / 'infos.pkl'), '--pred-dir', str(root / 'preds'),
+           '--out-json', str(root / 'out' / 'metrics.json'), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+
+
+def test_eval_occ_script_by_hand(tmp_path):
+    write_eval_folder(tmp_path)
+    proc = run_eval_occ(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert 'vehicle' in proc.stdout and 'mIoU-16' in proc.stdout
+    result = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+    per_class = result['per_class']
+    # vehicle TP 1 (aaaa), FN 1 (10,21,5), FP 1 (60,60,3) -> 1/3
+    assert per_class['vehicle'] == pytest.approx(100 / 3)
+    assert per_class['background'] == pytest.approx(50.0)  # TP 1, FP 1 (bbbb barrier voxel)
+    assert per_class['pedestrian'] == pytest.approx(100.0)
+    assert per_class['barrier'] == 0.0  # FN 1
+    assert per_class['generic_object'] == 0.0  # FP 1
+    assert per_class['bicycle'] is None and per_class['traffic_cone'] is None
+    assert result['miou'] == pytest.approx((100 / 3 + 50 + 100) / 5)
+    assert result['miou_16'] == pytest.approx((100 / 3 + 50 + 100) / 16)
+    # occupied: TP 4, FP 2 ((60,60,3), (199,199,15)), FN 1 ((10,21,5))
+    assert result['iou'] == pytest.approx(400 / 7)
+    assert result['precision'] == pytest.approx(400 / 6)
+    assert result['recall'] == pytest.approx(80.0)
+    # visible only: vehicle TP 1; background TP 1, FP 1; pedestrian TP 1; barrier FN 1;
+    # generic_object's only voxel is invisible -> None
+    assert result['per_class_masked']['vehicle'] == pytest.approx(100.0)
+    assert result['per_class_masked']['generic_object'] is None
+    assert result['miou_masked'] == pytest.approx((100 + 50 + 100 + 0) / 4)
+    assert result['iou_masked'] == pytest.approx(100.0)
+    assert result['num_frames'] == 2 and result['num_frames_masked'] == 2
+
+
+def run_eval_occ_in_process(root, monkeypatch, *extra):
+    """tools/eval_occ.py in this interpreter (no torch start-up cost); returns the
+    SystemExit code, i.e. the exit status the script would give (a str message means 1)."""
+    script = os.path.join(REPO_ROOT, 'tools', 'eval_occ.py')
+    monkeypatch.setattr(sys, 'argv', [
+        script, '--infos', str(root / 'infos.pkl'), '--pred-dir', str(root / 'preds'),
+        '--out-json', str(root / 'out' / 'metrics.json'), *extra])
+    try:
+        runpy.run_path(script, run_name='__main__')
+    except SystemExit as stop:
+        return stop.code
+    return 0
+
+
+def test_eval_occ_missing_prediction(tmp_path, monkeypatch):
+    write_eval_folder(tmp_path)
+    os.remove(tmp_path / 'preds' / 'bbbb.npz')
+    code = run_eval_occ_in_process(tmp_path, monkeypatch)
+    assert code not in (0, None)
+    assert 'bbbb' in str(code) and 'bbbb.npz' in str(code)
+
+    assert run_eval_occ_in_process(tmp_path, monkeypatch, '--skip-missing') == 0
+    result = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+    assert result['num_frames'] == 1 and result['num_frames_skipped'] == 1
+    assert result['per_class']['vehicle'] == pytest.approx(100 / 3)  # frame aaaa alone

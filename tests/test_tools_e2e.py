@@ -1,0 +1,147 @@
+"""End to end through the command-line tools on a tiny synthetic set (CPU, gloo):
+train -> resume -> test -> eval_occ, 2-process training with a kill and --resume,
+2-process testing equal to 1 process, and a 2-node job on one machine."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+
+CONFIG = 'configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py'
+
+
+def tiny_options(data_root, max_epochs=1):
+    """--cfg-options shrinking the demo config to seconds per epoch on the tiny data."""
+    root = f'{data_root}/'
+    opts = []
+    for split, name in (('train', 'train'), ('val', 'val'), ('test', 'val')):
+        opts += [f'{split}_dataloader.dataset.data_root={root}',
+                 f'{split}_dataloader.dataset.ann_file={root}openscene_mini_{name}.pkl',
+                 f'{split}_dataloader.num_workers=0',
+                 f'{split}_dataloader.persistent_workers=False']
+    opts += ['model.bev_encoder.bev_h=25', 'model.bev_encoder.bev_w=25',
+             'model.bev_encoder.embed_dims=16', 'model.bev_encoder.ffn_dims=32',
+             'model.img_neck.out_channels=16', 'model.occ_head.in_channels=16',
+             'model.occ_head.bev_h=25', 'model.occ_head.bev_w=25',
+             'model.occ_head.hidden_dims=4', f'train_cfg.max_epochs={max_epochs}',
+             'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
+             'default_hooks.logger.interval=2']
+    return opts
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def run(args, env=None, timeout=300):
+    full_env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', **(env or {}))
+    result = subprocess.run(args, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        lines = (result.stdout + result.stderr).splitlines()
+        clues = [ln for ln in lines if any(w in ln for w in ('Error', 'error:', 'terminate',
+                                                             'Traceback', 'what()'))]
+        pytest.fail(f'{" ".join(args[:3])} exited {result.returncode}\n' + '\n'.join(
+            clues[-20:]) + '\n...\n' + '\n'.join(lines[-40:]))
+    return result.stdout + result.stderr
+
+
+def read_metrics(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_data_root, tmp_path_factory):
+    """One process: 1 epoch, then --resume to 2 epochs. Returns the work dir."""
+    work_dir = tmp_path_factory.mktemp('train')
+    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
+         '--cfg-options', *tiny_options(tiny_data_root, max_epochs=1)])
+    assert (work_dir / 'epoch_1.pth').is_file()
+    log = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
+               '--resume', '--cfg-options', *tiny_options(tiny_data_root, max_epochs=2)])
+    assert 'resumed epoch: 1, iter: 6' in log
+    return work_dir
+
+
+def test_checkpoint_loads_with_weights_only(trained):
+    checkpoint = torch.load(trained / 'epoch_2.pth', map_location='cpu', weights_only=True)
+    assert checkpoint['meta']['epoch'] == 2 and checkpoint['meta']['iter'] == 12
+    assert any(k.startswith('bev_encoder.') for k in checkpoint['state_dict'])
+
+
+def test_test_script_and_eval_occ_agree(trained, tiny_data_root):
+    out_dir = trained / 'test1'
+    run([sys.executable, 'tools/test.py', CONFIG, str(trained / 'epoch_2.pth'), '--out-dir',
+         str(out_dir), '--work-dir', str(trained), '--cfg-options',
+         *tiny_options(tiny_data_root)])
+    metrics = read_metrics(out_dir / 'metrics.json')
+    assert {'miou', 'iou', 'per_class', 'miou_16'} <= set(metrics)
+    assert len(os.listdir(out_dir / 'predictions')) == 6
+    run([sys.executable, 'tools/eval_occ.py', '--infos',
+         str(tiny_data_root / 'openscene_mini_val.pkl'), '--pred-dir',
+         str(out_dir / 'predictions'), '--out-json', str(out_dir / 'eval.json')])
+    offline = read_metrics(out_dir / 'eval.json')
+    for key in ('miou', 'iou', 'miou_16', 'miou_masked'):
+        assert offline[key] == pytest.approx(metrics[key], abs=1e-9), key
+
+
+def test_dist_test_two_processes_equals_one(trained, tiny_data_root):
+    if not (trained / 'test1' / 'metrics.json').is_file():
+        pytest.skip('needs test_test_script_and_eval_occ_agree to run first')
+    out_dir = trained / 'test2'
+    run(['bash', 'tools/dist_test.sh', CONFIG, str(trained / 'epoch_2.pth'), '2', '--out-dir',
+         str(out_dir), '--work-dir', str(trained), '--cfg-options',
+         *tiny_options(tiny_data_root)], env=dict(PORT=str(free_port())))
+    one, two = read_metrics(trained / 'test1' / 'metrics.json'), read_metrics(
+        out_dir / 'metrics.json')
+    assert two['num_frames'] == one['num_frames'] == 6
+    for key in ('miou', 'iou', 'miou_16', 'miou_masked', 'per_class'):
+        assert two[key] == one[key], key
+
+
+def test_dist_train_killed_then_resumed(tiny_data_root, tmp_path):
+    args = ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(tmp_path),
+            '--cfg-options', *tiny_options(tiny_data_root, max_epochs=3)]
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', PORT=str(free_port()))
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while not (tmp_path / 'epoch_1.pth').is_file() and proc.poll() is None:
+        assert time.time() < deadline, 'no checkpoint within 240 s'
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # stop the whole job, as a preemption would
+    proc.wait()
+    assert not (tmp_path / 'epoch_3.pth').exists()
+    log = run(args + ['--resume'],
+              env=dict(PORT=str(free_port())))
+    assert 'Auto resumed from the latest checkpoint' in log
+    assert (tmp_path / 'epoch_3.pth').is_file()
+    # 2 processes x batch 1 over 3 training frames per rank: 3 iterations per epoch
+    assert torch.load(tmp_path / 'epoch_3.pth', weights_only=True)['meta']['iter'] == 9
+
+
+def test_two_nodes_on_one_machine(tiny_data_root, tmp_path):
+    port = str(free_port())
+    args = ['bash', 'tools/dist_train.sh', CONFIG, '1', '--work-dir', str(tmp_path),
+            '--cfg-options', *tiny_options(tiny_data_root, max_epochs=1)]
+    procs = []
+    for rank in (0, 1):
+        env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', NNODES='2',
+                   NODE_RANK=str(rank), MASTER_ADDR='127.0.0.1', PORT=port)
+        procs.append(subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert 'world_size: 2' in outputs[0] or 'GPU number: 2' in outputs[0]
+    checkpoint = torch.load(tmp_path / 'epoch_1.pth', weights_only=True)
+    assert checkpoint['meta']['iter'] == 3  # 6 frames split over 2 ranks

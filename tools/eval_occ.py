@@ -1,0 +1,127 @@
+"""Evaluate occupancy predictions on disk against OpenScene labels (contract 4).
+
+    python tools/eval_occ.py --infos data/openscene_mini_val.pkl --pred-dir work_dirs/x/preds \
+        [--out-json work_dirs/x/metrics.json] [--data-root data] [--skip-missing]
+
+Reads `<pred-dir>/<token>.npz` (`semantics`, uint8 (200, 200, 16), 11 = free) for every labelled
+frame of the infos, sums one confusion matrix over all frames (and one over camera-visible
+voxels where `occ_invalid_path` files exist), prints the per-class table and writes the JSON.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from occnet.constants import NUM_CLASSES
+from occnet.datasets.infos import DataError, load_pickle, resolve
+from occnet.datasets.labels import load_occupancy, load_visible_mask
+from occnet.evaluation import (confusion_matrix, format_table, load_prediction,
+                               summarize_split, write_json)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--infos', required=True, help='pickled list of frame dicts')
+    parser.add_argument('--pred-dir', required=True, help='folder of <token>.npz predictions')
+    parser.add_argument('--out-json', help='where to write the metrics JSON')
+    parser.add_argument('--data-root', help='folder that relative label paths start from '
+                        '(default: the folder holding --infos)')
+    parser.add_argument('--skip-missing', action='store_true',
+                        help='skip frames whose prediction or label file is missing, and '
+                        'report how many, instead of stopping')
+    return parser.parse_args()
+
+
+def load_infos(path):
+    """Frame dicts of an infos pickle: a plain list, or a dict holding `infos` / `data_list`."""
+    infos = load_pickle(path)
+    if isinstance(infos, dict):
+        for key in ('infos', 'data_list'):
+            if key in infos:
+                return infos[key]
+        raise DataError(f'{path} is a dict without `infos` or `data_list` '
+                        f'(keys: {sorted(infos)}); expected a list of frame dicts')
+    return infos
+
+
+class Progress:
+    """Prints `done/total frames, rate, ETA` to stderr at most every `interval` seconds."""
+
+    def __init__(self, total, interval=5.0):
+        self.total, self.interval = total, interval
+        self.start = self.last = time.monotonic()
+
+    def update(self, done):
+        now = time.monotonic()
+        if now - self.last < self.interval and done < self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float('inf')
+        print(f'[eval_occ] {done}/{self.total} frames, {rate:.1f} frames/s, '
+              f'ETA {int(eta // 60)}m{int(eta % 60):02d}s', file=sys.stderr, flush=True)
+
+
+def main():
+    args = parse_args()
+    data_root = args.data_root or os.path.dirname(os.path.abspath(args.infos))
+    try:
+        infos = load_infos(args.infos)
+    except DataError as err:
+        sys.exit(f'error: {err}')
+    frames = [info for info in infos if info.get('occ_gt_final_path')]
+    if not frames:
+        sys.exit(f'no frame in {args.infos} has `occ_gt_final_path`; nothing to evaluate')
+    if len(frames) < len(infos):
+        print(f'[eval_occ] {len(infos) - len(frames)} of {len(infos)} frames have no label '
+              'path and are not evaluated', file=sys.stderr)
+
+    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    cm_masked = np.zeros_like(cm)
+    num_frames = num_masked = 0
+    skipped = []
+    progress = Progress(len(frames))
+    for done, info in enumerate(frames, start=1):
+        token = info['token']
+        invalid_path = info.get('occ_invalid_path')
+        try:
+            gt = load_occupancy(resolve(data_root, info['occ_gt_final_path']), token)
+            visible = None if not invalid_path else load_visible_mask(
+                resolve(data_root, invalid_path), token)
+            pred = load_prediction(args.pred_dir, token)
+        except (DataError, FileNotFoundError) as err:
+            if not (args.skip_missing and isinstance(err, FileNotFoundError)):
+                hint = ' (pass --skip-missing to evaluate the other frames)' if isinstance(
+                    err, FileNotFoundError) else ''
+                sys.exit(f'error: {err}{hint}')
+            skipped.append(token)
+            progress.update(done)
+            continue
+        try:
+            cm += confusion_matrix(gt, pred)
+            if visible is not None:
+                cm_masked += confusion_matrix(gt, pred, mask=visible)
+                num_masked += 1
+        except ValueError as err:
+            sys.exit(f'error: frame token {token}, prediction '
+                     f'{os.path.join(args.pred_dir, token + ".npz")}: {err}')
+        num_frames += 1
+        progress.update(done)
+
+    if skipped:
+        print(f'[eval_occ] skipped {len(skipped)} of {len(frames)} frames with a missing file '
+              f'(first: {skipped[0]})', file=sys.stderr)
+    if num_frames == 0:
+        sys.exit('error: every frame was skipped; nothing to evaluate')
+    summary = summarize_split(cm, cm_masked if num_masked else None, num_frames, num_masked)
+    summary['num_frames_skipped'] = len(skipped)
+    print(format_table(summary))
+    if args.out_json:
+        write_json(summary, args.out_json)
+        print(f'metrics written to {args.out_json}')
+
+
+if __name__ == '__main__':
+    main()
