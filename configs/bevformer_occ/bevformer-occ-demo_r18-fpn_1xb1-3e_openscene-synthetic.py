@@ -47,12 +47,12 @@ pipeline = [
 train_dataloader = dict(
     num_workers=1,
     pin_memory=False,
-    dataset=dict(data_root=data_root, ann_file=data_root + 'openscene_mini_train.pkl',
+    dataset=dict(data_root=data_root, ann_file='openscene_mini_train.pkl',
                  pipeline=pipeline, queue_length=queue_length))
 val_dataloader = dict(
     num_workers=1,
     pin_memory=False,
-    dataset=dict(data_root=data_root, ann_file=data_root + 'openscene_mini_val.pkl',
+    dataset=dict(data_root=data_root, ann_file='openscene_mini_val.pkl',
                  pipeline=pipeline))
 test_dataloader = val_dataloader
 

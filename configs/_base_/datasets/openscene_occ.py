@@ -20,7 +20,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='occnet.occ_collate'),  # scoped: the Runner looks it up at the root
     dataset=dict(type=dataset_type, data_root=data_root,
-                 ann_file=f'{data_root}openscene_{split}_train.pkl',
+                 ann_file=f'openscene_{split}_train.pkl',  # relative to data_root
                  pipeline=train_pipeline, queue_length=queue_length))
 val_dataloader = dict(
     batch_size=1,
@@ -30,7 +30,7 @@ val_dataloader = dict(
     sampler=dict(type='SceneContiguousSampler'),  # whole scenes per rank, in order
     collate_fn=dict(type='occnet.occ_collate'),  # scoped: the Runner looks it up at the root
     dataset=dict(type=dataset_type, data_root=data_root,
-                 ann_file=f'{data_root}openscene_{split}_val.pkl',
+                 ann_file=f'openscene_{split}_val.pkl',
                  pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
 
