@@ -9,11 +9,9 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-from occnet.engine.distributed import (configure_runner_for_device, finalize_distributed,
-                                       init_distributed)
+from occnet.engine.launch import load_config, run
 
 
 def parse_args():
@@ -35,21 +33,12 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     out_dir = args.out_dir or osp.join(cfg.work_dir, 'test')
     cfg.test_evaluator = dict(cfg.test_evaluator, out_dir=osp.join(out_dir, 'predictions'),
                               out_json=osp.join(out_dir, 'metrics.json'))
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
-    init_distributed(args.launcher)
-    configure_runner_for_device(cfg)
-    Runner.from_cfg(cfg).test()
-    finalize_distributed()
+    cfg.load_from, cfg.resume = args.checkpoint, False
+    run(cfg, 'test')
 
 
 if __name__ == '__main__':

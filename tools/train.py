@@ -6,13 +6,10 @@
 """
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-from occnet.engine.distributed import (configure_runner_for_device, finalize_distributed,
-                                       init_distributed)
+from occnet.engine.launch import load_config, run
 
 
 def parse_args():
@@ -34,13 +31,9 @@ def parse_args():
     return args
 
 
-def build_config(args):
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
@@ -48,16 +41,7 @@ def build_config(args):
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    return cfg
-
-
-def main():
-    args = parse_args()
-    cfg = build_config(args)
-    init_distributed(args.launcher)
-    configure_runner_for_device(cfg)
-    Runner.from_cfg(cfg).train()
-    finalize_distributed()
+    run(cfg, 'train')
 
 
 if __name__ == '__main__':

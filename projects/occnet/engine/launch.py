@@ -1,0 +1,29 @@
+"""What tools/train.py and tools/test.py share: config loading and running under a launcher."""
+import os.path as osp
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from occnet.engine.distributed import (configure_runner_for_device, finalize_distributed,
+                                       init_distributed)
+
+
+def load_config(config_path, cfg_options=None, launcher='none', work_dir=None):
+    """Config with `--cfg-options` merged, the launcher set and a work dir (default
+    work_dirs/<config name>)."""
+    cfg = Config.fromfile(config_path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(config_path))[0])
+    return cfg
+
+
+def run(cfg, mode):
+    """Set up the process group for cfg.launcher, build the Runner and call its `mode`
+    ('train' or 'test'), then tear the process group down."""
+    init_distributed(cfg.launcher)
+    configure_runner_for_device(cfg)
+    getattr(Runner.from_cfg(cfg), mode)()
+    finalize_distributed()
