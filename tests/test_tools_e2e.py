@@ -119,6 +119,8 @@ def test_dist_train_killed_then_resumed(tiny_data_root, tmp_path):
     while not (tmp_path / 'epoch_1.pth').is_file() and proc.poll() is None:
         assert time.time() < deadline, 'no checkpoint within 240 s'
         time.sleep(0.2)
+    if proc.poll() is not None:
+        pytest.fail('training ended before it could be killed:\n' + proc.stdout.read()[-4000:])
     os.killpg(proc.pid, signal.SIGKILL)  # stop the whole job, as a preemption would
     proc.wait()
     assert not (tmp_path / 'epoch_3.pth').exists()

@@ -34,8 +34,10 @@ class TorchvisionResNet(BaseModule):
         self.arch = _ARCHS[depth]
         net = getattr(torchvision.models, self.arch)(weights=None)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
         self.out_indices = tuple(out_indices)
+        # stages after the last output are not built (no dead parameters under DDP)
+        self.stages = nn.ModuleList(
+            [net.layer1, net.layer2, net.layer3, net.layer4][:max(self.out_indices) + 1])
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         expansion = 1 if depth < 50 else 4
@@ -70,8 +72,6 @@ class TorchvisionResNet(BaseModule):
         x = self.stem(images)
         outs = []
         for i, stage in enumerate(self.stages):
-            if i > max(self.out_indices):
-                break
             x = stage(x)
             if i in self.out_indices:
                 outs.append(x)
