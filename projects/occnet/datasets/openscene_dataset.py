@@ -110,13 +110,13 @@ class OpenSceneOccDataset(BaseDataset):
         frames, poses = [], []
         for slot, frame_idx in enumerate(indices):
             info = self.get_data_info(frame_idx)
+            poses.append(info['lidar2global'])
             info['with_label'] = self.with_label and slot == len(indices) - 1
             frames.append(self.pipeline(info))
-            poses.append(info['lidar2global'])
-        current = self.get_data_info(idx)
-        if self.test_mode and current['prev_idx'] >= 0:
-            prev_pose = self.get_data_info(current['prev_idx'])['lidar2global']
-            cur2prev = [relative_pose(poses[0], prev_pose)]
+        prev_idx = int(self.prev_indices[idx])
+        prev_info = self.get_data_info(prev_idx) if prev_idx >= 0 else None
+        if self.test_mode and prev_info is not None:
+            cur2prev = [relative_pose(poses[0], prev_info['lidar2global'])]
         else:
             cur2prev = [np.eye(4)] + [relative_pose(poses[t], poses[t - 1]) if valid[t - 1]
                                       else np.eye(4) for t in range(1, len(poses))]
@@ -124,7 +124,6 @@ class OpenSceneOccDataset(BaseDataset):
         sample['lidar2img'] = np.stack([f['data_samples']['lidar2img'] for f in frames])
         sample['cur2prev'] = np.stack(cur2prev).astype(np.float32)
         sample['queue_valid'] = np.array(valid)
-        prev_idx = current['prev_idx']
-        sample['prev_token'] = self.get_data_info(prev_idx)['token'] if prev_idx >= 0 else None
+        sample['prev_token'] = prev_info['token'] if prev_info is not None else None
         imgs = torch.stack([f['inputs']['imgs'] for f in frames])
         return dict(inputs=dict(imgs=imgs), data_samples=sample)

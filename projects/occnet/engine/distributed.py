@@ -1,6 +1,7 @@
 """Process-group set-up that works with and without CUDA (gloo on CPU-only machines)."""
 import datetime
 import os
+import subprocess
 
 import torch
 import torch.distributed as dist
@@ -13,7 +14,6 @@ def _slurm_to_torch_env(port):
     os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
     if 'MASTER_ADDR' not in os.environ:
         nodes = os.environ['SLURM_NODELIST']
-        import subprocess
         first = subprocess.check_output(['scontrol', 'show', 'hostnames', nodes], text=True)
         os.environ['MASTER_ADDR'] = first.split()[0]
     os.environ.setdefault('MASTER_PORT', str(port))
