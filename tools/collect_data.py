@@ -1,6 +1,11 @@
 """Collect OpenScene metadata into train / val infos (contract 3 of shared/DESIGN.md).
 
     python tools/collect_data.py --data-root data/openscene --split mini --out-dir data/openscene
+
+Reads DATA_ROOT/openscene-v1.1/meta_datas/<split>/*.pkl (or, without v1.1, the v1.0 layout),
+joins the v1.0 occupancy labels by frame token and writes OUT/openscene_<split>_{train,val}.pkl.
+Logs are split with a seeded permutation: the same seed gives the same split, and no log is in
+both files. Frames without a label are counted and left out unless --keep-unlabelled.
 """
 import argparse
 import os
@@ -11,6 +16,8 @@ import time
 from occnet.datasets.collect import collect
 from occnet.datasets.infos import DataError
 
+PROGRESS_EVERY_S = 2.0
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__,
@@ -20,44 +27,95 @@ def parse_args():
     parser.add_argument('--split', default='mini', help='mini, trainval or test')
     parser.add_argument('--out-dir', required=True, help='where the infos pickles go')
     parser.add_argument('--val-ratio', type=float, default=0.2,
-                        help='fraction of logs held out for validation')
+                        help='fraction of logs held out for validation (0: all in train)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the log split')
+    parser.add_argument('--logs', help='text file with one log name per line: keep only these')
+    parser.add_argument('--map-location', nargs='+',
+                        help='keep only logs from these maps, e.g. us-nv-las-vegas-strip')
+    parser.add_argument('--full-infos', action='store_true',
+                        help='keep every metadata key (anns, lidar, ...); default: only what '
+                             'training needs')
+    parser.add_argument('--keep-unlabelled', action='store_true',
+                        help='keep frames without an occupancy label (label paths None)')
+    parser.add_argument('--skip-bad', action='store_true',
+                        help='leave out frames with bad metadata (NaN can_bus, missing '
+                             'cameras...) and count them, instead of stopping')
     return parser.parse_args()
+
+
+def read_log_list(path):
+    if not os.path.isfile(path):
+        sys.exit(f'error: --logs file {path} not found')
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip() and not line.startswith('#')]
+    return {os.path.splitext(os.path.basename(name))[0] for name in names}
+
+
+class Progress:
+    """`logs done/total | elapsed | eta` on stderr, at most every PROGRESS_EVERY_S."""
+
+    def __init__(self):
+        self.start = self.last = time.time()
+
+    def __call__(self, done, total):
+        now = time.time()
+        if done < total and now - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = now
+        elapsed = now - self.start
+        eta = elapsed / done * (total - done)
+        print(f'\r[collect] logs {done}/{total} | elapsed {elapsed:.0f} s | eta {eta:.0f} s',
+              end='\n' if done == total else '', file=sys.stderr, flush=True)
+
+
+def write_infos(path, frames):
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as f:
+        pickle.dump(frames, f, protocol=4)
+    os.replace(tmp, path)
+
+
+def print_summary(stats):
+    header = f"{'':<7}{'logs':>7}{'scenes':>8}{'frames':>9}{'labelled':>10}{'unlabelled':>12}"
+    print(header)
+    for name in ('all', 'train', 'val'):
+        row = stats[name]
+        print(f"{name:<7}{row['logs']:>7}{row['scenes']:>8}{row['frames']:>9}"
+              f"{row['labelled']:>10}{row['unlabelled']:>12}")
+    unlabelled = stats['all']['unlabelled']
+    if unlabelled:
+        share = 100.0 * unlabelled / max(stats['all']['frames'], 1)
+        print(f'note: {unlabelled} frames ({share:.1f}%) have no v1.0 occupancy label; '
+              f'they are {"kept with empty label paths" if stats["kept_unlabelled"] else "left out"}')
+    if stats['bad']:
+        print(f"skipped {stats['bad']} frames with bad metadata, e.g.:")
+        for line in stats['bad_examples'][:5]:
+            print(f'  {line}')
 
 
 def main():
     args = parse_args()
+    logs = read_log_list(args.logs) if args.logs else None
     start = time.time()
-
-    def progress(done, total):
-        if done == total or done % 50 == 0:
-            elapsed = time.time() - start
-            eta = elapsed / done * (total - done)
-            print(f'\rlogs {done}/{total}  elapsed {elapsed:.0f}s  eta {eta:.0f}s', end='',
-                  flush=True)
     try:
-        train, val, stats = collect(args.data_root, args.split, args.val_ratio, args.seed,
-                                    progress)
+        train, val, stats = collect(
+            args.data_root, args.split, args.val_ratio, args.seed, logs=logs,
+            map_locations=set(args.map_location) if args.map_location else None,
+            slim=not args.full_infos, keep_unlabelled=args.keep_unlabelled,
+            skip_bad=args.skip_bad, progress=Progress())
     except DataError as err:
         sys.exit(f'\nerror: {err}')
-    print()
+    if not train and not val:
+        sys.exit(f'error: no frames left in {args.data_root} split {args.split} after the '
+                 f'filters (--logs / --map-location / labels)')
+    stats['kept_unlabelled'] = args.keep_unlabelled
     os.makedirs(args.out_dir, exist_ok=True)
     for name, frames in (('train', train), ('val', val)):
         path = os.path.join(args.out_dir, f'openscene_{args.split}_{name}.pkl')
-        tmp = path + '.tmp'
-        with open(tmp, 'wb') as f:
-            pickle.dump(frames, f, protocol=4)
-        os.replace(tmp, path)
+        write_infos(path, frames)
         print(f'wrote {path} ({len(frames)} frames)')
-    print(f"{'logs':>6} {'scenes':>7} {'frames':>7} {'labelled':>9} {'unlabelled':>11}"
-          f" {'train logs/frames':>18} {'val logs/frames':>16}")
-    print(f"{stats['logs']:>6} {stats['scenes']:>7} {stats['frames']:>7} "
-          f"{stats['labelled']:>9} {stats['unlabelled']:>11} "
-          f"{stats['train_logs']:>9}/{stats['train_frames']:<8} "
-          f"{stats['val_logs']:>7}/{stats['val_frames']:<8}")
-    if stats['unlabelled']:
-        print(f"note: {stats['unlabelled']} frames have no v1.0 occupancy label and were left "
-              f"out of the infos")
+    print_summary(stats)
+    print(f'done in {time.time() - start:.1f} s')
 
 
 if __name__ == '__main__':

@@ -48,7 +48,8 @@ train_dataloader = dict(
     num_workers=1,
     pin_memory=False,
     dataset=dict(data_root=data_root, ann_file='openscene_mini_train.pkl',
-                 pipeline=pipeline, queue_length=queue_length))
+                 pipeline=pipeline, queue_length=queue_length,
+                 queue_window=queue_length - 1))  # the nearest previous frame
 val_dataloader = dict(
     num_workers=1,
     pin_memory=False,

@@ -3,14 +3,23 @@ dataset_type = 'OpenSceneOccDataset'
 data_root = 'data/openscene/'
 split = 'mini'  # 'trainval' for the full release
 queue_length = 3  # frames per training sample, current one included
+queue_window = 3  # history frames drawn at random from the 3 before the current one
 
 train_pipeline = [
     dict(type='LoadMultiViewImages'),
+    dict(type='PhotoMetricDistortionMultiViewImages'),
     dict(type='ResizeMultiViewImages', scale=0.5),  # 1920x1080 -> 960x540
+    dict(type='GridMaskMultiViewImages', prob=0.7),
+    dict(type='LoadOccupancyLabel'),
+    # dict(type='RandomFlipBEV'),  # optional BEV mirror; flips labels, flow and lidar2img
+    dict(type='PackOccInputs'),
+]
+test_pipeline = [
+    dict(type='LoadMultiViewImages'),
+    dict(type='ResizeMultiViewImages', scale=0.5),
     dict(type='LoadOccupancyLabel'),
     dict(type='PackOccInputs'),
 ]
-test_pipeline = train_pipeline
 
 train_dataloader = dict(
     batch_size=1,
@@ -21,7 +30,8 @@ train_dataloader = dict(
     collate_fn=dict(type='occnet.occ_collate'),  # scoped: the Runner looks it up at the root
     dataset=dict(type=dataset_type, data_root=data_root,
                  ann_file=f'openscene_{split}_train.pkl',  # relative to data_root
-                 pipeline=train_pipeline, queue_length=queue_length))
+                 pipeline=train_pipeline, queue_length=queue_length,
+                 queue_window=queue_window))
 val_dataloader = dict(
     batch_size=1,
     num_workers=4,

@@ -4,10 +4,9 @@ import os
 import numpy as np
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
-from occnet.datasets.infos import DataError, MissingFileError
-from occnet.geometry import index1d_to_xyz, sparse_to_dense
+from occnet.datasets.infos import VERIFY_HINT, DataError, MissingFileError
+from occnet.geometry import flow_sparse_to_dense, index1d_to_xyz, sparse_to_dense
 
-VERIFY_HINT = 'run tools/verify_dataset.py on the data root'
 NUM_VOXELS = int(np.prod(GRID_SHAPE))
 
 
@@ -23,9 +22,10 @@ def load_npy(path, token, what='label file'):
                         f'{VERIFY_HINT}') from err
 
 
-def load_occupancy(path, token):
-    """Dense (200, 200, 16) uint8 labels (free = 11) from a `NNN_occ_final.npy` file of
-    integer (M, 2) [index1d, class] rows, after checking shape, dtype and ranges."""
+def load_occupancy(path, token, dense=True):
+    """Labels of a `NNN_occ_final.npy` file of integer (M, 2) [index1d, class] rows, after
+    checking shape, dtype and ranges: dense (200, 200, 16) uint8 (free = 11), or the
+    validated (M, 2) rows themselves when dense is False."""
     occ = load_npy(path, token)
     if occ.ndim != 2 or occ.shape[1] != 2 or not np.issubdtype(occ.dtype, np.integer):
         raise DataError(f'label {path} (frame {token}) has shape {occ.shape} dtype '
@@ -35,7 +35,20 @@ def load_occupancy(path, token):
         raise DataError(f'label {path} (frame {token}) holds voxel indices outside '
                         f'[0, {NUM_VOXELS}) or classes outside [0, {NUM_CLASSES}); '
                         f'{VERIFY_HINT}')
-    return sparse_to_dense(occ)
+    return sparse_to_dense(occ) if dense else occ
+
+
+def load_flow(path, token, occ_sparse):
+    """Dense (200, 200, 16, 2) float32 flow (vx, vy m/s, lidar frame; 0 where free) from a
+    `NNN_flow_final.npy` file of (M, 2) rows aligned with the (M, 2) occupancy rows."""
+    flow = load_npy(path, token, 'flow file')
+    if flow.shape != (len(occ_sparse), 2) or not np.issubdtype(flow.dtype, np.floating):
+        raise DataError(f'flow {path} (frame {token}) has shape {flow.shape} dtype '
+                        f'{flow.dtype}; expected float ({len(occ_sparse)}, 2), one row per '
+                        f'occupied voxel of the occupancy file; {VERIFY_HINT}')
+    if not np.all(np.isfinite(flow)):
+        raise DataError(f'flow {path} (frame {token}) holds NaN or inf; {VERIFY_HINT}')
+    return flow_sparse_to_dense(occ_sparse, flow)
 
 
 def load_visible_mask(path, token):

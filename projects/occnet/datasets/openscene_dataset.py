@@ -1,23 +1,21 @@
 """OpenScene occupancy dataset over the infos written by tools/collect_data.py."""
+import logging
+
 import numpy as np
 import torch
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from occnet.constants import CAMERA_NAMES, CLASS_NAMES
-from occnet.datasets.infos import DataError, load_pickle, resolve
-from occnet.geometry import pose_matrix, relative_pose
+from occnet.datasets.collect import pose_matrices
+from occnet.datasets.frame_checks import CALIB_KEYS, frame_problems
+from occnet.datasets.infos import VERIFY_HINT, DataError, load_pickle, resolve
+from occnet.datasets.temporal import can_bus_with_deltas, link_previous, sample_queue
+from occnet.datasets.transforms.bev_flip import mirror_matrix
+from occnet.geometry import relative_pose
 from occnet.registry import DATASETS
 
 LABEL_KEYS = ('occ_gt_final_path', 'flow_gt_final_path', 'occ_invalid_path')
-
-
-def lidar2global_of(info):
-    """(4, 4) float64 lidar -> global pose of a frame dict."""
-    if info.get('lidar2global') is not None:
-        return np.asarray(info['lidar2global'], dtype=np.float64)
-    ego2global = pose_matrix(info['ego2global_translation'], info['ego2global_rotation'])
-    lidar2ego = pose_matrix(info['lidar2ego_translation'], info['lidar2ego_rotation'])
-    return ego2global @ lidar2ego
 
 
 @DATASETS.register_module()
@@ -27,25 +25,46 @@ class OpenSceneOccDataset(BaseDataset):
     Each item is {'inputs': {'imgs': uint8 (T, N, 3, H, W)}, 'data_samples': dict} with T =
     `queue_length` in training (the current frame last, history frames of the same scene
     before it) and T = 1 in test mode. The data sample carries the current frame's metadata
-    and labels plus, per queue slot, `lidar2img` (T, N, 4, 4), `cur2prev` (T, 4, 4) (slot t's
-    lidar frame -> the previous frame's) and `queue_valid` (T,); in test mode `prev_token` is
-    the token of the previous frame of the scene in this dataset (None at a scene start).
+    and labels plus, per queue slot: `lidar2img` (T, N, 4, 4), `cur2prev` (T, 4, 4) (slot t's
+    lidar frame -> the previous slot's frame; identity where there is none), `can_bus`
+    (T, 18) with BEVFormer's temporal deltas (temporal.can_bus_with_deltas) and `queue_valid`
+    (T,). `scene_start` is True when the current frame has no previous frame; in test mode
+    `prev_token` is the previous frame's token (None at a scene start).
+
+    Metadata is held once, serialized into one shared buffer (mmengine's serialize_data), so
+    dataloader workers read it without copying; per-frame links are int64 arrays.
 
     Args:
         ann_file: infos pickle (a list of frame dicts, contract 3).
         data_root: folder the relative paths in the infos start from.
         pipeline: per-frame transforms, ending in PackOccInputs.
         queue_length: frames per training sample, including the current one.
-        with_label: load occupancy labels of the current frame.
+        queue_window: the history frames are drawn at random from this many previous frames
+            of the scene (BEVFormer style); None = the queue_length - 1 nearest ones.
+        with_label: samples are the labelled frames and carry the current frame's labels.
         test_mode: one frame per sample, in order, for video-mode inference.
+        skip_bad_frames: training only: a frame whose image or label cannot be read is
+            logged, counted and replaced by another random frame instead of stopping.
+        max_prev_gap_s: frames further apart than this do not link as previous / next.
     """
 
     METAINFO = dict(classes=CLASS_NAMES)
 
-    def __init__(self, ann_file, data_root='', pipeline=(), queue_length=1, with_label=True,
-                 test_mode=False, **kwargs):
+    def __init__(self, ann_file, data_root='', pipeline=(), queue_length=1, queue_window=None,
+                 with_label=True, test_mode=False, skip_bad_frames=False, max_prev_gap_s=1.5,
+                 **kwargs):
+        if kwargs.get('indices') is not None:
+            raise ValueError('OpenSceneOccDataset does not take `indices`; choose frames with '
+                             'tools/collect_data.py (--logs, --map-location)')
+        if skip_bad_frames and test_mode:
+            raise ValueError('skip_bad_frames is for training only: evaluation must see every '
+                             f'frame; fix the data ({VERIFY_HINT})')
         self.queue_length = 1 if test_mode else int(queue_length)
+        self.queue_window = queue_window
         self.with_label = with_label
+        self.skip_bad_frames = skip_bad_frames
+        self.max_prev_gap_s = max_prev_gap_s
+        self.num_skipped = 0
         super().__init__(ann_file=ann_file, data_root=data_root, pipeline=list(pipeline),
                          test_mode=test_mode, **kwargs)
 
@@ -54,76 +73,102 @@ class OpenSceneOccDataset(BaseDataset):
         if not isinstance(infos, list):
             raise DataError(f'{self.ann_file} holds a {type(infos).__name__}, expected a list '
                             f'of frame dicts; write it with tools/collect_data.py')
-        token_to_idx = {info['token']: i for i, info in enumerate(infos)}
-        data_list = []
-        for idx, info in enumerate(infos):
-            prev_idx = token_to_idx.get(info.get('sample_prev'), -1)
-            if prev_idx >= 0 and infos[prev_idx]['scene_token'] != info['scene_token']:
-                prev_idx = -1
-            data_list.append(self.parse_frame(info, idx, prev_idx))
+        data_list, bad, unlabelled = [], [], 0
+        for i, info in enumerate(infos):
+            infos[i] = None  # free the raw frame as soon as it is parsed
+            problems = frame_problems(info)
+            if problems:
+                token = info.get('token') if isinstance(info, dict) else None
+                message = f'{self.ann_file}: frame {token}: {"; ".join(problems)}'
+                if not self.skip_bad_frames:
+                    raise DataError(f'{message} ({VERIFY_HINT}; skip_bad_frames=True leaves '
+                                    f'such frames out)')
+                bad.append(message)
+                continue
+            if self.with_label and info.get('occ_gt_final_path') is None:
+                unlabelled += 1
+                continue
+            data_list.append(self.parse_frame(info))
+        if bad:
+            print_log(f'left out {len(bad)} frames with bad metadata, e.g. {bad[0]}',
+                      logger='current', level=logging.WARNING)
+        if unlabelled:
+            print_log(f'{self.ann_file}: {unlabelled} frames have no occupancy label and are '
+                      f'not used as samples (tools/collect_data.py leaves them out by default)',
+                      logger='current', level=logging.WARNING)
+        self.prev_indices, self.scene_ids = link_previous(
+            [f['scene_token'] for f in data_list], [f['timestamp'] for f in data_list],
+            self.max_prev_gap_s)
         return data_list
 
-    def parse_frame(self, info, idx, prev_idx):
-        """Keep what training needs, with paths resolved against data_root."""
-        missing = [cam for cam in CAMERA_NAMES if cam not in info['cams']]
-        if missing:
-            raise DataError(f'frame {info["token"]} in {self.ann_file} lacks cameras '
-                            f'{missing}')
+    def parse_frame(self, info):
+        """Keep what training needs, with paths resolved against data_root and the camera
+        calibration stacked in CAMERA_NAMES order: (N, 3, 3), (N, 3), (N, 3, 3)."""
+        _, ego2global, lidar2global = pose_matrices(info)
+        cams = info['cams']
         frame = dict(
-            sample_idx=idx, prev_idx=prev_idx, token=info['token'],
-            scene_token=info['scene_token'], log_name=info.get('log_name'),
-            frame_idx=info.get('frame_idx'), timestamp=info.get('timestamp'),
-            lidar2global=lidar2global_of(info),
-            cams={cam: {k: info['cams'][cam][k] for k in
-                        ('sensor2lidar_rotation', 'sensor2lidar_translation', 'cam_intrinsic')}
-                  for cam in CAMERA_NAMES},
-            img_paths=[resolve(self.data_root, info['cams'][cam]['data_path'])
-                       for cam in CAMERA_NAMES])
+            token=info['token'], scene_token=info['scene_token'], log_name=info.get('log_name'),
+            frame_idx=info.get('frame_idx'), timestamp=int(info['timestamp']),
+            lidar2global=lidar2global, ego2global=ego2global,
+            can_bus=np.asarray(info['can_bus'], dtype=np.float64),
+            img_paths=[resolve(self.data_root, cams[cam]['data_path']) for cam in CAMERA_NAMES])
+        for key in CALIB_KEYS:
+            frame[key] = np.stack([np.asarray(cams[cam][key], dtype=np.float64)
+                                   for cam in CAMERA_NAMES])
         for key in LABEL_KEYS:
             frame[key] = resolve(self.data_root, info.get(key))
         return frame
 
-    def full_init(self):
-        super().full_init()
-        # compact per-frame arrays for samplers, kept outside the serialized dicts
-        infos = [self.get_data_info(i) for i in range(len(self))]
-        self.prev_indices = np.array([info['prev_idx'] for info in infos], dtype=np.int64)
-        _, self.scene_ids = np.unique([info['scene_token'] for info in infos],
-                                      return_inverse=True)
+    def prepare_data(self, idx):
+        if not self.skip_bad_frames:
+            return self.build_sample(idx)
+        try:
+            return self.build_sample(idx)
+        except DataError as err:
+            self.num_skipped += 1
+            print_log(f'skipped a frame ({self.num_skipped} in this process so far): {err}',
+                      logger='current', level=logging.WARNING)
+            return None  # BaseDataset draws another index
 
     def queue_indices(self, idx):
-        """Dataset indices of the queue (oldest first) and which slots are real frames;
-        a scene start is padded by repeating its first frame."""
-        indices, valid = [idx], [True]
-        while len(indices) < self.queue_length:
-            prev = int(self.prev_indices[indices[0]])
-            if prev < 0:
-                indices.insert(0, indices[0])
-                valid.insert(0, False)
-            else:
-                indices.insert(0, prev)
-                valid.insert(0, True)
-        return indices, valid
+        """Dataset indices of the sample's frames (oldest first) and which are real."""
+        if self.test_mode:
+            return [idx], [True]
+        random = self.queue_window is not None and self.queue_window > self.queue_length - 1
+        return sample_queue(self.prev_indices, idx, self.queue_length, self.queue_window,
+                            rng=np.random if random else None)
 
-    def prepare_data(self, idx):
+    def build_sample(self, idx):
         indices, valid = self.queue_indices(idx)
-        frames, poses = [], []
+        aug_seed = int(np.random.randint(2**31))  # one draw per sample: the queue agrees
+        infos, frames = [], []
         for slot, frame_idx in enumerate(indices):
             info = self.get_data_info(frame_idx)
-            poses.append(info['lidar2global'])
             info['with_label'] = self.with_label and slot == len(indices) - 1
+            info['aug_seed'] = aug_seed
+            infos.append(info)
             frames.append(self.pipeline(info))
         prev_idx = int(self.prev_indices[idx])
-        prev_info = self.get_data_info(prev_idx) if prev_idx >= 0 else None
-        if self.test_mode and prev_info is not None:
-            cur2prev = [relative_pose(poses[0], prev_info['lidar2global'])]
+        if self.test_mode:
+            prev_info = self.get_data_info(prev_idx) if prev_idx >= 0 else None
+            prevs = [prev_info]
         else:
-            cur2prev = [np.eye(4)] + [relative_pose(poses[t], poses[t - 1]) if valid[t - 1]
-                                      else np.eye(4) for t in range(1, len(poses))]
+            prev_info = None
+            prevs = [None] + [infos[t - 1] if valid[t - 1] else None
+                              for t in range(1, len(infos))]
+        cur2prev = np.stack([relative_pose(info['lidar2global'], prev['lidar2global'])
+                             if prev is not None else np.eye(4)
+                             for info, prev in zip(infos, prevs)])
+        can_bus = np.stack([can_bus_with_deltas(info['can_bus'], info['ego2global'],
+                                                prev['ego2global'] if prev is not None else None)
+                            for info, prev in zip(infos, prevs)])
         sample = dict(frames[-1]['data_samples'])
+        flip = mirror_matrix(*sample.get('bev_flip', (False, False)))
+        sample['cur2prev'] = (flip @ cur2prev @ flip).astype(np.float32)
         sample['lidar2img'] = np.stack([f['data_samples']['lidar2img'] for f in frames])
-        sample['cur2prev'] = np.stack(cur2prev).astype(np.float32)
+        sample['can_bus'] = can_bus
         sample['queue_valid'] = np.array(valid)
+        sample['scene_start'] = prev_idx < 0
         sample['prev_token'] = prev_info['token'] if prev_info is not None else None
         imgs = torch.stack([f['inputs']['imgs'] for f in frames])
         return dict(inputs=dict(imgs=imgs), data_samples=sample)

@@ -5,18 +5,33 @@ from mmcv.transforms import BaseTransform
 
 from occnet.registry import TRANSFORMS
 
+INTERPOLATIONS = {'area': cv2.INTER_AREA, 'bilinear': cv2.INTER_LINEAR}
+
+
+def resize_views(results, new_w, new_h, interpolation=cv2.INTER_AREA):
+    """Resize every camera image of `results` to (new_w, new_h) pixels and scale the first two
+    rows of each `lidar2img` (pixel u' = sx * u, v' = sy * v)."""
+    height, width = results['img_shape']
+    sx, sy = new_w / width, new_h / height
+    results['imgs'] = [cv2.resize(img, (new_w, new_h), interpolation=interpolation)
+                       for img in results['imgs']]
+    lidar2img = np.array(results['lidar2img'], dtype=np.float64, copy=True)
+    lidar2img[:, 0] *= sx
+    lidar2img[:, 1] *= sy
+    results['lidar2img'] = lidar2img
+    results['img_shape'] = (new_h, new_w)
+    return results
+
 
 @TRANSFORMS.register_module()
 class ResizeMultiViewImages(BaseTransform):
-    """Resize every camera image by `scale` (or to `size` = (W, H)) and scale the first two
-    rows of each `lidar2img` accordingly (pixel u' = sx * u, v' = sy * v)."""
+    """Resize every camera image by `scale` (or to `size` = (W, H)), keeping lidar2img right."""
 
     def __init__(self, scale=None, size=None, interpolation='area'):
         if (scale is None) == (size is None):
             raise ValueError('ResizeMultiViewImages needs exactly one of scale or size')
         self.scale, self.size = scale, size
-        self.interpolation = {'area': cv2.INTER_AREA, 'bilinear': cv2.INTER_LINEAR}[
-            interpolation]
+        self.interpolation = INTERPOLATIONS[interpolation]
 
     def transform(self, results):
         height, width = results['img_shape']
@@ -24,12 +39,46 @@ class ResizeMultiViewImages(BaseTransform):
             new_w, new_h = self.size
         else:
             new_w, new_h = int(round(width * self.scale)), int(round(height * self.scale))
-        sx, sy = new_w / width, new_h / height
-        results['imgs'] = [cv2.resize(img, (new_w, new_h), interpolation=self.interpolation)
-                           for img in results['imgs']]
-        lidar2img = np.array(results['lidar2img'], dtype=np.float64, copy=True)
-        lidar2img[:, 0] *= sx
-        lidar2img[:, 1] *= sy
-        results['lidar2img'] = lidar2img
-        results['img_shape'] = (new_h, new_w)
+        return resize_views(results, new_w, new_h, self.interpolation)
+
+
+@TRANSFORMS.register_module()
+class RandomScaleMultiViewImages(BaseTransform):
+    """Resize all cameras of a frame by one factor drawn from `scales` (training
+    augmentation; lidar2img follows the pixels)."""
+
+    def __init__(self, scales=(0.4, 0.5, 0.6), interpolation='bilinear'):
+        self.scales = tuple(scales)
+        self.interpolation = INTERPOLATIONS[interpolation]
+
+    def transform(self, results):
+        scale = self.scales[np.random.randint(len(self.scales))]
+        height, width = results['img_shape']
+        results['img_scale_factor'] = scale
+        return resize_views(results, int(round(width * scale)), int(round(height * scale)),
+                            self.interpolation)
+
+
+@TRANSFORMS.register_module()
+class PadMultiViewImages(BaseTransform):
+    """Pad every camera image at the bottom and right to a multiple of `size_divisor` (or to
+    `size` = (W, H)); pixels keep their coordinates, so lidar2img is unchanged. Records
+    `pad_shape` (H, W) and keeps `img_shape` as the unpadded size."""
+
+    def __init__(self, size_divisor=32, size=None, pad_val=0):
+        self.size_divisor, self.size, self.pad_val = size_divisor, size, pad_val
+
+    def transform(self, results):
+        height, width = results['imgs'][0].shape[:2]
+        if self.size is not None:
+            pad_w, pad_h = self.size
+        else:
+            pad_w = -(-width // self.size_divisor) * self.size_divisor
+            pad_h = -(-height // self.size_divisor) * self.size_divisor
+        if pad_w < width or pad_h < height:
+            raise ValueError(f'PadMultiViewImages size {(pad_w, pad_h)} is smaller than the '
+                             f'images {(width, height)}')
+        results['imgs'] = [np.pad(img, ((0, pad_h - height), (0, pad_w - width), (0, 0)),
+                                  constant_values=self.pad_val) for img in results['imgs']]
+        results['pad_shape'] = (pad_h, pad_w)
         return results

@@ -6,9 +6,10 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from occnet.constants import CAMERA_NAMES
-from occnet.datasets.infos import DataError
-from occnet.datasets.labels import VERIFY_HINT, load_occupancy, load_visible_mask
-from occnet.geometry import lidar2img_matrix
+from occnet.datasets.frame_checks import CALIB_KEYS
+from occnet.datasets.infos import VERIFY_HINT, DataError
+from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
+from occnet.geometry import lidar2img_matrix, sparse_to_dense
 from occnet.registry import TRANSFORMS
 
 
@@ -16,8 +17,9 @@ from occnet.registry import TRANSFORMS
 class LoadMultiViewImages(BaseTransform):
     """Decode the cameras of a frame in the fixed order (constants.CAMERA_NAMES).
 
-    Reads `results['img_paths']` (N,) and `results['cams']`; adds `imgs` (list of N uint8
-    (H, W, 3) RGB arrays), `lidar2img` (N, 4, 4) float64 for the original pixels,
+    Reads `results['img_paths']` (N,) and the stacked calibration `sensor2lidar_rotation`
+    (N, 3, 3), `sensor2lidar_translation` (N, 3), `cam_intrinsic` (N, 3, 3); adds `imgs` (list
+    of N uint8 (H, W, 3) RGB arrays), `lidar2img` (N, 4, 4) float64 for the original pixels,
     `img_shape` and `ori_shape` (H, W).
     """
 
@@ -34,8 +36,9 @@ class LoadMultiViewImages(BaseTransform):
             raise DataError(f'cameras of frame {results["token"]} have different sizes '
                             f'{[im.shape for im in imgs]}')
         results['imgs'] = imgs
-        results['lidar2img'] = np.stack(
-            [lidar2img_matrix(results['cams'][cam]) for cam in CAMERA_NAMES])
+        results['lidar2img'] = np.stack([
+            lidar2img_matrix({key: results[key][n] for key in CALIB_KEYS})
+            for n in range(len(CAMERA_NAMES))])
         results['img_shape'] = results['ori_shape'] = imgs[0].shape[:2]
         return results
 
@@ -44,14 +47,16 @@ class LoadMultiViewImages(BaseTransform):
 class LoadOccupancyLabel(BaseTransform):
     """Sparse OpenScene labels -> dense (200, 200, 16) uint8 `voxel_semantics`, free = 11.
 
-    Reads `occ_gt_final_path` ((M, 2) [index1d, class]) and, when present and
-    `with_invalid`, `occ_invalid_path` (1-D index1d of voxels no camera sees) into
-    `mask_camera` (X, Y, Z) bool (True = visible). Frames whose `with_label` is False (history
-    frames of a temporal queue) are passed through.
+    Reads `occ_gt_final_path` ((M, 2) [index1d, class]); when present and `with_invalid`,
+    `occ_invalid_path` (1-D index1d of voxels no camera sees) into `mask_camera` (X, Y, Z)
+    bool (True = visible); with `with_flow`, `flow_gt_final_path` ((M, 2) vx, vy m/s, rows
+    aligned with the occupancy file) into `voxel_flow` (X, Y, Z, 2) float32, 0 where free.
+    Frames whose `with_label` is False (history frames of a temporal queue) pass through.
     """
 
-    def __init__(self, with_invalid=True):
+    def __init__(self, with_invalid=True, with_flow=False):
         self.with_invalid = with_invalid
+        self.with_flow = with_flow
 
     def transform(self, results):
         if not results.get('with_label', True):
@@ -60,8 +65,15 @@ class LoadOccupancyLabel(BaseTransform):
         if path is None:
             raise DataError(f'frame {token} has no occupancy label; collect the infos with '
                             f'tools/collect_data.py, which keeps unlabelled frames out')
-        results['voxel_semantics'] = load_occupancy(path, token)
+        occ_sparse = load_occupancy(path, token, dense=False)
+        results['voxel_semantics'] = sparse_to_dense(occ_sparse)
         invalid_path = results.get('occ_invalid_path')
         if self.with_invalid and invalid_path is not None:
             results['mask_camera'] = load_visible_mask(invalid_path, token)
+        if self.with_flow:
+            flow_path = results.get('flow_gt_final_path')
+            if flow_path is None:
+                raise DataError(f'frame {token} has no flow label path (flow_gt_final_path); '
+                                f'with_flow=True needs the v1.0 flow files')
+            results['voxel_flow'] = load_flow(flow_path, token, occ_sparse)
         return results

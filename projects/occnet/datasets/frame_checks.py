@@ -1,0 +1,62 @@
+"""Validation of one OpenScene frame dict (metadata only, no file access).
+
+Used by collect_data (at collection), the dataset (at load) and verify_dataset, so a bad
+frame is described the same way everywhere.
+"""
+import numpy as np
+
+from occnet.constants import CAMERA_NAMES
+
+REQUIRED_KEYS = ('token', 'scene_token', 'timestamp', 'cams', 'can_bus')
+CALIB_KEYS = ('sensor2lidar_rotation', 'sensor2lidar_translation', 'cam_intrinsic')
+CAM_KEYS = ('data_path',) + CALIB_KEYS
+POSE_KEYS = ('lidar2global', 'ego2global', 'lidar2ego', 'ego2global_translation',
+             'ego2global_rotation', 'lidar2ego_translation', 'lidar2ego_rotation')
+
+
+def _finite(value):
+    try:
+        return bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
+    except (TypeError, ValueError):
+        return False
+
+
+def frame_problems(frame):
+    """Problems of a frame dict as short strings (empty when the frame is usable).
+
+    Checks the keys training needs, the 8 cameras and their calibration shapes, and that
+    `can_bus` (18,) and the poses hold finite numbers."""
+    if not isinstance(frame, dict):
+        return [f'frame is a {type(frame).__name__}, not a dict']
+    problems = [f'missing key {key!r}' for key in REQUIRED_KEYS if key not in frame]
+    if problems:
+        return problems
+    can_bus = np.asarray(frame['can_bus'])
+    if can_bus.shape != (18,):
+        problems.append(f'can_bus has shape {can_bus.shape}, expected (18,)')
+    elif not _finite(can_bus):
+        problems.append('can_bus holds NaN or inf')
+    for key in POSE_KEYS:
+        if frame.get(key) is not None and not _finite(frame[key]):
+            problems.append(f'{key} holds NaN or inf')
+    if frame.get('lidar2global') is None and (frame.get('ego2global_translation') is None or
+                                              frame.get('lidar2ego_translation') is None):
+        problems.append('no pose: neither lidar2global nor ego2global_*/lidar2ego_*')
+    cams = frame['cams'] if isinstance(frame['cams'], dict) else {}
+    missing = [cam for cam in CAMERA_NAMES if cam not in cams]
+    if missing:
+        problems.append(f'cams lacks {missing}')
+    for cam in CAMERA_NAMES:
+        if cam not in cams:
+            continue
+        lacking = [key for key in CAM_KEYS if key not in cams[cam]]
+        if lacking:
+            problems.append(f'{cam} lacks {lacking}')
+            continue
+        shapes = {key: np.shape(cams[cam][key]) for key in CAM_KEYS[1:]}
+        if shapes != {'sensor2lidar_rotation': (3, 3), 'sensor2lidar_translation': (3,),
+                      'cam_intrinsic': (3, 3)}:
+            problems.append(f'{cam} calibration shapes {shapes}')
+        elif not all(_finite(cams[cam][key]) for key in CAM_KEYS[1:]):
+            problems.append(f'{cam} calibration holds NaN or inf')
+    return problems

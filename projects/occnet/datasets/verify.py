@@ -1,0 +1,446 @@
+"""Checking an OpenScene download against its metadata (the logic of tools/verify_dataset.py).
+
+Every file the metadata names is checked at exactly that path (sensor_blobs is never listed):
+images exist and are whole JPEGs; occupancy, flow and invalid-voxel files load with the right
+shapes, dtypes and ranges. Problems are counted per check and listed with the frame token, so
+a user can tell which archive to download or extract again.
+"""
+import hashlib
+import os
+import re
+import threading
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from occnet.constants import CAMERA_NAMES
+from occnet.datasets.collect import (V10, V11, join_frame, label_index, read_v10_infos,
+                                     read_v11_log, v10_meta_file, v11_log_files)
+from occnet.datasets.frame_checks import frame_problems
+from occnet.datasets.infos import VERIFY_HINT, DataError, MissingFileError, load_pickle
+from occnet.datasets.infos import resolve
+from occnet.datasets.labels import load_npy, load_occupancy, load_visible_mask
+
+JPEG_SOI, JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
+JPEG_TAIL_BYTES = 64  # EOI may be followed by zero padding
+MD5_CHUNK_BYTES = 8 << 20
+MAX_LISTED = 100_000  # issues kept per check (counts are always exact)
+IN_FLIGHT_PER_WORKER = 8
+
+
+class Check(NamedTuple):
+    title: str
+    fix: str
+    is_error: bool = True
+
+
+CHECKS = {
+    'metadata_unreadable': Check(
+        'metadata pickles unreadable',
+        'download and extract the metadata archive again (a truncated pickle means an '
+        'interrupted download or extraction)'),
+    'frame_bad_metadata': Check(
+        'frames with bad metadata',
+        'tools/collect_data.py --skip-bad leaves these frames out of the infos'),
+    'image_missing': Check(
+        'images missing',
+        'extract the camera archives holding these logs into sensor_blobs/ (or fix the '
+        'symlinks to your nuPlan sensor data)'),
+    'image_unreadable': Check(
+        'images unreadable',
+        'truncated or corrupt JPEGs: extract the camera archive holding them again'),
+    'label_missing': Check(
+        'label files missing',
+        'extract the openscene-v1.0 occupancy archives (occupancy/<split>/<scene>/occ_gt/)'),
+    'occ_bad': Check(
+        'occupancy files bad (shape, dtype, range)',
+        'extract the occupancy archive holding them again'),
+    'flow_bad': Check(
+        'flow files bad (not float (N, 2) row-aligned with occ)',
+        'extract the occupancy archive holding them again'),
+    'invalid_bad': Check(
+        'invalid-voxel files bad',
+        'extract the occupancy archive holding them again'),
+    'archive_missing': Check(
+        'archives missing',
+        'download them next to the checksum file, or pass --archive-dir'),
+    'archive_mismatch': Check(
+        'archives with a wrong md5',
+        'download them again (incomplete or corrupt download)'),
+    'frame_unlabelled': Check(
+        'frames without a label (warning)',
+        'normal for up to ~2% of frames; tools/collect_data.py leaves them out of training',
+        is_error=False),
+}
+
+
+class Issue(NamedTuple):
+    check: str
+    path: str
+    token: Optional[str]
+    reason: str
+
+
+class Report:
+    """Exact counts per check, up to `max_listed` issues per check, and what was checked."""
+
+    def __init__(self, max_listed=MAX_LISTED):
+        self.counts = dict.fromkeys(CHECKS, 0)
+        self.issues = {check: [] for check in CHECKS}
+        self.checked = Counter()
+        self.info = {}
+        self.max_listed = max_listed
+
+    def add(self, check, path, token, reason):
+        self.extend([Issue(check, path, token, reason)])
+
+    def extend(self, issues):
+        for issue in issues:
+            self.counts[issue.check] += 1
+            if len(self.issues[issue.check]) < self.max_listed:
+                self.issues[issue.check].append(issue)
+
+    @property
+    def num_errors(self):
+        return sum(n for check, n in self.counts.items() if CHECKS[check].is_error)
+
+    @property
+    def ok(self):
+        return self.num_errors == 0
+
+    def listed(self, check):
+        """Kept issues of one check, sorted by path then token."""
+        return sorted(self.issues[check], key=lambda i: (i.path, str(i.token)))
+
+    def to_dict(self):
+        return {'ok': self.ok, 'num_errors': self.num_errors, **self.info,
+                'checked': dict(self.checked), 'counts': dict(self.counts),
+                'max_listed': self.max_listed,
+                'issues': {check: [i._asdict() for i in self.listed(check)]
+                           for check in CHECKS if self.issues[check]}}
+
+
+def error_reason(err):
+    """A DataError's message without the 'run verify_dataset' hint (we are that tool)."""
+    text = str(err)
+    for hint in (f' ({VERIFY_HINT})', f'; {VERIFY_HINT}', f', {VERIFY_HINT}'):
+        text = text.replace(hint, '')
+    return text
+
+
+def image_problem(path, decode=False):
+    """(check, reason) of one camera image, or None when it is a whole JPEG.
+
+    The cheap test reads 2 + JPEG_TAIL_BYTES bytes: a JPEG starts with the SOI marker FF D8
+    and ends with the EOI marker FF D9 (zero padding after it allowed); a truncated download
+    lacks the EOI. `decode` also decodes the image with OpenCV."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        return 'image_missing', ('broken symlink' if os.path.islink(path) else 'file not found')
+    except OSError as err:
+        return 'image_unreadable', f'cannot stat: {err}'
+    if size == 0:
+        return 'image_unreadable', 'empty file (0 bytes)'
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(2)
+            f.seek(max(size - JPEG_TAIL_BYTES, 0))
+            tail = f.read()
+    except OSError as err:
+        return 'image_unreadable', f'cannot read: {err}'
+    if head != JPEG_SOI:
+        return 'image_unreadable', f'not a JPEG: starts with {head.hex()}, expected ffd8'
+    if not tail.rstrip(b'\x00').endswith(JPEG_EOI):
+        return 'image_unreadable', f'truncated JPEG: no end-of-image marker ffd9 ({size} bytes)'
+    if decode:
+        import cv2
+        if cv2.imread(path, cv2.IMREAD_COLOR) is None:
+            return 'image_unreadable', 'OpenCV cannot decode it'
+    return None
+
+
+def flow_problem(flow, num_occ):
+    """Why a flow array is not float (num_occ, 2) [vx, vy], or None (num_occ None: unknown)."""
+    if flow.ndim != 2 or flow.shape[1] != 2 or not np.issubdtype(flow.dtype, np.floating):
+        return f'has shape {flow.shape} dtype {flow.dtype}; expected float (N, 2) [vx, vy]'
+    if num_occ is not None and len(flow) != num_occ:
+        return (f'has {len(flow)} rows but its occ file has {num_occ}; they must be '
+                f'row-aligned')
+    return None
+
+
+def label_issues(occ_path, flow_path, invalid_path, token):
+    """Issues of one labelled frame's files (flow_path / invalid_path may be None).
+
+    occ: integer (N, 2) [index1d, class] rows in range (labels.load_occupancy); flow: float
+    (N, 2) with the occ file's N; invalid: integer 1-D voxel indices in range."""
+    issues, num_occ = [], None
+    try:
+        load_occupancy(occ_path, token)
+        num_occ = len(load_npy(occ_path, token))
+    except MissingFileError as err:
+        issues.append(Issue('label_missing', occ_path, token, error_reason(err)))
+    except DataError as err:
+        issues.append(Issue('occ_bad', occ_path, token, error_reason(err)))
+    if flow_path is not None:
+        try:
+            problem = flow_problem(load_npy(flow_path, token, 'flow file'), num_occ)
+            if problem:
+                issues.append(Issue('flow_bad', flow_path, token, f'flow file {problem}'))
+        except MissingFileError as err:
+            issues.append(Issue('label_missing', flow_path, token, error_reason(err)))
+        except DataError as err:
+            issues.append(Issue('flow_bad', flow_path, token, error_reason(err)))
+    if invalid_path is not None:
+        try:
+            load_visible_mask(invalid_path, token)
+        except MissingFileError as err:
+            issues.append(Issue('label_missing', invalid_path, token, error_reason(err)))
+        except DataError as err:
+            issues.append(Issue('invalid_bad', invalid_path, token, error_reason(err)))
+    return issues
+
+
+def has_file_paths(frame):
+    """Whether a frame names its files: a token and a `data_path` string for every camera."""
+    cams = frame.get('cams') if isinstance(frame, dict) else None
+    return ('token' in frame and isinstance(cams, dict) and
+            all(isinstance(c, dict) and isinstance(c.get('data_path'), str)
+                for c in cams.values()))
+
+
+def frame_file_issues(frame, data_root, images=True, labels=True, decode=False):
+    """Issues of the files one frame names (paths resolved against data_root).
+
+    Returns:
+        issues: list of Issue.
+        checked: Counter of 'images', 'labelled_frames', 'label_files'.
+    """
+    token, issues, checked = frame['token'], [], Counter()
+    if images:
+        for cam in CAMERA_NAMES:
+            if cam not in frame['cams']:
+                continue
+            path = resolve(data_root, frame['cams'][cam]['data_path'])
+            problem = image_problem(path, decode)
+            if problem:
+                issues.append(Issue(problem[0], path, token, f'{cam}: {problem[1]}'))
+            checked['images'] += 1
+    if labels and frame.get('occ_gt_final_path') is not None:
+        paths = [resolve(data_root, frame.get(key)) for key in
+                 ('occ_gt_final_path', 'flow_gt_final_path', 'occ_invalid_path')]
+        issues += label_issues(*paths, token)
+        checked['labelled_frames'] += 1
+        checked['label_files'] += sum(p is not None for p in paths)
+    return issues, checked
+
+
+def metadata_issues(frame, source, labels=True):
+    """frame_bad_metadata and (when labels are checked) frame_unlabelled issues of a frame."""
+    token = frame.get('token') if isinstance(frame, dict) else None
+    issues = []
+    problems = frame_problems(frame)
+    if problems:
+        issues.append(Issue('frame_bad_metadata', source, token, '; '.join(problems)))
+    if labels and isinstance(frame, dict) and frame.get('occ_gt_final_path') is None:
+        issues.append(Issue('frame_unlabelled', source, token,
+                            'no v1.0 occupancy label for this token'))
+    return issues
+
+
+def split_sources(data_root, split, report):
+    """(number of logs, iterator of (source pickle, frames joined to labels)) of a split.
+
+    Reads openscene-v1.1 per-log pickles when the split has them, else the v1.0 split pickle
+    (like collect.iter_logs). An unreadable pickle is reported and yields no frames, so the
+    other logs are still checked. Raises DataError when the split has no metadata at all."""
+    files = v11_log_files(data_root, split)
+    v10_path = v10_meta_file(data_root, split)
+    if not files and not os.path.isfile(v10_path):
+        raise DataError(
+            f'no metadata under {os.path.join(data_root, V11, "meta_datas", split)} nor '
+            f'{v10_path}; point --data-root at the folder holding openscene-v1.1/ and '
+            f'openscene-v1.0/ and check --split')
+    try:
+        v10 = read_v10_infos(data_root, split)
+        labels = label_index(v10, data_root)
+    except DataError as err:
+        report.add('metadata_unreadable', v10_path, None, error_reason(err))
+        v10, labels = [], {}
+    layout = V11 if files else V10
+    report.info.update(data_root=data_root, split=split, layout=layout)
+
+    def joined(frames):
+        return [join_frame(f, labels, layout, split, data_root) if has_file_paths(f) else f
+                for f in frames]
+
+    def v11_logs():
+        for path in files.values():
+            try:
+                frames = read_v11_log(path)
+            except DataError as err:
+                report.add('metadata_unreadable', path, None, error_reason(err))
+                yield path, []
+                continue
+            report.checked['logs'] += 1
+            yield path, joined(frames)
+
+    if files:
+        return len(files), v11_logs()
+    by_log = {}
+    for frame in v10:
+        by_log.setdefault(frame.get('log_name') if isinstance(frame, dict) else None,
+                          []).append(frame)
+    report.checked['logs'] += len(by_log)
+    return len(by_log), ((v10_path, joined(frames)) for frames in by_log.values())
+
+
+def infos_sources(infos_path, data_root, report):
+    """(number of frames, iterator of (infos_path, [frame])) of a collected infos pickle
+    (tools/collect_data.py output; paths relative to data_root)."""
+    report.info.update(data_root=data_root, infos=infos_path)
+    try:
+        infos = load_pickle(infos_path)
+    except DataError as err:
+        report.add('metadata_unreadable', infos_path, None, error_reason(err))
+        return 0, iter(())
+    if isinstance(infos, dict):
+        infos = infos.get('infos', infos.get('data_list'))
+    if not isinstance(infos, list):
+        report.add('metadata_unreadable', infos_path, None,
+                   'not a list of frame dicts (expected the output of tools/collect_data.py)')
+        return 0, iter(())
+    report.checked['logs'] += len({f.get('log_name') for f in infos if isinstance(f, dict)})
+    return len(infos), ((infos_path, [frame]) for frame in infos)
+
+
+def verify_sources(total, sources, data_root, report, workers=4, images=True, labels=True,
+                   decode=False, progress=None):
+    """Check the metadata of every frame and, on `workers` threads, the files it names.
+
+    Args:
+        total, sources: from split_sources / infos_sources.
+        progress: callable(done, total) in sources, called from this thread.
+    """
+    def collect(futures):
+        for future in futures:
+            issues, checked = future.result()
+            report.extend(issues)
+            report.checked.update(checked)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        pending = set()
+        for done, (source, frames) in enumerate(sources, start=1):
+            for frame in frames:
+                report.checked['frames'] += 1
+                report.extend(metadata_issues(frame, source, labels))
+                if not (images or labels) or not has_file_paths(frame):
+                    continue
+                if len(pending) >= IN_FLIGHT_PER_WORKER * max(1, workers):
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    collect(finished)
+                pending.add(pool.submit(frame_file_issues, frame, data_root, images, labels,
+                                        decode))
+            if progress is not None and done < total:
+                progress(done, total)
+        collect(f for f in list(pending) if not f.result() is None)
+    if progress is not None and total:
+        progress(total, total)
+
+
+def verify_split(data_root, split, report=None, **kwargs):
+    """Report of one split of a data root (kwargs: those of verify_sources)."""
+    report = Report() if report is None else report
+    total, sources = split_sources(data_root, split, report)
+    verify_sources(total, sources, data_root, report, **kwargs)
+    return report
+
+
+def verify_infos(infos_path, data_root, report=None, **kwargs):
+    """Report of a collected infos pickle whose paths are relative to data_root."""
+    report = Report() if report is None else report
+    total, sources = infos_sources(infos_path, data_root, report)
+    verify_sources(total, sources, data_root, report, **kwargs)
+    return report
+
+
+MD5_LINE = re.compile(r'^([0-9a-fA-F]{32}) [ *](.+)$')
+
+
+def read_md5_file(path):
+    """[(md5 lower-case hex, name)] of a checksum file in `md5sum` format.
+
+    Raises DataError naming the file and line when it is missing or a line does not parse."""
+    if not os.path.isfile(path):
+        raise DataError(f'checksum file not found: {path}')
+    entries = []
+    with open(path, encoding='utf-8') as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip('\r\n')
+            if not line.strip() or line.startswith('#'):
+                continue
+            match = MD5_LINE.match(line)
+            if not match:
+                raise DataError(f'{path} line {number} is not in md5sum format '
+                                f'("<32 hex digits>  <file name>"): {line[:80]!r}')
+            entries.append((match.group(1).lower(), match.group(2)))
+    return entries
+
+
+def file_md5(path, on_bytes=None, chunk_size=MD5_CHUNK_BYTES):
+    """Hex md5 of a file read in chunks; on_bytes(n) after each chunk."""
+    digest = hashlib.md5()
+    with open(path, 'rb') as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+    return digest.hexdigest()
+
+
+def verify_archives(md5_path, report, archive_dir=None, workers=4, progress=None):
+    """Check the archives a checksum file lists: archive_missing / archive_mismatch.
+
+    Args:
+        archive_dir: folder the names are relative to (default: the checksum file's folder).
+        progress: callable(bytes done, bytes total), called under a lock from worker threads.
+    """
+    entries = read_md5_file(md5_path)
+    base = os.path.dirname(md5_path) if archive_dir is None else archive_dir
+    report.info.update(md5=md5_path, archive_dir=base)
+    present = []
+    for expected, name in entries:
+        path = os.path.join(base, name)
+        if os.path.isfile(path):
+            present.append((expected, path))
+        else:
+            report.add('archive_missing', path, None, f'listed in {md5_path} but not found')
+    total = sum(os.path.getsize(path) for _, path in present)
+    lock, done = threading.Lock(), [0]
+
+    def on_bytes(num_bytes):
+        with lock:
+            done[0] += num_bytes
+            if progress is not None:
+                progress(done[0], total)
+
+    def md5_or_error(path):
+        try:
+            return file_md5(path, on_bytes)
+        except OSError as err:
+            return err
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        actuals = list(pool.map(md5_or_error, [path for _, path in present]))
+    for (expected, path), actual in zip(present, actuals):
+        report.checked['archives'] += 1
+        if isinstance(actual, OSError):
+            report.add('archive_mismatch', path, None, f'cannot read: {actual}')
+        elif actual != expected:
+            report.add('archive_mismatch', path, None,
+                       f'md5 {actual}, expected {expected} (size {os.path.getsize(path)} B)')
+    report.checked['archive_bytes'] += total
+    return report
