@@ -1,16 +1,17 @@
 """OpenSceneOccDataset and collect_data on a tiny synthetic data root."""
 import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from occnet.constants import CAMERA_NAMES, FREE_INDEX
-from occnet.datasets.collect import collect, split_logs
 from occnet.datasets.infos import DataError
 from occnet.datasets.samplers import split_scenes_contiguous
-from occnet.geometry import pose_matrix, project_points
+from occnet.datasets.transforms.bev_flip import mirror_matrix
+from occnet.geometry import pose_matrix, project_points, relative_pose
 from occnet.registry import DATASETS
 
 PIPELINE = [dict(type='LoadMultiViewImages'), dict(type='ResizeMultiViewImages', scale=0.5),
@@ -102,22 +103,6 @@ def test_split_scenes_contiguous_never_cuts_a_scene():
     assert sum(len(p) for p in split_scenes_contiguous(scene_ids, 4)) == 9
 
 
-def test_collect_split_is_deterministic_and_disjoint(tiny_data_root):
-    train, val, stats = collect(str(tiny_data_root), 'mini', val_ratio=0.5, seed=0)
-    train2, val2, _ = collect(str(tiny_data_root), 'mini', val_ratio=0.5, seed=0)
-    assert [f['token'] for f in train] == [f['token'] for f in train2]
-    assert not {f['log_name'] for f in train} & {f['log_name'] for f in val}
-    assert stats['frames'] == stats['labelled'] == 12 and stats['scenes'] == 4
-    frame = train[0]
-    assert frame['cams']['CAM_F0']['data_path'].startswith('openscene-v1.1/sensor_blobs/mini/')
-    for key in ('occ_gt_final_path', 'flow_gt_final_path', 'occ_invalid_path'):
-        assert frame[key].startswith('openscene-v1.0/occupancy/mini/')
-        assert os.path.isfile(tiny_data_root / frame[key])
-    names = [f'log{i}' for i in range(10)]
-    assert split_logs(names, 0.3, 1) == split_logs(list(reversed(names)), 0.3, 1)
-    assert split_logs(names, 0.3, 1) != split_logs(names, 0.3, 2)
-
-
 def test_missing_image_names_file_and_token(tiny_data_root, tmp_path):
     dataset = build(tiny_data_root, queue_length=1)
     info = dataset.get_data_info(0)
@@ -130,3 +115,123 @@ def test_missing_image_names_file_and_token(tiny_data_root, tmp_path):
             dataset[0]
     finally:
         os.rename(moved, path)
+
+
+def damaged_copy(root, tmp_path, change_infos=None):
+    """A copy of the tiny data root whose train infos `change_infos` may edit in place."""
+    copy = shutil.copytree(root, tmp_path / 'root')
+    if change_infos is not None:
+        path = copy / 'openscene_mini_train.pkl'
+        with open(path, 'rb') as f:
+            infos = pickle.load(f)
+        change_infos(infos)
+        with open(path, 'wb') as f:
+            pickle.dump(infos, f, protocol=4)
+    return copy
+
+
+def test_can_bus_deltas_and_scene_start(tiny_data_root):
+    dataset = build(tiny_data_root, queue_length=3)
+    sample = dataset[2]['data_samples']
+    raw = [raw_frame(tiny_data_root, dataset.get_data_info(i)['token']) for i in (0, 1, 2)]
+    can_bus = sample['can_bus']
+    assert can_bus.shape == (3, 18) and not sample['scene_start']
+    np.testing.assert_allclose(can_bus[2, :3], raw[2]['ego2global'][:3, 3]
+                               - raw[1]['ego2global'][:3, 3], atol=1e-4)
+    yaw = [np.arctan2(r['ego2global'][1, 0], r['ego2global'][0, 0]) for r in raw]
+    np.testing.assert_allclose(can_bus[2, 16], yaw[2], atol=1e-6)
+    np.testing.assert_allclose(can_bus[2, 17], np.degrees(yaw[2] - yaw[1]), atol=1e-4)
+    assert can_bus[0, :3].tolist() == [0, 0, 0] and can_bus[0, 17] == 0
+    np.testing.assert_allclose(sample['cur2prev'][2], relative_pose(
+        raw[2]['lidar2global'], raw[1]['lidar2global']), atol=1e-5)
+    assert dataset[0]['data_samples']['scene_start'] and dataset[3]['data_samples']['scene_start']
+
+
+def test_random_history_window_stays_in_scene(tiny_data_root):
+    dataset = build(tiny_data_root, queue_length=2, queue_window=2)
+    np.random.seed(0)
+    histories = {dataset.queue_indices(2)[0][0] for _ in range(50)}
+    assert histories == {0, 1}  # frame 2's scene is frames 0-2
+    assert {dataset.queue_indices(3)[0][0] for _ in range(10)} == {3}  # a scene start
+    fixed = build(tiny_data_root, queue_length=2)
+    assert {fixed.queue_indices(2)[0][0] for _ in range(10)} == {1}
+
+
+def test_bev_flip_is_consistent_across_the_queue(tiny_data_root):
+    flip_pipeline = PIPELINE[:-1] + [dict(type='RandomFlipBEV', flip_x_ratio=1.0,
+                                          flip_y_ratio=0.0), PIPELINE[-1]]
+    plain = build(tiny_data_root, queue_length=3)[2]['data_samples']
+    flipped = DATASETS.build(dict(
+        type='OpenSceneOccDataset', data_root=str(tiny_data_root),
+        ann_file=str(tiny_data_root / 'openscene_mini_train.pkl'), pipeline=flip_pipeline,
+        queue_length=3))[2]['data_samples']
+    mirror = mirror_matrix(True, False)
+    assert flipped['bev_flip'] == (True, False)
+    np.testing.assert_allclose(flipped['lidar2img'], plain['lidar2img'] @ mirror, rtol=1e-6)
+    np.testing.assert_allclose(flipped['cur2prev'], mirror @ plain['cur2prev'] @ mirror,
+                               atol=1e-6)
+    assert torch.equal(flipped['voxel_semantics'], plain['voxel_semantics'].flip(0))
+    assert torch.equal(flipped['mask_camera'], plain['mask_camera'].flip(0))
+
+
+def test_corrupt_image_raises_or_is_skipped_and_counted(tiny_data_root, tmp_path):
+    root = damaged_copy(tiny_data_root, tmp_path)
+    dataset = build(root, queue_length=1)
+    info = dataset.get_data_info(1)
+    path = info['img_paths'][5]
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(DataError, match=f'corrupt image {path} for frame token '
+                       f'{info["token"]} \\(CAM_R1\\).*truncated.*verify_dataset'):
+        dataset[1]
+    skipping = build(root, queue_length=1, skip_bad_frames=True)
+    assert skipping.prepare_data(1) is None and skipping.num_skipped == 1
+    np.random.seed(0)
+    item = skipping[1]  # replaced by another frame
+    assert item is not None and item['data_samples']['token'] != info['token']
+    with pytest.raises(ValueError, match='skip_bad_frames is for training only'):
+        build(root, split='val', test_mode=True, skip_bad_frames=True)
+
+
+def test_nan_can_bus_in_infos_names_file_and_token(tiny_data_root, tmp_path):
+    tokens = []
+
+    def poison(infos):
+        infos[4]['can_bus'] = np.array(infos[4]['can_bus'], dtype=float)
+        infos[4]['can_bus'][0] = np.nan
+        tokens.append(infos[4]['token'])
+    root = damaged_copy(tiny_data_root, tmp_path, poison)
+    ann_file = root / 'openscene_mini_train.pkl'
+    with pytest.raises(DataError, match=f'{ann_file}: frame {tokens[0]}: can_bus holds NaN'):
+        build(root)
+    dataset = build(root, skip_bad_frames=True)
+    assert len(dataset) == 5
+    assert tokens[0] not in {dataset.get_data_info(i)['token'] for i in range(5)}
+
+
+def test_unlabelled_frames_in_infos_are_not_samples(tiny_data_root, tmp_path):
+    root = damaged_copy(tiny_data_root, tmp_path,
+                        lambda infos: infos[1].update(occ_gt_final_path=None))
+    assert len(build(root)) == 5
+    assert len(build(root, with_label=False)) == 6
+
+
+@pytest.mark.parametrize('bad,message', [
+    (np.zeros((5, 3), dtype=np.int64), 'has shape \\(5, 3\\)'),
+    (np.array([[640000, 0]]), 'holds voxel indices outside .*e.g. 640000'),
+    (np.array([[5, 12]]), 'holds classes outside \\[0, 12\\), e.g. 12'),
+    (np.array([[1.5, 0.0]]), 'has shape .*float64; expected integer'),
+])
+def test_bad_label_file_names_file_and_token(tiny_data_root, tmp_path, bad, message):
+    root = damaged_copy(tiny_data_root, tmp_path)
+    dataset = build(root, queue_length=1)
+    info = dataset.get_data_info(2)
+    np.save(info['occ_gt_final_path'], bad)
+    with pytest.raises(DataError, match=f'label {info["occ_gt_final_path"]} \\(frame '
+                       f'{info["token"]}\\) {message}'):
+        dataset[2]
+    os.remove(info['occ_gt_final_path'])
+    with pytest.raises(DataError, match=f'missing label file {info["occ_gt_final_path"]} '
+                       f'for frame token {info["token"]}'):
+        dataset[2]

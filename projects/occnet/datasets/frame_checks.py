@@ -14,11 +14,18 @@ POSE_KEYS = ('lidar2global', 'ego2global', 'lidar2ego', 'ego2global_translation'
              'ego2global_rotation', 'lidar2ego_translation', 'lidar2ego_rotation')
 
 
-def _finite(value):
+CALIB_SHAPES = {'sensor2lidar_rotation': (3, 3), 'sensor2lidar_translation': (3,),
+                'cam_intrinsic': (3, 3)}
+
+
+def _finite(values):
+    """True when every value of a list of numeric arrays is finite (one numpy call: this runs
+    for every frame of trainval)."""
     try:
-        return bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
+        flat = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in values])
     except (TypeError, ValueError):
         return False
+    return bool(np.isfinite(flat.sum())) or bool(np.isfinite(flat).all())
 
 
 def frame_problems(frame):
@@ -31,14 +38,13 @@ def frame_problems(frame):
     problems = [f'missing key {key!r}' for key in REQUIRED_KEYS if key not in frame]
     if problems:
         return problems
-    can_bus = np.asarray(frame['can_bus'])
-    if can_bus.shape != (18,):
-        problems.append(f'can_bus has shape {can_bus.shape}, expected (18,)')
-    elif not _finite(can_bus):
+    if np.shape(frame['can_bus']) != (18,):
+        problems.append(f'can_bus has shape {np.shape(frame["can_bus"])}, expected (18,)')
+    elif not _finite([frame['can_bus']]):
         problems.append('can_bus holds NaN or inf')
-    for key in POSE_KEYS:
-        if frame.get(key) is not None and not _finite(frame[key]):
-            problems.append(f'{key} holds NaN or inf')
+    poses = [key for key in POSE_KEYS if frame.get(key) is not None]
+    if not _finite([frame[key] for key in poses]):
+        problems += [f'{key} holds NaN or inf' for key in poses if not _finite([frame[key]])]
     if frame.get('lidar2global') is None and (frame.get('ego2global_translation') is None or
                                               frame.get('lidar2ego_translation') is None):
         problems.append('no pose: neither lidar2global nor ego2global_*/lidar2ego_*')
@@ -46,6 +52,7 @@ def frame_problems(frame):
     missing = [cam for cam in CAMERA_NAMES if cam not in cams]
     if missing:
         problems.append(f'cams lacks {missing}')
+    calibrations = []
     for cam in CAMERA_NAMES:
         if cam not in cams:
             continue
@@ -53,10 +60,13 @@ def frame_problems(frame):
         if lacking:
             problems.append(f'{cam} lacks {lacking}')
             continue
-        shapes = {key: np.shape(cams[cam][key]) for key in CAM_KEYS[1:]}
-        if shapes != {'sensor2lidar_rotation': (3, 3), 'sensor2lidar_translation': (3,),
-                      'cam_intrinsic': (3, 3)}:
+        shapes = {key: np.shape(cams[cam][key]) for key in CALIB_KEYS}
+        if shapes != CALIB_SHAPES:
             problems.append(f'{cam} calibration shapes {shapes}')
-        elif not all(_finite(cams[cam][key]) for key in CAM_KEYS[1:]):
-            problems.append(f'{cam} calibration holds NaN or inf')
+        else:
+            calibrations += [cams[cam][key] for key in CALIB_KEYS]
+    if calibrations and not _finite(calibrations):
+        problems += [f'{cam} calibration holds NaN or inf' for cam in CAMERA_NAMES
+                     if cam in cams and np.shape(cams[cam].get('cam_intrinsic')) == (3, 3)
+                     and not _finite([cams[cam].get(key) for key in CALIB_KEYS])]
     return problems

@@ -30,11 +30,14 @@ def load_occupancy(path, token, dense=True):
     if occ.ndim != 2 or occ.shape[1] != 2 or not np.issubdtype(occ.dtype, np.integer):
         raise DataError(f'label {path} (frame {token}) has shape {occ.shape} dtype '
                         f'{occ.dtype}; expected integer (N, 2) [index1d, class]; {VERIFY_HINT}')
-    if occ.size and (occ[:, 0].min() < 0 or occ[:, 0].max() >= NUM_VOXELS or
-                     occ[:, 1].min() < 0 or occ[:, 1].max() >= NUM_CLASSES):
+    bad_index = (occ[:, 0] < 0) | (occ[:, 0] >= NUM_VOXELS)
+    bad_class = (occ[:, 1] < 0) | (occ[:, 1] >= NUM_CLASSES)
+    if bad_index.any():
         raise DataError(f'label {path} (frame {token}) holds voxel indices outside '
-                        f'[0, {NUM_VOXELS}) or classes outside [0, {NUM_CLASSES}); '
-                        f'{VERIFY_HINT}')
+                        f'[0, {NUM_VOXELS}), e.g. {int(occ[bad_index][0, 0])}; {VERIFY_HINT}')
+    if bad_class.any():
+        raise DataError(f'label {path} (frame {token}) holds classes outside '
+                        f'[0, {NUM_CLASSES}), e.g. {int(occ[bad_class][0, 1])}; {VERIFY_HINT}')
     return sparse_to_dense(occ) if dense else occ
 
 

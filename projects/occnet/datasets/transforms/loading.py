@@ -7,10 +7,27 @@ from mmcv.transforms import BaseTransform
 
 from occnet.constants import CAMERA_NAMES
 from occnet.datasets.frame_checks import CALIB_KEYS
-from occnet.datasets.infos import VERIFY_HINT, DataError
+from occnet.datasets.infos import VERIFY_HINT, DataError, MissingFileError
 from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
 from occnet.geometry import lidar2img_matrix, sparse_to_dense
 from occnet.registry import TRANSFORMS
+
+
+def read_jpeg(path, token, cam):
+    """RGB uint8 (H, W, 3) of a camera image; a missing, truncated (no JPEG end marker) or
+    undecodable file raises DataError naming the file, the frame token and the camera."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f'missing image {path} for frame token {token} ({cam}); '
+                               f'{VERIFY_HINT}')
+    data = np.fromfile(path, dtype=np.uint8)
+    tail = data[-64:].tobytes()
+    img = None
+    if data[:2].tobytes() == b'\xff\xd8' and b'\xff\xd9' in tail:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f'corrupt image {path} for frame token {token} ({cam}): not a whole '
+                        f'JPEG ({len(data)} bytes; truncated download?); {VERIFY_HINT}')
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 @TRANSFORMS.register_module()
@@ -24,14 +41,8 @@ class LoadMultiViewImages(BaseTransform):
     """
 
     def transform(self, results):
-        imgs = []
-        for cam, path in zip(CAMERA_NAMES, results['img_paths']):
-            img = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
-            if img is None:
-                state = 'unreadable (corrupt?)' if os.path.isfile(path) else 'missing'
-                raise DataError(f'{state} image {path} for frame token {results["token"]} '
-                                f'({cam}); {VERIFY_HINT}')
-            imgs.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        imgs = [read_jpeg(path, results['token'], cam)
+                for cam, path in zip(CAMERA_NAMES, results['img_paths'])]
         if len({im.shape for im in imgs}) != 1:
             raise DataError(f'cameras of frame {results["token"]} have different sizes '
                             f'{[im.shape for im in imgs]}')
