@@ -9,11 +9,10 @@ both files. Frames without a label are counted and left out unless --keep-unlabe
 """
 import argparse
 import os
-import pickle
 import sys
 import time
 
-from occnet.datasets.collect import collect
+from occnet.datasets.collect import collect_logs, split_logs, split_stats, write_chunks
 from occnet.datasets.infos import DataError
 
 PROGRESS_EVERY_S = 2.0
@@ -37,6 +36,8 @@ def parse_args():
                              'training needs')
     parser.add_argument('--keep-unlabelled', action='store_true',
                         help='keep frames without an occupancy label (label paths None)')
+    parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
+                        help='processes reading the log pickles')
     parser.add_argument('--skip-bad', action='store_true',
                         help='leave out frames with bad metadata (NaN can_bus, missing '
                              'cameras...) and count them, instead of stopping')
@@ -68,13 +69,6 @@ class Progress:
               end='\n' if done == total else '', file=sys.stderr, flush=True)
 
 
-def write_infos(path, frames):
-    tmp = path + '.tmp'
-    with open(tmp, 'wb') as f:
-        pickle.dump(frames, f, protocol=4)
-    os.replace(tmp, path)
-
-
 def print_summary(stats):
     header = f"{'':<7}{'logs':>7}{'scenes':>8}{'frames':>9}{'labelled':>10}{'unlabelled':>12}"
     print(header)
@@ -98,22 +92,24 @@ def main():
     logs = read_log_list(args.logs) if args.logs else None
     start = time.time()
     try:
-        train, val, stats = collect(
-            args.data_root, args.split, args.val_ratio, args.seed, logs=logs,
+        results = collect_logs(
+            args.data_root, args.split, logs=logs,
             map_locations=set(args.map_location) if args.map_location else None,
             slim=not args.full_infos, keep_unlabelled=args.keep_unlabelled,
-            skip_bad=args.skip_bad, progress=Progress())
+            skip_bad=args.skip_bad, workers=args.workers, progress=Progress())
     except DataError as err:
         sys.exit(f'\nerror: {err}')
-    if not train and not val:
+    train_logs, val_logs = split_logs(results, args.val_ratio, args.seed)
+    stats = split_stats(results, train_logs, val_logs)
+    if not stats['train']['frames'] and not stats['val']['frames']:
         sys.exit(f'error: no frames left in {args.data_root} split {args.split} after the '
                  f'filters (--logs / --map-location / labels)')
     stats['kept_unlabelled'] = args.keep_unlabelled
     os.makedirs(args.out_dir, exist_ok=True)
-    for name, frames in (('train', train), ('val', val)):
+    for name, names in (('train', train_logs), ('val', val_logs)):
         path = os.path.join(args.out_dir, f'openscene_{args.split}_{name}.pkl')
-        write_infos(path, frames)
-        print(f'wrote {path} ({len(frames)} frames)')
+        write_chunks(path, [results[log]['chunk'] for log in names])
+        print(f'wrote {path} ({stats[name]["frames"]} frames of {len(names)} logs)')
     print_summary(stats)
     print(f'done in {time.time() - start:.1f} s')
 

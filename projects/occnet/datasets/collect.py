@@ -5,13 +5,15 @@ v1.0 occupancy labels by frame token, rewrites paths relative to the data root, 
 logs into train / val deterministically.
 """
 import glob
+import multiprocessing
 import os
+import pickle
 
 import numpy as np
 
 from occnet.constants import CAMERA_NAMES
 from occnet.datasets.frame_checks import CAM_KEYS, frame_problems
-from occnet.datasets.infos import VERIFY_HINT, DataError, load_pickle
+from occnet.datasets.infos import VERIFY_HINT, DataError, load_pickle, restricted_loads
 from occnet.geometry import pose_matrix
 
 V11, V10 = 'openscene-v1.1', 'openscene-v1.0'
@@ -87,7 +89,7 @@ def camera_path_from_root(path, layout, split):
 def label_index(v10_infos, data_root):
     """{token: {label key: data-root relative path or None}} from v1.0 frame dicts."""
     return {f['token']: {key: label_path_from_root(data_root, f.get(key)) for key in LABEL_KEYS}
-            for f in v10_infos if 'token' in f}
+            for f in v10_infos if isinstance(f, dict) and 'token' in f}
 
 
 def pose_matrices(frame):
@@ -129,12 +131,13 @@ def slim_frame(frame):
     return slim
 
 
-def iter_logs(data_root, split, logs=None):
-    """Yield (log_name, source pickle, frame dicts sorted by timestamp, joined to labels).
+def log_sources(data_root, split, logs=None):
+    """(layout, label index, [(log_name, source pickle, frames or None)]) of a split.
 
-    Reads openscene-v1.1 when it has metadata for `split`, else the v1.0-only layout.
+    Reads openscene-v1.1 when it has metadata for `split` (frames None: read them from the
+    source pickle), else the v1.0-only layout (frames taken from the v1.0 pickle).
     Args:
-        logs: optional set of log names to read (others are not opened).
+        logs: optional set of log names to keep (others are not opened).
     """
     files = v11_log_files(data_root, split)
     v10_path = v10_meta_file(data_root, split)
@@ -146,34 +149,134 @@ def iter_logs(data_root, split, logs=None):
     v10 = read_v10_infos(data_root, split)
     labels = label_index(v10, data_root)
     if files:
-        layout = V11
-        del v10
-        sources = [(name, path, None) for name, path in files.items()
-                   if logs is None or name in logs]
-    else:
-        layout = V10
-        by_log = {}
-        for frame in v10:
+        return V11, labels, [(name, path, None) for name, path in files.items()
+                             if logs is None or name in logs]
+    by_log = {}
+    for frame in v10:
+        if isinstance(frame, dict):
             by_log.setdefault(frame.get('log_name'), []).append(frame)
-        sources = [(name, v10_path, by_log[name]) for name in sorted(by_log, key=str)
-                   if logs is None or name in logs]
+    return V10, labels, [(name, v10_path, by_log[name]) for name in sorted(by_log, key=str)
+                         if logs is None or name in logs]
+
+
+def joined_log(path, frames, labels, layout, split, data_root):
+    """Frames of one log sorted by time and joined to their labels (frames None: read the
+    v1.1 pickle at `path`). Frames without a `cams` dict are passed on unjoined."""
+    frames = read_v11_log(path) if frames is None else frames
+    if any(not isinstance(f, dict) or 'timestamp' not in f or 'token' not in f
+           for f in frames):
+        raise DataError(f'{path}: a frame lacks token / timestamp ({VERIFY_HINT})')
+    return [join_frame(f, labels, layout, split, data_root)
+            if isinstance(f.get('cams'), dict) else f
+            for f in sorted(frames, key=lambda f: f['timestamp'])]
+
+
+def iter_logs(data_root, split, logs=None):
+    """Yield (log_name, source pickle, frames sorted by time, joined to labels)."""
+    layout, labels, sources = log_sources(data_root, split, logs)
     for name, path, frames in sources:
-        frames = read_v11_log(path) if frames is None else frames
-        bad_order = [f for f in frames if 'timestamp' not in f or 'token' not in f]
-        if bad_order:
-            raise DataError(f'{path}: a frame lacks token/timestamp ({VERIFY_HINT})')
-        joined = [join_frame(f, labels, layout, split, data_root) if 'cams' in f and
-                  isinstance(f['cams'], dict) else f
-                  for f in sorted(frames, key=lambda f: f['timestamp'])]
-        yield name, path, joined
+        yield name, path, joined_log(path, frames, labels, layout, split, data_root)
 
 
-def count_stats(frames_by_log):
-    """logs, scenes, frames, labelled and unlabelled frames of {log: [frames]}."""
-    frames = [f for log in frames_by_log.values() for f in log]
-    labelled = sum(f.get('occ_gt_final_path') is not None for f in frames)
-    return dict(logs=len(frames_by_log), scenes=len({f['scene_token'] for f in frames}),
-                frames=len(frames), labelled=labelled, unlabelled=len(frames) - labelled)
+def summarize(frames):
+    """Scene tokens, frame and labelled-frame counts of a list of frames."""
+    return dict(scenes={f['scene_token'] for f in frames}, frames=len(frames),
+                labelled=sum(f.get('occ_gt_final_path') is not None for f in frames))
+
+
+def count_stats(summaries):
+    """logs, scenes, frames, labelled and unlabelled frames of a list of summaries."""
+    frames = sum(s['frames'] for s in summaries)
+    labelled = sum(s['labelled'] for s in summaries)
+    return dict(logs=len(summaries), scenes=len(set().union(*[s['scenes'] for s in summaries])),
+                frames=frames, labelled=labelled, unlabelled=frames - labelled)
+
+
+def pickle_chunk(frames):
+    """The body of a protocol-3 pickle of a list: the opcodes that append `frames` to the
+    list on top of the unpickler's stack. Chunks of separate logs concatenate into one
+    list pickle (join_chunks): protocol 3 memoizes with explicit indices, which each chunk
+    only reads after writing them, so chunks cannot see each other's entries."""
+    data = pickle.dumps(frames, protocol=3)
+    header = b'\x80\x03]q\x00'  # PROTO 3, EMPTY_LIST, BINPUT 0
+    assert data.startswith(header) and data.endswith(b'.')
+    return data[len(header):-1]
+
+
+def write_chunks(path, chunks):
+    """Write one list pickle made of pickle_chunk bodies, atomically (tmp + rename)."""
+    tmp = f'{path}.tmp'
+    with open(tmp, 'wb') as f:
+        f.write(b'\x80\x03]')
+        for chunk in chunks:
+            f.write(chunk)
+        f.write(b'.')
+    os.replace(tmp, path)
+
+
+def process_log(name, path, frames, context):
+    """Join, check, slim and filter one log (in a worker process when there are several).
+
+    Returns a dict: name, source, map_locations, found / kept (summarize), bad (messages),
+    chunk (pickle_chunk of the kept frames)."""
+    frames = joined_log(path, frames, context['labels'], context['layout'], context['split'],
+                        context['data_root'])
+    good, bad = [], []
+    for frame in frames:
+        problems = frame_problems(frame)
+        if problems:
+            message = f'{path}: frame {frame.get("token")}: {"; ".join(problems)}'
+            if not context['skip_bad']:
+                raise DataError(f'{message} ({VERIFY_HINT}, or pass --skip-bad to leave such '
+                                f'frames out)')
+            bad.append(message)
+            continue
+        good.append(slim_frame(frame) if context['slim'] else frame)
+    kept = [f for f in good if context['keep_unlabelled'] or
+            f.get('occ_gt_final_path') is not None]
+    return dict(name=name, source=path, map_locations={f.get('map_location') for f in frames},
+                found=summarize(good), kept=summarize(kept), bad=bad, chunk=pickle_chunk(kept))
+
+
+_CONTEXT = {}  # set before forking workers, read by _process_source
+
+
+def _process_source(source):
+    return process_log(*source, _CONTEXT)
+
+
+def collect_logs(data_root, split, logs=None, map_locations=None, slim=True,
+                 keep_unlabelled=False, skip_bad=False, workers=1, progress=None):
+    """process_log over the logs of a split, in `workers` processes; {name: result} in name
+    order, the logs filtered by `logs` names and `map_locations`."""
+    logs = None if logs is None else set(logs)
+    layout, labels, sources = log_sources(data_root, split, logs)
+    if logs is not None and map_locations is None and logs - {s[0] for s in sources}:
+        missing = sorted(logs - {s[0] for s in sources})
+        raise DataError(f'{len(missing)} requested logs have no metadata in {data_root} '
+                        f'split {split}, e.g. {missing[:3]}')
+    _CONTEXT.update(labels=labels, layout=layout, split=split, data_root=data_root, slim=slim,
+                    keep_unlabelled=keep_unlabelled, skip_bad=skip_bad)
+    results = {}
+    try:
+        if workers > 1 and len(sources) > 1:
+            with multiprocessing.get_context('fork').Pool(workers) as pool:
+                for done, result in enumerate(pool.imap(_process_source, sources, chunksize=1),
+                                              start=1):
+                    results[result['name']] = result
+                    if progress is not None:
+                        progress(done, len(sources))
+        else:
+            for done, source in enumerate(sources, start=1):
+                result = _process_source(source)
+                results[result['name']] = result
+                if progress is not None:
+                    progress(done, len(sources))
+    finally:
+        _CONTEXT.clear()
+    if map_locations is not None:
+        results = {name: r for name, r in results.items() if r['map_locations'] & map_locations}
+    return results
 
 
 def split_logs(log_names, val_ratio, seed):
@@ -187,9 +290,18 @@ def split_logs(log_names, val_ratio, seed):
     return [n for n in names if n not in val], sorted(val)
 
 
+def split_stats(results, train_logs, val_logs):
+    """{'all'|'train'|'val': count_stats} plus 'bad' and 'bad_examples' (first messages)."""
+    bad = [message for r in results.values() for message in r['bad']]
+    return {'all': count_stats([r['found'] for r in results.values()]),
+            'train': count_stats([results[n]['kept'] for n in train_logs]),
+            'val': count_stats([results[n]['kept'] for n in val_logs]),
+            'bad': len(bad), 'bad_examples': bad[:MAX_REPORTED]}
+
+
 def collect(data_root, split, val_ratio=0.2, seed=0, logs=None, map_locations=None, slim=True,
-            keep_unlabelled=False, skip_bad=False, progress=None):
-    """Build (train_frames, val_frames, stats) for one split of a data root.
+            keep_unlabelled=False, skip_bad=False, workers=1, progress=None):
+    """Build (train_frames, val_frames, stats) for one split of a data root, in memory.
 
     Args:
         logs: keep only these log names (None = all).
@@ -199,44 +311,17 @@ def collect(data_root, split, val_ratio=0.2, seed=0, logs=None, map_locations=No
             inference on them; by default they are left out and counted.
         skip_bad: drop frames with bad metadata (frame_checks) and count them, instead of
             raising DataError.
+        workers: processes reading logs in parallel (the result does not depend on it).
         progress: callable(done, total) called after each log.
     Returns:
         train, val: lists of frame dicts (logs in name order, frames in time order).
-        stats: {'all'|'train'|'val': count_stats of the frames found} plus 'bad' (count) and
-            'bad_examples' (first 'file: token: problem' lines).
+        stats: split_stats of the frames found and kept.
     """
-    logs = None if logs is None else set(logs)
-    total = len(v11_log_files(data_root, split)) if logs is None else len(logs)
-    found, kept, bad = {}, {}, []
-    for done, (name, path, frames) in enumerate(iter_logs(data_root, split, logs), start=1):
-        if map_locations is not None and not any(f.get('map_location') in map_locations
-                                                 for f in frames):
-            continue
-        good = []
-        for frame in frames:
-            problems = frame_problems(frame)
-            if problems:
-                message = f'{path}: frame {frame.get("token")}: {"; ".join(problems)}'
-                if not skip_bad:
-                    raise DataError(f'{message} ({VERIFY_HINT}, or pass --skip-bad to leave '
-                                    f'such frames out)')
-                bad.append(message)
-                continue
-            good.append(slim_frame(frame) if slim else frame)
-        found[name] = good
-        kept[name] = [f for f in good
-                      if keep_unlabelled or f.get('occ_gt_final_path') is not None]
-        if progress is not None:
-            progress(done, max(total, done))
-    if logs is not None and logs - set(found) and map_locations is None:
-        missing = sorted(logs - set(found))
-        raise DataError(f'{len(missing)} requested logs have no metadata in {data_root} '
-                        f'split {split}, e.g. {missing[:3]}')
-    train_logs, val_logs = split_logs(kept, val_ratio, seed)
-    stats = {'all': count_stats(found),
-             'train': count_stats({n: kept[n] for n in train_logs}),
-             'val': count_stats({n: kept[n] for n in val_logs}),
-             'bad': len(bad), 'bad_examples': bad[:MAX_REPORTED]}
-    train = [f for name in train_logs for f in kept[name]]
-    val = [f for name in val_logs for f in kept[name]]
-    return train, val, stats
+    results = collect_logs(data_root, split, logs, map_locations, slim, keep_unlabelled,
+                           skip_bad, workers, progress)
+    train_logs, val_logs = split_logs(results, val_ratio, seed)
+    frames = {name: restricted_loads(b'\x80\x03]' + r['chunk'] + b'.')
+              for name, r in results.items()}
+    return ([f for name in train_logs for f in frames[name]],
+            [f for name in val_logs for f in frames[name]],
+            split_stats(results, train_logs, val_logs))
