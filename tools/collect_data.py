@@ -12,10 +12,10 @@ import os
 import sys
 import time
 
-from occnet.datasets.collect import collect_logs, split_logs, split_stats, write_chunks
+from occnet.datasets.collect import (collect_logs, read_log_list, split_logs, split_stats,
+                                     write_chunks)
 from occnet.datasets.infos import DataError
-
-PROGRESS_EVERY_S = 2.0
+from occnet.progress import Progress
 
 
 def parse_args():
@@ -44,31 +44,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def read_log_list(path):
-    if not os.path.isfile(path):
-        sys.exit(f'error: --logs file {path} not found')
-    with open(path) as f:
-        names = [line.strip() for line in f if line.strip() and not line.startswith('#')]
-    return {os.path.splitext(os.path.basename(name))[0] for name in names}
-
-
-class Progress:
-    """`logs done/total | elapsed | eta` on stderr, at most every PROGRESS_EVERY_S."""
-
-    def __init__(self):
-        self.start = self.last = time.time()
-
-    def __call__(self, done, total):
-        now = time.time()
-        if done < total and now - self.last < PROGRESS_EVERY_S:
-            return
-        self.last = now
-        elapsed = now - self.start
-        eta = elapsed / done * (total - done)
-        print(f'\r[collect] logs {done}/{total} | elapsed {elapsed:.0f} s | eta {eta:.0f} s',
-              end='\n' if done == total else '', file=sys.stderr, flush=True)
-
-
 def print_summary(stats):
     header = f"{'':<7}{'logs':>7}{'scenes':>8}{'frames':>9}{'labelled':>10}{'unlabelled':>12}"
     print(header)
@@ -89,14 +64,17 @@ def print_summary(stats):
 
 def main():
     args = parse_args()
-    logs = read_log_list(args.logs) if args.logs else None
+    try:
+        logs = read_log_list(args.logs) if args.logs else None
+    except DataError as err:
+        sys.exit(f'error: {err}')
     start = time.time()
     try:
         results = collect_logs(
             args.data_root, args.split, logs=logs,
             map_locations=set(args.map_location) if args.map_location else None,
             slim=not args.full_infos, keep_unlabelled=args.keep_unlabelled,
-            skip_bad=args.skip_bad, workers=args.workers, progress=Progress())
+            skip_bad=args.skip_bad, workers=args.workers, progress=Progress('collect', 'logs'))
     except DataError as err:
         sys.exit(f'\nerror: {err}')
     train_logs, val_logs = split_logs(results, args.val_ratio, args.seed)

@@ -10,7 +10,6 @@ voxels where `occ_invalid_path` files exist), prints the per-class table and wri
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from occnet.datasets.infos import DataError, load_pickle, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
 from occnet.evaluation import (confusion_matrix, format_table, load_prediction,
                                summarize_split, write_json)
+from occnet.progress import Progress
 
 
 def parse_args():
@@ -46,24 +46,6 @@ def load_infos(path):
     return infos
 
 
-class Progress:
-    """Prints `done/total frames, rate, ETA` to stderr at most every `interval` seconds."""
-
-    def __init__(self, total, interval=5.0):
-        self.total, self.interval = total, interval
-        self.start = self.last = time.monotonic()
-
-    def update(self, done):
-        now = time.monotonic()
-        if now - self.last < self.interval and done < self.total:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float('inf')
-        print(f'[eval_occ] {done}/{self.total} frames, {rate:.1f} frames/s, '
-              f'ETA {int(eta // 60)}m{int(eta % 60):02d}s', file=sys.stderr, flush=True)
-
-
 def main():
     args = parse_args()
     data_root = args.data_root or os.path.dirname(os.path.abspath(args.infos))
@@ -82,7 +64,7 @@ def main():
     cm_masked = np.zeros_like(cm)
     num_frames = num_masked = 0
     skipped = []
-    progress = Progress(len(frames))
+    progress = Progress('eval_occ', 'frames')
     for done, info in enumerate(frames, start=1):
         token = info['token']
         invalid_path = info.get('occ_invalid_path')
@@ -97,7 +79,7 @@ def main():
                     err, FileNotFoundError) else ''
                 sys.exit(f'error: {err}{hint}')
             skipped.append(token)
-            progress.update(done)
+            progress(done, len(frames))
             continue
         try:
             cm += confusion_matrix(gt, pred)
@@ -108,7 +90,7 @@ def main():
             sys.exit(f'error: frame token {token}, prediction '
                      f'{os.path.join(args.pred_dir, token + ".npz")}: {err}')
         num_frames += 1
-        progress.update(done)
+        progress(done, len(frames))
 
     if skipped:
         print(f'[eval_occ] skipped {len(skipped)} of {len(frames)} frames with a missing file '

@@ -24,6 +24,16 @@ SLIM_CAM_KEYS = CAM_KEYS
 MAX_REPORTED = 20
 
 
+def read_log_list(path):
+    """Log names from a text file, one per line (a `.pkl` suffix or folder is dropped; blank
+    lines and lines starting with '#' are ignored)."""
+    if not os.path.isfile(path):
+        raise DataError(f'log list {path} not found (one log name per line)')
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip() and not line.startswith('#')]
+    return {os.path.splitext(os.path.basename(name))[0] for name in names}
+
+
 def v11_log_files(data_root, split):
     """{log_name: path} of openscene-v1.1/meta_datas/<split>/*.pkl, sorted by name."""
     meta_dir = os.path.join(data_root, V11, 'meta_datas', split)

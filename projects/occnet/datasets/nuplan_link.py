@@ -172,5 +172,5 @@ def missing_hint(report):
         return (f'none of the {report["files"]} files exist under '
                 f'{report["nuplan_sensor_root"]}; is it the folder holding '
                 f'<log_name>/CAM_F0/<token>.jpg (nuplan-v1.1/sensor_blobs)?')
-    return ('these frames are absent from the nuPlan download (download the missing logs, or '
-            'the OpenScene sensor blobs of these logs)')
+    return ('they are absent from the nuPlan download; download those logs from nuPlan, or '
+            'their OpenScene sensor blobs')

@@ -19,12 +19,13 @@ from occnet.constants import CAMERA_NAMES
 from occnet.datasets.collect import (V10, V11, join_frame, label_index, read_v10_infos,
                                      read_v11_log, v10_meta_file, v11_log_files)
 from occnet.datasets.frame_checks import frame_problems
-from occnet.datasets.infos import VERIFY_HINT, DataError, MissingFileError, load_pickle
-from occnet.datasets.infos import resolve
-from occnet.datasets.labels import load_npy, load_occupancy, load_visible_mask
+from occnet.datasets.infos import (VERIFY_HINT, DataError, MissingFileError, load_pickle,
+                                   resolve)
+from occnet.datasets.labels import load_flow, load_npy, load_occupancy, load_visible_mask
+from occnet.datasets.transforms.loading import read_jpeg
 
 JPEG_SOI, JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
-JPEG_TAIL_BYTES = 64  # EOI may be followed by zero padding
+JPEG_TAIL_BYTES = 64  # EOI may be followed by padding
 MD5_CHUNK_BYTES = 8 << 20
 MAX_LISTED = 100_000  # issues kept per check (counts are always exact)
 IN_FLIGHT_PER_WORKER = 8
@@ -34,11 +35,12 @@ class Check(NamedTuple):
     title: str
     fix: str
     is_error: bool = True
+    group: str = 'data'  # 'data': metadata, images, labels; 'archives': --md5
 
 
 CHECKS = {
     'metadata_unreadable': Check(
-        'metadata pickles unreadable',
+        'metadata pickles missing or unreadable',
         'download and extract the metadata archive again (a truncated pickle means an '
         'interrupted download or extraction)'),
     'frame_bad_metadata': Check(
@@ -58,19 +60,19 @@ CHECKS = {
         'occupancy files bad (shape, dtype, range)',
         'extract the occupancy archive holding them again'),
     'flow_bad': Check(
-        'flow files bad (not float (N, 2) row-aligned with occ)',
+        'flow files bad (shape, dtype, rows vs occ, NaN)',
         'extract the occupancy archive holding them again'),
     'invalid_bad': Check(
         'invalid-voxel files bad',
         'extract the occupancy archive holding them again'),
     'archive_missing': Check(
         'archives missing',
-        'download them next to the checksum file, or pass --archive-dir'),
+        'download them next to the checksum file, or pass --archive-dir', group='archives'),
     'archive_mismatch': Check(
         'archives with a wrong md5',
-        'download them again (incomplete or corrupt download)'),
+        'download them again (incomplete or corrupt download)', group='archives'),
     'frame_unlabelled': Check(
-        'frames without a label (warning)',
+        'frames without a label',
         'normal for up to ~2% of frames; tools/collect_data.py leaves them out of training',
         is_error=False),
 }
@@ -130,12 +132,13 @@ def error_reason(err):
     return text
 
 
-def image_problem(path, decode=False):
+def image_problem(path, decode=False, token=None, cam=None):
     """(check, reason) of one camera image, or None when it is a whole JPEG.
 
     The cheap test reads 2 + JPEG_TAIL_BYTES bytes: a JPEG starts with the SOI marker FF D8
-    and ends with the EOI marker FF D9 (zero padding after it allowed); a truncated download
-    lacks the EOI. `decode` also decodes the image with OpenCV."""
+    and its last JPEG_TAIL_BYTES hold the EOI marker FF D9 (the test the image loader makes),
+    which a truncated download lacks. `decode` also decodes it as training does
+    (transforms.loading.read_jpeg; token and cam only name the frame in its message)."""
     try:
         size = os.path.getsize(path)
     except FileNotFoundError:
@@ -153,61 +156,59 @@ def image_problem(path, decode=False):
         return 'image_unreadable', f'cannot read: {err}'
     if head != JPEG_SOI:
         return 'image_unreadable', f'not a JPEG: starts with {head.hex()}, expected ffd8'
-    if not tail.rstrip(b'\x00').endswith(JPEG_EOI):
+    if JPEG_EOI not in tail:
         return 'image_unreadable', f'truncated JPEG: no end-of-image marker ffd9 ({size} bytes)'
     if decode:
-        import cv2
-        if cv2.imread(path, cv2.IMREAD_COLOR) is None:
-            return 'image_unreadable', 'OpenCV cannot decode it'
+        try:
+            read_jpeg(path, token, cam)
+        except DataError as err:
+            return 'image_unreadable', error_reason(err)
     return None
 
 
-def flow_problem(flow, num_occ):
-    """Why a flow array is not float (num_occ, 2) [vx, vy], or None (num_occ None: unknown)."""
+def load_flow_rows(path, token):
+    """Flow rows checked to be float (N, 2) only: for when the occ file, which fixes N, is
+    itself missing or bad (labels.load_flow checks the alignment otherwise)."""
+    flow = load_npy(path, token, 'flow file')
     if flow.ndim != 2 or flow.shape[1] != 2 or not np.issubdtype(flow.dtype, np.floating):
-        return f'has shape {flow.shape} dtype {flow.dtype}; expected float (N, 2) [vx, vy]'
-    if num_occ is not None and len(flow) != num_occ:
-        return (f'has {len(flow)} rows but its occ file has {num_occ}; they must be '
-                f'row-aligned')
-    return None
+        raise DataError(f'flow {path} (frame {token}) has shape {flow.shape} dtype '
+                        f'{flow.dtype}; expected float (N, 2) [vx, vy]')
+    return flow
+
+
+def load_or_issue(load, path, token, bad_check):
+    """(load(), None), or (None, Issue) when it raises: label_missing for a missing file,
+    `bad_check` for any other DataError."""
+    try:
+        return load(), None
+    except MissingFileError as err:
+        return None, Issue('label_missing', path, token, error_reason(err))
+    except DataError as err:
+        return None, Issue(bad_check, path, token, error_reason(err))
 
 
 def label_issues(occ_path, flow_path, invalid_path, token):
     """Issues of one labelled frame's files (flow_path / invalid_path may be None).
 
-    occ: integer (N, 2) [index1d, class] rows in range (labels.load_occupancy); flow: float
-    (N, 2) with the occ file's N; invalid: integer 1-D voxel indices in range."""
-    issues, num_occ = [], None
-    try:
-        load_occupancy(occ_path, token)
-        num_occ = len(load_npy(occ_path, token))
-    except MissingFileError as err:
-        issues.append(Issue('label_missing', occ_path, token, error_reason(err)))
-    except DataError as err:
-        issues.append(Issue('occ_bad', occ_path, token, error_reason(err)))
+    occ: integer (N, 2) [index1d, class] rows in range; flow: finite float (N, 2) with the
+    occ file's N; invalid: integer 1-D voxel indices in range (the checks of labels.py)."""
+    occ, occ_issue = load_or_issue(lambda: load_occupancy(occ_path, token, dense=False),
+                                   occ_path, token, 'occ_bad')
+    issues = [occ_issue]
     if flow_path is not None:
-        try:
-            problem = flow_problem(load_npy(flow_path, token, 'flow file'), num_occ)
-            if problem:
-                issues.append(Issue('flow_bad', flow_path, token, f'flow file {problem}'))
-        except MissingFileError as err:
-            issues.append(Issue('label_missing', flow_path, token, error_reason(err)))
-        except DataError as err:
-            issues.append(Issue('flow_bad', flow_path, token, error_reason(err)))
+        load = ((lambda: load_flow(flow_path, token, occ)) if occ is not None else
+                (lambda: load_flow_rows(flow_path, token)))
+        issues.append(load_or_issue(load, flow_path, token, 'flow_bad')[1])
     if invalid_path is not None:
-        try:
-            load_visible_mask(invalid_path, token)
-        except MissingFileError as err:
-            issues.append(Issue('label_missing', invalid_path, token, error_reason(err)))
-        except DataError as err:
-            issues.append(Issue('invalid_bad', invalid_path, token, error_reason(err)))
-    return issues
+        issues.append(load_or_issue(lambda: load_visible_mask(invalid_path, token),
+                                    invalid_path, token, 'invalid_bad')[1])
+    return [issue for issue in issues if issue is not None]
 
 
 def has_file_paths(frame):
     """Whether a frame names its files: a token and a `data_path` string for every camera."""
     cams = frame.get('cams') if isinstance(frame, dict) else None
-    return ('token' in frame and isinstance(cams, dict) and
+    return (isinstance(cams, dict) and 'token' in frame and
             all(isinstance(c, dict) and isinstance(c.get('data_path'), str)
                 for c in cams.values()))
 
@@ -225,7 +226,7 @@ def frame_file_issues(frame, data_root, images=True, labels=True, decode=False):
             if cam not in frame['cams']:
                 continue
             path = resolve(data_root, frame['cams'][cam]['data_path'])
-            problem = image_problem(path, decode)
+            problem = image_problem(path, decode, token, cam)
             if problem:
                 issues.append(Issue(problem[0], path, token, f'{cam}: {problem[1]}'))
             checked['images'] += 1
@@ -251,12 +252,13 @@ def metadata_issues(frame, source, labels=True):
     return issues
 
 
-def split_sources(data_root, split, report):
+def split_sources(data_root, split, report, labels=True):
     """(number of logs, iterator of (source pickle, frames joined to labels)) of a split.
 
     Reads openscene-v1.1 per-log pickles when the split has them, else the v1.0 split pickle
     (like collect.iter_logs). An unreadable pickle is reported and yields no frames, so the
-    other logs are still checked. Raises DataError when the split has no metadata at all."""
+    other logs are still checked; so is a missing v1.0 pickle when `labels` are checked.
+    Raises DataError when the split has no metadata at all."""
     files = v11_log_files(data_root, split)
     v10_path = v10_meta_file(data_root, split)
     if not files and not os.path.isfile(v10_path):
@@ -264,17 +266,21 @@ def split_sources(data_root, split, report):
             f'no metadata under {os.path.join(data_root, V11, "meta_datas", split)} nor '
             f'{v10_path}; point --data-root at the folder holding openscene-v1.1/ and '
             f'openscene-v1.0/ and check --split')
+    if labels and not os.path.isfile(v10_path):
+        report.add('metadata_unreadable', v10_path, None,
+                   'missing: occupancy labels are joined from the openscene-v1.0 metadata '
+                   '(download it and the occupancy archives, or pass --skip-labels)')
     try:
         v10 = read_v10_infos(data_root, split)
-        labels = label_index(v10, data_root)
+        label_paths = label_index(v10, data_root)
     except DataError as err:
         report.add('metadata_unreadable', v10_path, None, error_reason(err))
-        v10, labels = [], {}
+        v10, label_paths = [], {}
     layout = V11 if files else V10
     report.info.update(data_root=data_root, split=split, layout=layout)
 
     def joined(frames):
-        return [join_frame(f, labels, layout, split, data_root) if has_file_paths(f) else f
+        return [join_frame(f, label_paths, layout, split, data_root) if has_file_paths(f) else f
                 for f in frames]
 
     def v11_logs():
@@ -346,7 +352,7 @@ def verify_sources(total, sources, data_root, report, workers=4, images=True, la
                                         decode))
             if progress is not None and done < total:
                 progress(done, total)
-        collect(f for f in list(pending) if not f.result() is None)
+        collect(pending)
     if progress is not None and total:
         progress(total, total)
 
@@ -354,7 +360,7 @@ def verify_sources(total, sources, data_root, report, workers=4, images=True, la
 def verify_split(data_root, split, report=None, **kwargs):
     """Report of one split of a data root (kwargs: those of verify_sources)."""
     report = Report() if report is None else report
-    total, sources = split_sources(data_root, split, report)
+    total, sources = split_sources(data_root, split, report, kwargs.get('labels', True))
     verify_sources(total, sources, data_root, report, **kwargs)
     return report
 
