@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from occnet.datasets.verify import (CHECKS, Report, image_problem, read_md5_file,
-                                    verify_archives, verify_infos, verify_split)
+from occnet.datasets.checksums import read_md5_file, verify_archives
+from occnet.datasets.verify import CHECKS, Report, image_problem, verify_infos, verify_split
 
 NUM_LOGS, FRAMES_PER_LOG, NUM_CAMS = 2, 4, 8
 SPLIT = 'mini'

@@ -54,8 +54,9 @@ def print_summary(stats):
     unlabelled = stats['all']['unlabelled']
     if unlabelled:
         share = 100.0 * unlabelled / max(stats['all']['frames'], 1)
+        what = 'kept, with empty label paths' if stats['kept_unlabelled'] else 'left out'
         print(f'note: {unlabelled} frames ({share:.1f}%) have no v1.0 occupancy label; '
-              f'they are {"kept with empty label paths" if stats["kept_unlabelled"] else "left out"}')
+              f'they are {what}')
     if stats['bad']:
         print(f"skipped {stats['bad']} frames with bad metadata, e.g.:")
         for line in stats['bad_examples'][:5]:

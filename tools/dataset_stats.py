@@ -47,7 +47,8 @@ def parse_args():
 def load_groups(args):
     """[(group name, source, frame dicts)] from --infos files or the --split metadata."""
     if args.split:
-        frames = split_frames(args.data_root, args.split, Progress('dataset_stats', f'{args.split}: logs'))
+        frames = split_frames(args.data_root, args.split,
+                              Progress('dataset_stats', f'{args.split}: logs'))
         return [(args.split, os.path.join(args.data_root, 'openscene-v1.1', 'meta_datas',
                                           args.split), frames)]
     names = [group_name(path) for path in args.infos]

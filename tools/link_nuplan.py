@@ -11,7 +11,6 @@ left alone, so running it again is safe; a link pointing elsewhere is a conflict
 Exits 1 when a file is missing in nuPlan or a link conflicts, 0 otherwise.
 """
 import argparse
-import os
 import sys
 
 from occnet.datasets.collect import read_log_list
@@ -77,7 +76,8 @@ def main():
     try:
         report = link_split(args.nuplan_sensor_root, args.data_root, args.split,
                             with_lidar=args.with_lidar, force=args.force,
-                            dry_run=args.dry_run, logs=logs, progress=Progress('link_nuplan', 'logs'))
+                            dry_run=args.dry_run, logs=logs,
+                            progress=Progress('link_nuplan', 'logs'))
     except (DataError, OSError) as err:
         sys.exit(f'\nerror: {err}')
     print_report(report, args.force)

@@ -18,7 +18,8 @@ import sys
 import time
 
 from occnet.datasets.infos import DataError
-from occnet.datasets.verify import CHECKS, Report, verify_archives, verify_infos, verify_split
+from occnet.datasets.checksums import verify_archives
+from occnet.datasets.verify import CHECKS, Report, verify_infos, verify_split
 from occnet.progress import Progress
 
 
@@ -125,10 +126,12 @@ def main():
                             Progress('verify', 'md5', gib))
         if args.infos:
             verify_infos(args.infos, args.data_root, report,
-                         progress=Progress('verify', 'frames', detail=lambda: problems(report)), **options)
+                         progress=Progress('verify', 'frames', detail=lambda: problems(report)),
+                         **options)
         elif args.data_root is not None:
             verify_split(args.data_root, args.split, report,
-                         progress=Progress('verify', 'logs', detail=lambda: problems(report)), **options)
+                         progress=Progress('verify', 'logs', detail=lambda: problems(report)),
+                         **options)
     except DataError as err:
         usage_error(err)
     print_table(report)
@@ -137,7 +140,8 @@ def main():
         with open(args.out_json, 'w') as f:
             json.dump(report.to_dict(), f, indent=1)
         print(f'\nreport written to {args.out_json}')
-    verdict = 'OK' if report.ok else f'FAILED: {report.num_errors} problems'
+    plural = '' if report.num_errors == 1 else 's'
+    verdict = 'OK' if report.ok else f'FAILED: {report.num_errors} problem{plural}'
     print(f'\n{verdict} ({time.time() - start:.1f} s)')
     sys.exit(0 if report.ok else 1)
 

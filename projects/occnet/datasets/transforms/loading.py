@@ -12,6 +12,9 @@ from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
 from occnet.geometry import lidar2img_matrix, sparse_to_dense
 from occnet.registry import TRANSFORMS
 
+JPEG_SOI, JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
+JPEG_TAIL_BYTES = 64  # the end-of-image marker may be followed by padding
+
 
 def read_jpeg(path, token, cam):
     """RGB uint8 (H, W, 3) of a camera image; a missing, truncated (no JPEG end marker) or
@@ -20,9 +23,8 @@ def read_jpeg(path, token, cam):
         raise MissingFileError(f'missing image {path} for frame token {token} ({cam}); '
                                f'{VERIFY_HINT}')
     data = np.fromfile(path, dtype=np.uint8)
-    tail = data[-64:].tobytes()
     img = None
-    if data[:2].tobytes() == b'\xff\xd8' and b'\xff\xd9' in tail:
+    if data[:2].tobytes() == JPEG_SOI and JPEG_EOI in data[-JPEG_TAIL_BYTES:].tobytes():
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise DataError(f'corrupt image {path} for frame token {token} ({cam}): not a whole '
