@@ -65,12 +65,9 @@ def print_summary(stats):
 
 def main():
     args = parse_args()
-    try:
-        logs = read_log_list(args.logs) if args.logs else None
-    except DataError as err:
-        sys.exit(f'error: {err}')
     start = time.time()
     try:
+        logs = read_log_list(args.logs) if args.logs else None
         results = collect_logs(
             args.data_root, args.split, logs=logs,
             map_locations=set(args.map_location) if args.map_location else None,

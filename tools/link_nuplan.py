@@ -71,9 +71,6 @@ def main():
     args = parse_args()
     try:
         logs = read_log_list(args.logs) if args.logs else None
-    except DataError as err:
-        sys.exit(f'error: {err}')
-    try:
         report = link_split(args.nuplan_sensor_root, args.data_root, args.split,
                             with_lidar=args.with_lidar, force=args.force,
                             dry_run=args.dry_run, logs=logs,

@@ -141,6 +141,19 @@ def slim_frame(frame):
     return slim
 
 
+def metadata_files(data_root, split):
+    """({log_name: v1.1 pickle}, v1.0 split pickle path) of a split; DataError naming both
+    places when the split has neither."""
+    files = v11_log_files(data_root, split)
+    v10_path = v10_meta_file(data_root, split)
+    if not files and not os.path.isfile(v10_path):
+        raise DataError(
+            f'no metadata under {os.path.join(data_root, V11, "meta_datas", split)} nor '
+            f'{v10_path}; point --data-root at the folder holding openscene-v1.1/ and '
+            f'openscene-v1.0/ and check --split')
+    return files, v10_path
+
+
 def log_sources(data_root, split, logs=None):
     """(layout, label index, [(log_name, source pickle, frames or None)]) of a split.
 
@@ -149,13 +162,7 @@ def log_sources(data_root, split, logs=None):
     Args:
         logs: optional set of log names to keep (others are not opened).
     """
-    files = v11_log_files(data_root, split)
-    v10_path = v10_meta_file(data_root, split)
-    if not files and not os.path.isfile(v10_path):
-        raise DataError(
-            f'no metadata under {os.path.join(data_root, V11, "meta_datas", split)} nor '
-            f'{v10_path}; point --data-root at the folder holding openscene-v1.1/ and '
-            f'openscene-v1.0/')
+    files, v10_path = metadata_files(data_root, split)
     v10 = read_v10_infos(data_root, split)
     labels = label_index(v10, data_root)
     if files:

@@ -13,8 +13,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from occnet.constants import CAMERA_NAMES
-from occnet.datasets.collect import (V10, V11, join_frame, label_index, read_v10_infos,
-                                     read_v11_log, v10_meta_file, v11_log_files)
+from occnet.datasets.collect import (V10, V11, join_frame, label_index, metadata_files,
+                                     read_v10_infos, read_v11_log)
 from occnet.datasets.frame_checks import frame_problems
 from occnet.datasets.infos import (VERIFY_HINT, DataError, MissingFileError, load_pickle,
                                    resolve)
@@ -253,13 +253,7 @@ def split_sources(data_root, split, report, labels=True):
     (like collect.iter_logs). An unreadable pickle is reported and yields no frames, so the
     other logs are still checked; so is a missing v1.0 pickle when `labels` are checked.
     Raises DataError when the split has no metadata at all."""
-    files = v11_log_files(data_root, split)
-    v10_path = v10_meta_file(data_root, split)
-    if not files and not os.path.isfile(v10_path):
-        raise DataError(
-            f'no metadata under {os.path.join(data_root, V11, "meta_datas", split)} nor '
-            f'{v10_path}; point --data-root at the folder holding openscene-v1.1/ and '
-            f'openscene-v1.0/ and check --split')
+    files, v10_path = metadata_files(data_root, split)
     if labels and not os.path.isfile(v10_path):
         report.add('metadata_unreadable', v10_path, None,
                    'missing: occupancy labels are joined from the openscene-v1.0 metadata '
