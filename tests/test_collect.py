@@ -187,3 +187,40 @@ def test_collect_data_cli_writes_infos_and_summary(source_root, tmp_path):
         val = pickle.load(f)
     assert len(val) == 4 and {f['log_name'] for f in val} <= set(names[:3])
     assert 'eta' in proc.stderr
+
+
+def test_log_list_keeps_dotted_nuplan_names(tmp_path):
+    from occnet.datasets.collect import read_log_list
+    path = tmp_path / 'logs.txt'
+    path.write_text('2021.05.12.22.00.38_veh-35_01008_01518\n'
+                    'meta_datas/mini/2021.06.01.10.00.00_veh-12_00001_00002.pkl\n'
+                    '# a comment\n\n2021.07.01.10.00.00_veh-14_00003_00004/\n')
+    assert read_log_list(str(path)) == {'2021.05.12.22.00.38_veh-35_01008_01518',
+                                        '2021.06.01.10.00.00_veh-12_00001_00002',
+                                        '2021.07.01.10.00.00_veh-14_00003_00004'}
+
+
+@pytest.mark.parametrize('damage,problem', [
+    (lambda f: f['cams']['CAM_L0'].pop('data_path'), "CAM_L0 lacks \\['data_path'\\]"),
+    (lambda f: f['cams'].__setitem__('CAM_B0', None), 'CAM_B0 entry is a NoneType'),
+    (lambda f: f.pop('timestamp'), "missing key 'timestamp'"),
+    (lambda f: f.__setitem__('timestamp', None), 'timestamp is None'),
+    (lambda f: f.__setitem__('lidar2global', np.eye(3)), 'lidar2global has shape \\(3, 3\\)'),
+    (lambda f: [f.pop(k) for k in ('lidar2ego', 'lidar2ego_translation')], 'no pose'),
+])
+def test_malformed_frames_are_reported_or_skipped(root, damage, problem):
+    name = sorted(os.listdir(root / META))[0]
+    token = raw_logs(root)[name[:-4]][1]['token']
+    rewrite(root / META / name, lambda frames: damage(frames[1]))
+    for workers in (1, 2):
+        with pytest.raises(DataError, match=f'{root / META / name}: frame {token}: .*{problem}'):
+            collect(str(root), 'mini', workers=workers)
+    train, val, stats = collect(str(root), 'mini', skip_bad=True, workers=2)
+    assert stats['bad'] == 1 and len(train + val) == 15
+
+
+def test_a_dead_worker_is_an_error_not_a_hang(source_root, monkeypatch):
+    from occnet.datasets import collect as collect_module
+    monkeypatch.setattr(collect_module, 'process_log', lambda *args: os._exit(9))
+    with pytest.raises(DataError, match='worker process died'):
+        collect_module.collect_logs(str(source_root), 'mini', workers=2)

@@ -235,3 +235,29 @@ def test_bad_label_file_names_file_and_token(tiny_data_root, tmp_path, bad, mess
     with pytest.raises(DataError, match=f'missing label file {info["occ_gt_final_path"]} '
                        f'for frame token {info["token"]}'):
         dataset[2]
+
+
+def test_random_scale_is_shared_by_the_queue_and_varies_between_samples(tiny_data_root):
+    pipeline = [dict(type='LoadMultiViewImages'),
+                dict(type='RandomScaleMultiViewImages', scales=(0.25, 0.5)),
+                dict(type='LoadOccupancyLabel'), dict(type='PackOccInputs')]
+    dataset = DATASETS.build(dict(
+        type='OpenSceneOccDataset', data_root=str(tiny_data_root),
+        ann_file=str(tiny_data_root / 'openscene_mini_train.pkl'), pipeline=pipeline,
+        queue_length=3))
+    base = build(tiny_data_root, queue_length=3)[2]['data_samples']['lidar2img']  # 80x45
+    np.random.seed(0)
+    shapes = set()
+    for _ in range(8):
+        item = dataset[2]  # stacking the queue needs one image size
+        height, width = item['inputs']['imgs'].shape[-2:]
+        shapes.add((height, width))
+        lidar2img = item['data_samples']['lidar2img']
+        np.testing.assert_allclose(lidar2img[:, :, 0], base[:, :, 0] * width / 80, rtol=1e-5)
+        np.testing.assert_allclose(lidar2img[:, :, 1], base[:, :, 1] * height / 45, rtol=1e-5)
+    assert shapes == {(22, 40), (45, 80)}
+
+
+def test_subsets_are_refused(tiny_data_root):
+    with pytest.raises(NotImplementedError, match='cannot be subset'):
+        build(tiny_data_root).get_subset([1, 0])

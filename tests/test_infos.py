@@ -40,6 +40,41 @@ def test_refuses_other_globals(payload):
         restricted_loads(pickle.dumps(payload))
 
 
+class Reduce:
+    """Pickles as `func(*args)` then BUILD with `state`: how a crafted pickle is written."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args,
+                                                                   self.state)
+
+
+def forged_dtype(args, state):
+    return Reduce(np.dtype, args, state)
+
+
+def array_with_state(dtype, raw):
+    from numpy._core.multiarray import _reconstruct
+    return Reduce(_reconstruct, (np.ndarray, (0,), b'b'), (1, (1,), dtype, False, raw))
+
+
+@pytest.mark.parametrize('payload,message', [
+    # np.ndarray(shape, object dtype, raw bytes): pointers made of attacker bytes
+    (Reduce(np.ndarray, ((2,), np.dtype('O'), b'A' * 16)), 'direct numpy.ndarray'),
+    # an object dtype whose flags say "no object pointers", filled from raw bytes
+    (array_with_state(forged_dtype(('O8', False, True), (3, '|', None, None, None, -1, -1, 0)),
+                      b'A' * 8), 'forged or structured dtype'),
+    # a field read from 1 MB past the array's memory
+    (array_with_state(forged_dtype(('V8', False, True), (3, '|', None, ('a',), {
+        'a': (np.dtype('u8'), 2**20)}, 8, 1, 0)), b'A' * 8), 'forged or structured dtype'),
+])
+def test_refuses_arrays_that_would_read_arbitrary_memory(payload, message):
+    with pytest.raises(UnsafePickleError, match=message):
+        restricted_loads(pickle.dumps(payload, protocol=2))
+
+
 @pytest.mark.parametrize('protocol', [2, 4, 5])
 def test_admits_numpy_arrays_scalars_and_builtins(protocol):
     frame = {'token': 'ab12', 'can_bus': np.arange(18, dtype=np.float64),
@@ -50,6 +85,7 @@ def test_admits_numpy_arrays_scalars_and_builtins(protocol):
              'raw': b'\x00\xff', 'prev': None, 'rotation': (1.0, 0.0, 0.0, 0.0)}
     loaded = restricted_loads(pickle.dumps([frame], protocol=protocol))[0]
     assert loaded.keys() == frame.keys()
+    assert type(loaded['can_bus']) is np.ndarray and type(loaded['tokens']) is np.ndarray
     for key, value in frame.items():
         if isinstance(value, np.ndarray):
             assert loaded[key].dtype == value.dtype and loaded[key].tolist() == value.tolist()

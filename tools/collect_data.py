@@ -79,7 +79,11 @@ def main():
     stats = split_stats(results, train_logs, val_logs)
     if not stats['train']['frames'] and not stats['val']['frames']:
         sys.exit(f'error: no frames left in {args.data_root} split {args.split} after the '
-                 f'filters (--logs / --map-location / labels)')
+                 f'filters (--logs / --map-location) and without the unlabelled frames '
+                 f'(a split without labels, e.g. test, needs --keep-unlabelled)')
+    if args.val_ratio > 0 and not stats['val']['frames']:
+        print(f'warning: the {len(val_logs)} validation logs have no labelled frames; '
+              f'try another --seed', file=sys.stderr)
     stats['kept_unlabelled'] = args.keep_unlabelled
     os.makedirs(args.out_dir, exist_ok=True)
     for name, names in (('train', train_logs), ('val', val_logs)):

@@ -8,11 +8,13 @@ import glob
 import multiprocessing
 import os
 import pickle
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
 from occnet.constants import CAMERA_NAMES
-from occnet.datasets.frame_checks import CAM_KEYS, frame_problems
+from occnet.datasets.frame_checks import CAM_KEYS, frame_problems, has_file_paths
 from occnet.datasets.infos import VERIFY_HINT, DataError, load_pickle, restricted_loads
 from occnet.geometry import pose_matrix
 
@@ -25,13 +27,14 @@ MAX_REPORTED = 20
 
 
 def read_log_list(path):
-    """Log names from a text file, one per line (a `.pkl` suffix or folder is dropped; blank
-    lines and lines starting with '#' are ignored)."""
+    """Log names from a text file, one per line (a folder prefix and a `.pkl` suffix are
+    dropped: nuPlan log names contain dots; blank lines and '#' lines are ignored)."""
     if not os.path.isfile(path):
         raise DataError(f'log list {path} not found (one log name per line)')
     with open(path) as f:
-        names = [line.strip() for line in f if line.strip() and not line.startswith('#')]
-    return {os.path.splitext(os.path.basename(name))[0] for name in names}
+        names = [os.path.basename(line.strip().rstrip('/')) for line in f
+                 if line.strip() and not line.startswith('#')]
+    return {name[:-len('.pkl')] if name.endswith('.pkl') else name for name in names}
 
 
 def v11_log_files(data_root, split):
@@ -123,7 +126,8 @@ def join_frame(frame, labels, layout, split, data_root):
     frame = dict(frame)
     frame['cams'] = {cam: dict(info, data_path=camera_path_from_root(info['data_path'], layout,
                                                                      split))
-                     for cam, info in frame['cams'].items()}
+                     if isinstance(info, dict) and isinstance(info.get('data_path'), str)
+                     else info for cam, info in frame['cams'].items()}
     label = labels.get(frame['token'])
     for key in LABEL_KEYS:
         frame[key] = label[key] if label else label_path_from_root(data_root, frame.get(key))
@@ -178,14 +182,16 @@ def log_sources(data_root, split, logs=None):
 
 def joined_log(path, frames, labels, layout, split, data_root):
     """Frames of one log sorted by time and joined to their labels (frames None: read the
-    v1.1 pickle at `path`). Frames without a `cams` dict are passed on unjoined."""
+    v1.1 pickle at `path`). Frames that do not name their files, or lack an integer
+    timestamp, are passed on unjoined (first) for frame_problems to report."""
     frames = read_v11_log(path) if frames is None else frames
-    if any(not isinstance(f, dict) or 'timestamp' not in f or 'token' not in f
-           for f in frames):
-        raise DataError(f'{path}: a frame lacks token / timestamp ({VERIFY_HINT})')
-    return [join_frame(f, labels, layout, split, data_root)
-            if isinstance(f.get('cams'), dict) else f
-            for f in sorted(frames, key=lambda f: f['timestamp'])]
+
+    def timed(frame):
+        return isinstance(frame, dict) and isinstance(frame.get('timestamp'), (int, np.integer))
+    broken = [f for f in frames if not timed(f) or not has_file_paths(f)]
+    good = sorted((f for f in frames if timed(f) and has_file_paths(f)),
+                  key=lambda f: f['timestamp'])
+    return broken + [join_frame(f, labels, layout, split, data_root) for f in good]
 
 
 def iter_logs(data_root, split, logs=None):
@@ -242,7 +248,8 @@ def process_log(name, path, frames, context):
     for frame in frames:
         problems = frame_problems(frame)
         if problems:
-            message = f'{path}: frame {frame.get("token")}: {"; ".join(problems)}'
+            token = frame.get('token') if isinstance(frame, dict) else None
+            message = f'{path}: frame {token}: {"; ".join(problems)}'
             if not context['skip_bad']:
                 raise DataError(f'{message} ({VERIFY_HINT}, or pass --skip-bad to leave such '
                                 f'frames out)')
@@ -251,7 +258,7 @@ def process_log(name, path, frames, context):
         good.append(slim_frame(frame) if context['slim'] else frame)
     kept = [f for f in good if context['keep_unlabelled'] or
             f.get('occ_gt_final_path') is not None]
-    return dict(name=name, source=path, map_locations={f.get('map_location') for f in frames},
+    return dict(name=name, source=path, map_locations={f.get('map_location') for f in good},
                 found=summarize(good), kept=summarize(kept), bad=bad, chunk=pickle_chunk(kept))
 
 
@@ -277,9 +284,10 @@ def collect_logs(data_root, split, logs=None, map_locations=None, slim=True,
     results = {}
     try:
         if workers > 1 and len(sources) > 1:
-            with multiprocessing.get_context('fork').Pool(workers) as pool:
-                for done, result in enumerate(pool.imap(_process_source, sources, chunksize=1),
-                                              start=1):
+            # a pool that raises BrokenProcessPool when a worker dies (OOM killer), not a hang
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) \
+                    as pool:
+                for done, result in enumerate(pool.map(_process_source, sources), start=1):
                     results[result['name']] = result
                     if progress is not None:
                         progress(done, len(sources))
@@ -289,6 +297,9 @@ def collect_logs(data_root, split, logs=None, map_locations=None, slim=True,
                 results[result['name']] = result
                 if progress is not None:
                     progress(done, len(sources))
+    except BrokenProcessPool as err:
+        raise DataError(f'a collect worker process died ({err}); out of memory? retry with '
+                        f'fewer --workers') from err
     finally:
         _CONTEXT.clear()
     if map_locations is not None:

@@ -12,10 +12,27 @@ CALIB_KEYS = ('sensor2lidar_rotation', 'sensor2lidar_translation', 'cam_intrinsi
 CAM_KEYS = ('data_path',) + CALIB_KEYS
 POSE_KEYS = ('lidar2global', 'ego2global', 'lidar2ego', 'ego2global_translation',
              'ego2global_rotation', 'lidar2ego_translation', 'lidar2ego_rotation')
+MATRIX_KEYS = ('lidar2global', 'ego2global', 'lidar2ego')  # (4, 4) when present
 
 
 CALIB_SHAPES = {'sensor2lidar_rotation': (3, 3), 'sensor2lidar_translation': (3,),
                 'cam_intrinsic': (3, 3)}
+
+
+def has_file_paths(frame):
+    """Whether a frame names its files: a token and a `data_path` string for each of the
+    cameras of CAMERA_NAMES it has (frame_problems reports missing cameras)."""
+    cams = frame.get('cams') if isinstance(frame, dict) else None
+    return (isinstance(cams, dict) and 'token' in frame and
+            all(isinstance(cams[cam], dict) and isinstance(cams[cam].get('data_path'), str)
+                for cam in CAMERA_NAMES if cam in cams))
+
+
+def _has_pose(frame):
+    """Whether pose_matrices (collect.py) can build the frame's lidar2global and ego2global."""
+    if frame.get('lidar2global') is not None and frame.get('lidar2ego') is not None:
+        return True
+    return all(frame.get(key) is not None for key in POSE_KEYS[3:])
 
 
 def _finite(values):
@@ -38,16 +55,24 @@ def frame_problems(frame):
     problems = [f'missing key {key!r}' for key in REQUIRED_KEYS if key not in frame]
     if problems:
         return problems
+    if not isinstance(frame['timestamp'], (int, np.integer)):
+        problems.append(f'timestamp is {frame["timestamp"]!r}, expected integer microseconds')
     if np.shape(frame['can_bus']) != (18,):
         problems.append(f'can_bus has shape {np.shape(frame["can_bus"])}, expected (18,)')
     elif not _finite([frame['can_bus']]):
-        problems.append('can_bus holds NaN or inf')
+        problems.append('can_bus holds NaN or inf (or non-numbers)')
+    problems += [f'{key} has shape {np.shape(frame[key])}, expected (4, 4)'
+                 for key in MATRIX_KEYS if frame.get(key) is not None
+                 and np.shape(frame[key]) != (4, 4)]
+    if problems:
+        return problems
     poses = [key for key in POSE_KEYS if frame.get(key) is not None]
     if not _finite([frame[key] for key in poses]):
-        problems += [f'{key} holds NaN or inf' for key in poses if not _finite([frame[key]])]
-    if frame.get('lidar2global') is None and (frame.get('ego2global_translation') is None or
-                                              frame.get('lidar2ego_translation') is None):
-        problems.append('no pose: neither lidar2global nor ego2global_*/lidar2ego_*')
+        problems += [f'{key} holds NaN or inf (or non-numbers)' for key in poses
+                     if not _finite([frame[key]])]
+    if not _has_pose(frame):
+        problems.append('no pose: neither lidar2global + lidar2ego nor the '
+                        'ego2global_* / lidar2ego_* translation and rotation')
     cams = frame['cams'] if isinstance(frame['cams'], dict) else {}
     missing = [cam for cam in CAMERA_NAMES if cam not in cams]
     if missing:
@@ -56,10 +81,15 @@ def frame_problems(frame):
     for cam in CAMERA_NAMES:
         if cam not in cams:
             continue
+        if not isinstance(cams[cam], dict):
+            problems.append(f'{cam} entry is a {type(cams[cam]).__name__}, not a dict')
+            continue
         lacking = [key for key in CAM_KEYS if key not in cams[cam]]
         if lacking:
             problems.append(f'{cam} lacks {lacking}')
             continue
+        if not isinstance(cams[cam]['data_path'], str):
+            problems.append(f'{cam} data_path is {cams[cam]["data_path"]!r}, not a path')
         shapes = {key: np.shape(cams[cam][key]) for key in CALIB_KEYS}
         if shapes != CALIB_SHAPES:
             problems.append(f'{cam} calibration shapes {shapes}')
@@ -67,6 +97,7 @@ def frame_problems(frame):
             calibrations += [cams[cam][key] for key in CALIB_KEYS]
     if calibrations and not _finite(calibrations):
         problems += [f'{cam} calibration holds NaN or inf' for cam in CAMERA_NAMES
-                     if cam in cams and np.shape(cams[cam].get('cam_intrinsic')) == (3, 3)
+                     if isinstance(cams.get(cam), dict)
+                     and np.shape(cams[cam].get('cam_intrinsic')) == (3, 3)
                      and not _finite([cams[cam].get(key) for key in CALIB_KEYS])]
     return problems

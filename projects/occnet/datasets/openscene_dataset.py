@@ -26,9 +26,10 @@ class OpenSceneOccDataset(BaseDataset):
     `queue_length` in training (the current frame last, history frames of the same scene
     before it) and T = 1 in test mode. The data sample carries the current frame's metadata
     and labels plus, per queue slot: `lidar2img` (T, N, 4, 4), `cur2prev` (T, 4, 4) (slot t's
-    lidar frame -> the previous slot's frame; identity where there is none), `can_bus`
-    (T, 18) with BEVFormer's temporal deltas (temporal.can_bus_with_deltas) and `queue_valid`
-    (T,). `scene_start` is True when the current frame has no previous frame; in test mode
+    lidar frame -> the previous slot's frame; identity where there is none; mirrored with
+    RandomFlipBEV), `can_bus` (T, 18) with BEVFormer's temporal deltas
+    (temporal.can_bus_with_deltas; global frame, never mirrored) and `queue_valid` (T,).
+    `scene_start` is True when the current frame has no previous frame; in test mode
     `prev_token` is the previous frame's token (None at a scene start).
 
     Metadata is held once, serialized into one shared buffer (mmengine's serialize_data), so
@@ -45,13 +46,14 @@ class OpenSceneOccDataset(BaseDataset):
         test_mode: one frame per sample, in order, for video-mode inference.
         skip_bad_frames: training only: a frame whose image or label cannot be read is
             logged, counted and replaced by another random frame instead of stopping.
-        max_prev_gap_s: frames further apart than this do not link as previous / next.
+        max_prev_gap_s: frames further apart than this do not link as previous / next
+            (key frames are 0.5 s apart: one dropped frame still links, two do not).
     """
 
     METAINFO = dict(classes=CLASS_NAMES)
 
     def __init__(self, ann_file, data_root='', pipeline=(), queue_length=1, queue_window=None,
-                 with_label=True, test_mode=False, skip_bad_frames=False, max_prev_gap_s=1.5,
+                 with_label=True, test_mode=False, skip_bad_frames=False, max_prev_gap_s=1.25,
                  **kwargs):
         if kwargs.get('indices') is not None:
             raise ValueError('OpenSceneOccDataset does not take `indices`; choose frames with '
@@ -118,6 +120,14 @@ class OpenSceneOccDataset(BaseDataset):
         for key in LABEL_KEYS:
             frame[key] = resolve(self.data_root, info.get(key))
         return frame
+
+    def get_subset_(self, indices):
+        raise NotImplementedError(
+            'OpenSceneOccDataset cannot be subset: the previous-frame links are built over the '
+            'whole infos; choose frames with tools/collect_data.py (--logs, --map-location)')
+
+    def get_subset(self, indices):
+        self.get_subset_(indices)
 
     def prepare_data(self, idx):
         if not self.skip_bad_frames:

@@ -7,6 +7,8 @@ voxel, 50.5 for a vanishingly rare one. Classes with no voxel at all (the unused
 slots 1-3) get weight 0, so a loss ignores them.
 """
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 import os
 
 import numpy as np
@@ -100,9 +102,14 @@ def count_voxels(frames, data_root, workers=1, progress=None):
 
     if workers > 1 and len(jobs) > 1:
         chunk = max(1, min(16, len(jobs) // (4 * workers)))
-        with multiprocessing.get_context('fork').Pool(min(workers, len(jobs))) as pool:
-            for done, result in enumerate(pool.imap_unordered(_count_job, jobs, chunk), 1):
-                add(done, result)
+        context = multiprocessing.get_context('fork')
+        try:  # an executor raises BrokenProcessPool when a worker dies, instead of hanging
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+                for done, result in enumerate(pool.map(_count_job, jobs, chunksize=chunk), 1):
+                    add(done, result)
+        except BrokenProcessPool as err:
+            raise DataError(f'a worker process died ({err}); out of memory? retry with fewer '
+                            f'--workers') from err
     else:
         for done, job in enumerate(jobs, start=1):
             add(done, _count_job(job))

@@ -5,13 +5,13 @@ Pure functions over arrays so they can be tested with hand-made inputs.
 import numpy as np
 
 
-def link_previous(scene_tokens, timestamps_us, max_gap_s=1.5):
+def link_previous(scene_tokens, timestamps_us, max_gap_s=1.25):
     """Index of each frame's previous frame in its scene, or -1.
 
     The previous frame is the latest earlier frame of the same scene, if it is at most
-    `max_gap_s` seconds older (OpenScene key frames are 0.5 s apart; a dropped frame leaves a
-    1 s gap, a longer one breaks the chain). `sample_prev` tokens are not used: the release
-    sets them to None where a frame was dropped.
+    `max_gap_s` seconds older (OpenScene key frames are 0.5 s apart: one dropped frame leaves
+    a 1 s gap and still links, two leave 1.5 s and break the chain). `sample_prev` tokens are
+    not used: the release sets them to None where a frame was dropped.
 
     Args:
         scene_tokens: (L,) scene token per frame, any order.

@@ -15,7 +15,7 @@ import numpy as np
 from occnet.constants import CAMERA_NAMES
 from occnet.datasets.collect import (V10, V11, join_frame, label_index, metadata_files,
                                      read_v10_infos, read_v11_log)
-from occnet.datasets.frame_checks import frame_problems
+from occnet.datasets.frame_checks import frame_problems, has_file_paths
 from occnet.datasets.infos import (VERIFY_HINT, DataError, MissingFileError, load_pickle,
                                    resolve)
 from occnet.datasets.labels import load_flow, load_npy, load_occupancy, load_visible_mask
@@ -197,14 +197,6 @@ def label_issues(occ_path, flow_path, invalid_path, token):
         issues.append(load_or_issue(lambda: load_visible_mask(invalid_path, token),
                                     invalid_path, token, 'invalid_bad')[1])
     return [issue for issue in issues if issue is not None]
-
-
-def has_file_paths(frame):
-    """Whether a frame names its files: a token and a `data_path` string for every camera."""
-    cams = frame.get('cams') if isinstance(frame, dict) else None
-    return (isinstance(cams, dict) and 'token' in frame and
-            all(isinstance(c, dict) and isinstance(c.get('data_path'), str)
-                for c in cams.values()))
 
 
 def frame_file_issues(frame, data_root, images=True, labels=True, decode=False):

@@ -2,6 +2,7 @@
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from occnet.datasets.transforms.sample_rng import sample_rng
 from occnet.registry import TRANSFORMS
 
 
@@ -29,8 +30,10 @@ class RandomFlipBEV(BaseTransform):
     projects to the pixel of the original point. `voxel_semantics`, `mask_camera` and
     `voxel_flow` are mirrored (and the flow's vx / vy negated on a flipped axis). The draw
     uses `results['aug_seed']`, which OpenSceneOccDataset shares across a temporal queue, so
-    every frame of a sample is mirrored alike; the dataset conjugates `cur2prev` by F.
-    Records `bev_flip` = (flip_x, flip_y).
+    every frame of a sample is mirrored alike; the dataset conjugates `cur2prev` by F, so
+    the previous BEV is aligned right. `can_bus` stays as measured (global frame, not
+    mirrored): align with `cur2prev` when this transform is on. Records `bev_flip` =
+    (flip_x, flip_y).
 
     Args:
         flip_x_ratio, flip_y_ratio: probabilities of mirroring each axis.
@@ -40,8 +43,7 @@ class RandomFlipBEV(BaseTransform):
         self.flip_x_ratio, self.flip_y_ratio = flip_x_ratio, flip_y_ratio
 
     def transform(self, results):
-        seed = results.get('aug_seed')
-        rng = np.random.default_rng(seed if seed is not None else np.random.randint(2**31))
+        rng = sample_rng(results, 'RandomFlipBEV')
         flip_x = bool(rng.random() < self.flip_x_ratio)
         flip_y = bool(rng.random() < self.flip_y_ratio)
         results['bev_flip'] = (flip_x, flip_y)

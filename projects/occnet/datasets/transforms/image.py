@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from occnet.datasets.transforms.sample_rng import sample_rng
 from occnet.registry import TRANSFORMS
 
 INTERPOLATIONS = {'area': cv2.INTER_AREA, 'bilinear': cv2.INTER_LINEAR}
@@ -44,15 +45,17 @@ class ResizeMultiViewImages(BaseTransform):
 
 @TRANSFORMS.register_module()
 class RandomScaleMultiViewImages(BaseTransform):
-    """Resize all cameras of a frame by one factor drawn from `scales` (training
-    augmentation; lidar2img follows the pixels)."""
+    """Resize all cameras by one factor drawn from `scales` (training augmentation;
+    lidar2img follows the pixels). The draw is shared by the frames of a temporal queue
+    (sample_rng), so their images keep one size."""
 
     def __init__(self, scales=(0.4, 0.5, 0.6), interpolation='bilinear'):
         self.scales = tuple(scales)
         self.interpolation = INTERPOLATIONS[interpolation]
 
     def transform(self, results):
-        scale = self.scales[np.random.randint(len(self.scales))]
+        scale = self.scales[sample_rng(results, 'RandomScaleMultiViewImages').integers(
+            len(self.scales))]
         height, width = results['img_shape']
         results['img_scale_factor'] = scale
         return resize_views(results, int(round(width * scale)), int(round(height * scale)),
