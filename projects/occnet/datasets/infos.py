@@ -2,6 +2,7 @@
 import io
 import os
 import pickle
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -48,13 +49,21 @@ def check_dtype(dtype):
     state without checking it, and a dtype that hides object pointers or lies about its
     field offsets makes numpy read arbitrary memory. OpenScene needs plain dtypes only: no
     fields, no sub-arrays, and the flags and size of the dtype its type string names."""
+    checked = getattr(_LOAD_STATE, 'dtypes', None)
+    if checked is not None and id(dtype) in checked:
+        return dtype
     if not isinstance(dtype, np.dtype):
         raise UnsafePickleError(f'refusing a non-dtype {type(dtype).__name__} as a dtype')
     canonical = np.dtype(dtype.str)
     if (dtype.names is not None or dtype.subdtype is not None or
             (dtype.flags, dtype.itemsize) != (canonical.flags, canonical.itemsize)):
         raise UnsafePickleError(f'refusing a forged or structured dtype {dtype!r}')
+    if checked is not None:
+        checked[id(dtype)] = dtype  # the reference keeps the id from being reused
     return dtype
+
+
+_LOAD_STATE = threading.local()  # dtypes already checked during the current load
 
 
 class _ArrayClass:
@@ -69,11 +78,13 @@ class _CheckedArray(np.ndarray):
     """An array under construction: its pickled state is checked before numpy reads it.
     RestrictedUnpickler turns every one back into a plain ndarray after loading."""
 
-    def __setstate__(self, state):
-        if not isinstance(state, tuple) or len(state) not in (4, 5):
+    def __setstate__(self, state, _set_state=np.ndarray.__setstate__):
+        if type(state) is not tuple or len(state) not in (4, 5):
             raise UnsafePickleError('refusing an ndarray state of unexpected form')
-        check_dtype(state[-3])
-        super().__setstate__(state)
+        checked = getattr(_LOAD_STATE, 'dtypes', None)
+        if checked is None or id(state[-3]) not in checked:
+            check_dtype(state[-3])
+        _set_state(self, state)
 
 
 def _reconstruct(cls, shape, dtype):
@@ -133,7 +144,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
     def load(self):
-        loaded = super().load()
+        _LOAD_STATE.dtypes = {}
+        try:
+            loaded = super().load()
+        finally:
+            _LOAD_STATE.dtypes = None
         return _plain(loaded, set()) if type(loaded) in _NESTED else loaded
 
 
