@@ -1,5 +1,6 @@
 """BEVFormerOcc forward/backward, batch consistency and the video test mode on CPU."""
 import numpy as np
+import pytest
 import torch
 
 from occnet.geometry import lidar2img_matrix
@@ -115,3 +116,39 @@ def test_video_mode_resets_at_scene_change():
         model(**model.data_preprocessor(batch), mode='predict')
         assert torch.allclose(model._prev_frame['bev'], fresh)
     assert first[0]['occ_pred'].shape == (200, 200, 16)
+
+
+def test_bevformer_occ_head_flow_head_and_several_losses():
+    cfg = tiny_model_cfg()
+    cfg['occ_head'] = dict(type='BEVFormerOccHead', in_channels=EMBED, bev_h=25, bev_w=25,
+                           voxel_dims=4, loss=[dict(type='OccFocalLoss'),
+                                               dict(type='LovaszSoftmaxLoss', loss_weight=0.5),
+                                               dict(type='GeometryScalLoss'),
+                                               dict(type='SemanticScalLoss')])
+    cfg['flow_head'] = dict(type='FlowHead', in_channels=EMBED, bev_h=25, bev_w=25,
+                            hidden_dims=4)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.train()
+    batch = make_batch(2)
+    for sample in batch['data_samples']:
+        flow = torch.zeros(200, 200, 16, 2)
+        flow[110:120, 95:100, 4:7] = torch.tensor([3.0, -1.0])  # the vehicle moves
+        sample['voxel_flow'] = flow
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
+    assert set(losses) == {'loss_occ_focal', 'loss_occ_lovasz', 'loss_occ_geo_scal',
+                           'loss_occ_sem_scal', 'loss_flow'}
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+    sum(losses.values()).backward()
+    assert model.occ_head.convs[0].weight.grad.abs().sum() > 0
+    assert model.flow_head.lift.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        preds = model(**model.data_preprocessor(make_batch(1, num_frames=1)), mode='predict')
+    assert preds[0]['occ_pred'].shape == (200, 200, 16)
+    assert preds[0]['flow_pred'].shape == (200, 200, 16, 2)
+    assert preds[0]['flow_pred'].dtype == torch.float32
+    del batch['data_samples'][0]['voxel_flow']
+    model.train()
+    with pytest.raises(ValueError, match='with_flow=True'):
+        model(**model.data_preprocessor(batch, True), mode='loss')

@@ -13,6 +13,11 @@ embed_dims = 64
 bev_h = bev_w = 100
 queue_length = 2
 max_epochs = 3
+# voxel frequencies of the synthetic training logs (tools/dataset_stats.py measures them for
+# any infos file); the loss weights are (f_free / f_class) ** (1 / 3)
+class_frequencies = [3.7e-3, 0, 0, 0, 5.5e-5, 9.0e-5, 1.05e-4, 3.1e-4, 6.8e-5, 1.3e-4, 6.25e-2,
+                     0.933]
+class_weight = [6.2, 1.0, 1.0, 1.0, 24.9, 21.1, 20.1, 14.1, 23.2, 18.7, 2.4, 1.0]
 
 model = dict(
     type='BEVFormerOcc',
@@ -29,13 +34,8 @@ model = dict(
                      ffn_dims=128, dropout=0.0),
     occ_head=dict(type='BEVOccHead', in_channels=embed_dims, bev_h=bev_h, bev_w=bev_w,
                   hidden_dims=16, activation='relu', bev_convs=2,
-                  # voxel frequencies of the synthetic training logs (tools/dataset_stats.py
-                  # measures them for any infos file); the loss weights are
-                  # (f_free / f_class) ** (1 / 3)
-                  class_frequencies=[3.7e-3, 0, 0, 0, 5.5e-5, 9.0e-5, 1.05e-4, 3.1e-4, 6.8e-5,
-                                     1.3e-4, 6.25e-2, 0.933],
-                  loss=dict(type='OccCrossEntropyLoss', class_weight=[
-                      6.2, 1.0, 1.0, 1.0, 24.9, 21.1, 20.1, 14.1, 23.2, 18.7, 2.4, 1.0])),
+                  class_frequencies=class_frequencies,
+                  loss=dict(type='OccCrossEntropyLoss', class_weight=class_weight)),
     video_test_mode=True,
 )
 

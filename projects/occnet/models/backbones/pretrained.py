@@ -35,6 +35,7 @@ def load_backbone_weights(backbone, arch, weights):
         elif key.startswith('layer'):
             mapped[f'stages.{int(key[5]) - 1}.' + key.split('.', 1)[1]] = val
     missing, _ = backbone.load_state_dict(mapped, strict=False)
+    missing = [key for key in missing if '.conv_offset.' not in key]  # DCN offsets start at 0
     if missing:
         raise RuntimeError(f'backbone weights {weights!r} lack {len(missing)} tensors of '
                            f'{arch}, e.g. {missing[:3]}')

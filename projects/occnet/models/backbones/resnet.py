@@ -3,6 +3,7 @@ import torch.nn as nn
 import torchvision
 from mmengine.model import BaseModule
 
+from occnet.models.backbones.deform_conv import ModulatedDeformConv2d
 from occnet.models.backbones.pretrained import load_backbone_weights
 from occnet.registry import MODELS
 
@@ -21,12 +22,15 @@ class TorchvisionResNet(BaseModule):
         norm_eval: keep BatchNorm layers in eval mode (frozen statistics) while training.
         weights: None (random init), a torchvision weights name such as
             'IMAGENET1K_V1', or a local checkpoint path.
+        dcn_stages: 4 booleans, layer1..layer4: replace the 3x3 convolutions (conv2) of
+            those stages' blocks by modulated deformable convolutions (the "-DCN" backbones
+            use (False, False, True, True)).
     Returns (forward):
         tuple of (B, C_i, H / s_i, W / s_i) tensors, one per `out_indices` entry.
     """
 
     def __init__(self, depth=50, out_indices=(3,), frozen_stages=-1, norm_eval=False,
-                 weights=None, init_cfg=None):
+                 weights=None, dcn_stages=(False, False, False, False), init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if depth not in _ARCHS:
             raise ValueError(f'TorchvisionResNet depth must be one of {sorted(_ARCHS)}, '
@@ -38,6 +42,12 @@ class TorchvisionResNet(BaseModule):
         # stages after the last output are not built (no dead parameters under DDP)
         self.stages = nn.ModuleList(
             [net.layer1, net.layer2, net.layer3, net.layer4][:max(self.out_indices) + 1])
+        if len(dcn_stages) != 4:
+            raise ValueError(f'dcn_stages needs 4 booleans (layer1..layer4), got {dcn_stages}')
+        for stage, use_dcn in zip(self.stages, dcn_stages):
+            if use_dcn:
+                for block in stage:
+                    block.conv2 = ModulatedDeformConv2d(block.conv2)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         expansion = 1 if depth < 50 else 4

@@ -22,21 +22,25 @@ class BEVFormerOcc(BaseModel):
 
     Args:
         img_backbone, img_neck, bev_encoder, occ_head: configs of the parts.
+        flow_head: optional config of a flow head (FlowHead); training then needs
+            `voxel_flow` in the samples (LoadOccupancyLabel(with_flow=True)).
         data_preprocessor: config of the `OccDataPreprocessor`.
         video_test_mode: carry the previous BEV across test frames of a scene.
     Data samples (dicts, one per sample) carry: `token`, `prev_token` (or None),
     `lidar2img` (T, N, 4, 4), `img_shape` (H, W), `cur2prev` (T, 4, 4) from each frame's lidar
     to the previous frame's, `queue_valid` (T,) bool, and in training `voxel_semantics`
-    (X, Y, Z) uint8 (optionally `mask_camera`).
+    (X, Y, Z) uint8 (optionally `mask_camera`, and `voxel_flow` (X, Y, Z, 2) for the flow
+    head).
     """
 
-    def __init__(self, img_backbone, img_neck, bev_encoder, occ_head, data_preprocessor=None,
-                 video_test_mode=True, init_cfg=None):
+    def __init__(self, img_backbone, img_neck, bev_encoder, occ_head, flow_head=None,
+                 data_preprocessor=None, video_test_mode=True, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.img_backbone = MODELS.build(img_backbone)
         self.img_neck = MODELS.build(img_neck)
         self.bev_encoder = MODELS.build(bev_encoder)
         self.occ_head = MODELS.build(occ_head)
+        self.flow_head = MODELS.build(flow_head) if flow_head is not None else None
         self.video_test_mode = video_test_mode
         self._prev_frame = None  # {'token': str, 'bev': (1, HW, C)} in video test mode
 
@@ -91,15 +95,31 @@ class BEVFormerOcc(BaseModel):
         masks = None
         if all('mask_camera' in s for s in data_samples):
             masks = torch.stack([s['mask_camera'] for s in data_samples]).to(imgs.device)
-        return self.occ_head.loss(occ_logits, labels, masks)
+        losses = self.occ_head.loss(occ_logits, labels, masks)
+        if self.flow_head is not None:
+            if not all('voxel_flow' in s for s in data_samples):
+                raise ValueError('the flow head needs voxel_flow in the samples: use '
+                                 "dict(type='LoadOccupancyLabel', with_flow=True)")
+            flows = torch.stack([s['voxel_flow'] for s in data_samples]).to(imgs.device)
+            losses.update(self.flow_head.loss(self.flow_head(bev), flows, labels, masks))
+        return losses
+
+    def outputs(self, bev, data_samples):
+        """Per-sample result dicts: `token`, `occ_pred` (X, Y, Z) uint8 and, with a flow
+        head, `flow_pred` (X, Y, Z, 2) float32, on CPU."""
+        occ = self.occ_head.predict(self.occ_head(bev)).cpu()
+        results = [dict(token=s['token'], occ_pred=o) for s, o in zip(data_samples, occ)]
+        if self.flow_head is not None:
+            for result, flow in zip(results, self.flow_head.predict(self.flow_head(bev)).cpu()):
+                result['flow_pred'] = flow
+        return results
 
     def predict(self, imgs, data_samples):
         """Returns one dict per sample: `token`, `occ_pred` (X, Y, Z) uint8 on CPU."""
         if not self.video_test_mode:
             prev_bev, has_prev = self.history_bev(imgs, data_samples)
             bev = self.encode_frame(imgs[:, -1], data_samples, -1, prev_bev, has_prev)
-            occ = self.occ_head.predict(self.occ_head(bev)).cpu()
-            return [dict(token=s['token'], occ_pred=o) for s, o in zip(data_samples, occ)]
+            return self.outputs(bev, data_samples)
         results = []
         for i, sample in enumerate(data_samples):  # video mode runs frames one at a time
             frame = imgs[i:i + 1, -1]
@@ -109,6 +129,5 @@ class BEVFormerOcc(BaseModel):
                 frame, [sample], -1, prev['bev'] if has_prev else None,
                 torch.ones(1, dtype=torch.bool, device=frame.device) if has_prev else None)
             self._prev_frame = dict(token=sample['token'], bev=bev.detach())
-            occ = self.occ_head.predict(self.occ_head(bev))[0].cpu()
-            results.append(dict(token=sample['token'], occ_pred=occ))
+            results += self.outputs(bev, [sample])
         return results

@@ -1,3 +1,5 @@
 from occnet.models.occ_heads.bev_occ_head import BEVOccHead
+from occnet.models.occ_heads.bevformer_occ_head import BEVFormerOccHead
+from occnet.models.occ_heads.flow_head import FlowHead
 
-__all__ = ['BEVOccHead']
+__all__ = ['BEVFormerOccHead', 'BEVOccHead', 'FlowHead']

@@ -3,7 +3,9 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from occnet.constants import GRID_SHAPE, IGNORE_INDEX, NUM_CLASSES
+from occnet.constants import GRID_SHAPE, NUM_CLASSES
+from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+                                                   cells_to_voxels, init_logit_prior)
 from occnet.registry import MODELS
 
 
@@ -26,10 +28,11 @@ class BEVOccHead(BaseModule):
             they let a cell see its neighbours, e.g. whether it lies behind an object.
         use_camera_mask: ignore voxels no camera sees (`mask_camera`) in the loss.
         class_frequencies: optional voxel frequency of each class (num_classes,), e.g. from
-            the training labels; the logits then start at the best constant prediction under
-            the (class-weighted) loss, log(frequency * class weight), instead of uniform, so
-            training does not spend its first iterations learning the free-space prior.
-        loss: config of the classification loss.
+            tools/dataset_stats.py; the logits then start at the best constant prediction
+            under the (class-weighted) loss, log(frequency * class weight), instead of
+            uniform, so training does not spend its first iterations learning the free-space
+            prior.
+        loss: config of the classification loss, or a list of them (OccupancyLosses).
     """
 
     def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=GRID_SHAPE,
@@ -37,12 +40,9 @@ class BEVOccHead(BaseModule):
                  use_camera_mask=False, class_frequencies=None, loss=dict(type='OccFocalLoss'),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        size_x, size_y, size_z = grid_shape
-        if size_x % bev_h or size_y % bev_w or size_x // bev_h != size_y // bev_w:
-            raise ValueError(f'grid {grid_shape} must be an equal integer multiple of the BEV '
-                             f'({bev_h}, {bev_w}) along x and y')
         self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
-        self.upsample = size_x // bev_h
+        self.upsample = bev_upsample(grid_shape, bev_h, bev_w)
+        size_z = grid_shape[2]
         self.hidden_dims, self.num_classes = hidden_dims, num_classes
         activations = dict(softplus=nn.Softplus, relu=nn.ReLU)
         if activation not in activations:
@@ -54,52 +54,25 @@ class BEVOccHead(BaseModule):
         self.classifier = nn.Sequential(
             nn.Linear(hidden_dims, hidden_dims * 2), activations[activation](),
             nn.Linear(hidden_dims * 2, self.upsample**2 * num_classes))
-        self.use_camera_mask = use_camera_mask
-        self.loss_occ = MODELS.build(loss)
+        self.losses = OccupancyLosses(loss, use_camera_mask)
         if class_frequencies is not None:
-            self.init_logit_prior(class_frequencies)
-
-    def init_logit_prior(self, class_frequencies):
-        """Start the output bias at log(frequency * class weight), normalised."""
-        prior = torch.as_tensor(class_frequencies, dtype=torch.float64).clamp(min=1e-8)
-        weight = getattr(self.loss_occ, 'class_weight', None)
-        if weight is not None:
-            prior = prior * weight.double()
-        log_prior = (prior / prior.sum()).log().float()
-        with torch.no_grad():
-            self.classifier[-1].bias.copy_(log_prior.repeat(self.upsample**2))
+            init_logit_prior(self.classifier[-1], class_frequencies, self.losses.class_weight,
+                             self.upsample)
 
     def forward(self, bev):
         """bev (B, bev_h * bev_w, C) -> occ_logits (B, num_classes, X, Y, Z)."""
         batch, _, channels = bev.shape
-        s, (size_x, size_y, size_z) = self.upsample, self.grid_shape
         if len(self.bev_convs):
             bev_map = bev.transpose(1, 2).reshape(batch, channels, self.bev_h, self.bev_w)
             bev = bev + self.bev_convs(bev_map).flatten(2).transpose(1, 2)
-        voxels = self.lift(bev).view(batch, self.bev_h, self.bev_w, size_z, self.hidden_dims)
-        logits = self.classifier(voxels).view(batch, self.bev_h, self.bev_w, size_z, s, s,
-                                              self.num_classes)
-        # (B, bx, by, Z, sx, sy, K) -> (B, K, bx, sx, by, sy, Z) -> (B, K, X, Y, Z)
-        return logits.permute(0, 6, 1, 4, 2, 5, 3).reshape(batch, self.num_classes, size_x,
-                                                            size_y, size_z)
+        voxels = self.lift(bev).view(batch, self.bev_h, self.bev_w, self.grid_shape[2],
+                                     self.hidden_dims)
+        return cells_to_voxels(self.classifier(voxels), self.upsample, self.grid_shape)
 
     def loss(self, occ_logits, voxel_semantics, mask_camera=None):
-        """Classification loss.
-
-        Args:
-            occ_logits: (B, K, X, Y, Z).
-            voxel_semantics: (B, X, Y, Z) integer labels, 255 = ignore.
-            mask_camera: optional (B, X, Y, Z) bool, True where a camera sees the voxel; used
-                when `use_camera_mask` is set.
-        """
-        target = voxel_semantics.long()
-        if self.use_camera_mask:
-            if mask_camera is None:
-                raise ValueError('use_camera_mask=True but the samples carry no mask_camera; '
-                                 'the infos need occ_invalid_path entries')
-            target = torch.where(mask_camera.bool(), target,
-                                 torch.full_like(target, IGNORE_INDEX))
-        return dict(loss_occ=self.loss_occ(occ_logits.float(), target))
+        """Classification losses (OccupancyLosses): occ_logits (B, K, X, Y, Z),
+        voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
+        return self.losses(occ_logits, voxel_semantics, mask_camera)
 
     @staticmethod
     def predict(occ_logits):

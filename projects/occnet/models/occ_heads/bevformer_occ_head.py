@@ -1,0 +1,70 @@
+"""The BEVFormer-Occ head: channel-to-height, two 3D convolutions, an MLP predictor."""
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from occnet.constants import GRID_SHAPE, NUM_CLASSES
+from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+                                                   cells_to_voxels, init_logit_prior)
+from occnet.registry import MODELS
+
+
+@MODELS.register_module()
+class BEVFormerOccHead(BaseModule):
+    """BEV map -> 1x1 conv to Z x voxel_dims channels (channel-to-height) -> voxel features
+    (B, voxel_dims, Z, bev_h, bev_w) -> `num_convs` 3x3x3 Conv3d + BN + ReLU layers that mix
+    neighbouring voxels in 3D -> per-voxel MLP predictor to the class logits of the s x s
+    occupancy voxels each feature covers (s = grid cells per BEV cell, 1 for a 200x200 BEV).
+
+    Args:
+        in_channels: BEV channels C.
+        bev_h, bev_w: BEV cells along x and y.
+        grid_shape: (X, Y, Z) occupancy grid, an integer multiple s of the BEV along x and y.
+        voxel_dims: channels per voxel after channel-to-height.
+        num_convs: Conv3d layers (2 in BEVFormer-Occ).
+        num_classes: logits per voxel (classes 0..10 and free).
+        use_camera_mask: ignore voxels no camera sees in the loss.
+        class_frequencies: optional (num_classes,) voxel frequencies: start the logits at
+            the class prior (occupancy_loss.init_logit_prior).
+        loss: loss config or list of configs (OccupancyLosses).
+    """
+
+    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=GRID_SHAPE,
+                 voxel_dims=32, num_convs=2, num_classes=NUM_CLASSES, use_camera_mask=False,
+                 class_frequencies=None, loss=dict(type='OccFocalLoss'), init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
+        self.upsample = bev_upsample(grid_shape, bev_h, bev_w)
+        self.voxel_dims, self.num_classes = voxel_dims, num_classes
+        self.channel_to_height = nn.Conv2d(in_channels, grid_shape[2] * voxel_dims, 1)
+        self.convs = nn.Sequential(*[
+            layer for _ in range(num_convs)
+            for layer in (nn.Conv3d(voxel_dims, voxel_dims, 3, padding=1, bias=False),
+                          nn.BatchNorm3d(voxel_dims), nn.ReLU(True))])
+        self.predictor = nn.Sequential(
+            nn.Linear(voxel_dims, voxel_dims * 2), nn.Softplus(),
+            nn.Linear(voxel_dims * 2, self.upsample**2 * num_classes))
+        self.losses = OccupancyLosses(loss, use_camera_mask)
+        if class_frequencies is not None:
+            init_logit_prior(self.predictor[-1], class_frequencies, self.losses.class_weight,
+                             self.upsample)
+
+    def forward(self, bev):
+        """bev (B, bev_h * bev_w, C) -> occ_logits (B, num_classes, X, Y, Z)."""
+        batch, _, channels = bev.shape
+        size_z = self.grid_shape[2]
+        bev_map = bev.transpose(1, 2).reshape(batch, channels, self.bev_h, self.bev_w)
+        voxels = self.channel_to_height(bev_map).view(batch, size_z, self.voxel_dims,
+                                                      self.bev_h, self.bev_w)
+        voxels = self.convs(voxels.transpose(1, 2))  # (B, voxel_dims, Z, bev_h, bev_w)
+        cells = voxels.permute(0, 3, 4, 2, 1)  # (B, bev_h, bev_w, Z, voxel_dims)
+        return cells_to_voxels(self.predictor(cells), self.upsample, self.grid_shape)
+
+    def loss(self, occ_logits, voxel_semantics, mask_camera=None):
+        """Classification losses (OccupancyLosses)."""
+        return self.losses(occ_logits, voxel_semantics, mask_camera)
+
+    @staticmethod
+    def predict(occ_logits):
+        """(B, K, X, Y, Z) logits -> (B, X, Y, Z) uint8 class indices."""
+        return occ_logits.argmax(1).to(torch.uint8)

@@ -1,0 +1,94 @@
+"""What every occupancy head shares: named classification losses and the BEV-cell to voxel
+rearrangement."""
+import torch
+import torch.nn as nn
+
+from occnet.constants import IGNORE_INDEX
+from occnet.registry import MODELS
+
+SHORT_NAMES = {'OccCrossEntropyLoss': 'ce', 'OccFocalLoss': 'focal',
+               'LovaszSoftmaxLoss': 'lovasz', 'SemanticScalLoss': 'sem_scal',
+               'GeometryScalLoss': 'geo_scal'}
+
+
+def cells_to_voxels(cell_logits, upsample, grid_shape):
+    """(B, bx, by, Z, s * s * K) per-BEV-cell outputs -> (B, K, X, Y, Z), X = bx * s."""
+    batch, bev_h, bev_w, size_z, channels = cell_logits.shape
+    s = upsample
+    num_out = channels // (s * s)
+    size_x, size_y, _ = grid_shape
+    out = cell_logits.view(batch, bev_h, bev_w, size_z, s, s, num_out)
+    # (B, bx, by, Z, sx, sy, K) -> (B, K, bx, sx, by, sy, Z) -> (B, K, X, Y, Z)
+    return out.permute(0, 6, 1, 4, 2, 5, 3).reshape(batch, num_out, size_x, size_y, size_z)
+
+
+def bev_upsample(grid_shape, bev_h, bev_w):
+    """Occupancy cells per BEV cell along x and y (checked to be one integer s)."""
+    size_x, size_y, _ = grid_shape
+    if size_x % bev_h or size_y % bev_w or size_x // bev_h != size_y // bev_w:
+        raise ValueError(f'grid {tuple(grid_shape)} must be an equal integer multiple of the '
+                         f'BEV ({bev_h}, {bev_w}) along x and y')
+    return size_x // bev_h
+
+
+def init_logit_prior(linear, class_frequencies, class_weight, upsample):
+    """Set the bias of a head's last Linear (s * s * K outputs) to log(frequency x class
+    weight), normalised: the best constant prediction under the (class-weighted) loss, so
+    training does not spend its first iterations learning the free-space prior.
+
+    Args:
+        linear: nn.Linear with upsample**2 * K outputs.
+        class_frequencies: (K,) voxel frequency of each class, e.g. from dataset_stats.py.
+        class_weight: (K,) tensor or None.
+        upsample: s, occupancy cells per BEV cell along x and y.
+    """
+    prior = torch.as_tensor(class_frequencies, dtype=torch.float64).clamp(min=1e-8)
+    if class_weight is not None:
+        prior = prior * class_weight.double()
+    log_prior = (prior / prior.sum()).log().float()
+    with torch.no_grad():
+        linear.bias.copy_(log_prior.repeat(upsample**2))
+
+
+class OccupancyLosses(nn.Module):
+    """Classification losses of occupancy logits, summed by the optimiser wrapper.
+
+    Args:
+        losses: one loss config, or a list of them (e.g. focal + Lovasz + scene-class
+            affinity); each config's `loss_weight` scales it.
+        use_camera_mask: ignore voxels no camera sees (`mask_camera`).
+    Returns (forward): {'loss_occ': ...} for one loss, {'loss_occ_<short name>': ...} for
+        several.
+    """
+
+    def __init__(self, losses, use_camera_mask=False):
+        super().__init__()
+        configs = [losses] if isinstance(losses, dict) else list(losses)
+        if not configs:
+            raise ValueError('an occupancy head needs at least one loss config')
+        self.names = (['loss_occ'] if len(configs) == 1 else
+                      [f'loss_occ_{SHORT_NAMES.get(c["type"], c["type"].lower())}'
+                       for c in configs])
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f'the same loss type twice in {[c["type"] for c in configs]}')
+        self.losses = nn.ModuleList([MODELS.build(c) for c in configs])
+        self.use_camera_mask = use_camera_mask
+
+    @property
+    def class_weight(self):
+        """The class weights of the first loss that has them, or None."""
+        return next((loss.class_weight for loss in self.losses
+                     if getattr(loss, 'class_weight', None) is not None), None)
+
+    def forward(self, occ_logits, voxel_semantics, mask_camera=None):
+        """occ_logits (B, K, X, Y, Z); voxel_semantics (B, X, Y, Z) integer labels (255 =
+        ignore); mask_camera optional (B, X, Y, Z) bool, True where a camera sees the voxel."""
+        target = voxel_semantics.long()
+        if self.use_camera_mask:
+            if mask_camera is None:
+                raise ValueError('use_camera_mask=True but the samples carry no mask_camera; '
+                                 'the infos need occ_invalid_path entries')
+            target = torch.where(mask_camera.bool(), target,
+                                 torch.full_like(target, IGNORE_INDEX))
+        logits = occ_logits.float()
+        return {name: loss(logits, target) for name, loss in zip(self.names, self.losses)}

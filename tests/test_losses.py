@@ -1,0 +1,93 @@
+"""Occupancy and flow losses against values worked by hand."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from occnet.models.losses import (FlowL1Loss, GeometryScalLoss, LovaszSoftmaxLoss,
+                                  SemanticScalLoss)
+from occnet.models.occ_heads.occupancy_loss import OccupancyLosses, cells_to_voxels
+
+# 3 voxels, 3 classes (class 2 plays "free"); probabilities chosen to be easy by hand
+PROBS = [[0.5, 0.2, 0.3], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]
+TARGET = [0, 2, 1]
+
+
+def logits_of(probs):
+    """(1, K, P) logits whose softmax over K is `probs` (P, K)."""
+    return torch.tensor(probs, dtype=torch.float64).log().T[None]
+
+
+def test_lovasz_softmax_by_hand():
+    # class 1: p = [0.8, 0.3], fg = [1, 0]: errors sorted [0.3 (bg), 0.2 (fg)], Jaccard
+    # gradient [0.5, 0.5] -> 0.25; class 0: errors sorted [0.3 (fg), 0.2 (bg)], gradient
+    # [1, 0] -> 0.3; mean 0.275
+    logits = logits_of([[0.2, 0.8], [0.7, 0.3], [0.5, 0.5]])
+    target = torch.tensor([[1, 0, 255]])  # the third voxel is ignored
+    assert LovaszSoftmaxLoss()(logits, target).item() == pytest.approx(0.275)
+    perfect = torch.tensor([[[30.0, -30.0], [-30.0, 30.0]]]).transpose(1, 2)
+    assert LovaszSoftmaxLoss()(perfect, torch.tensor([[0, 1]])).item() == pytest.approx(0.0)
+
+
+def test_geometry_scal_by_hand():
+    # p(occupied) = 1 - p(free) = [0.7, 0.2, 0.6], occupied = [1, 0, 1]
+    expected = -math.log(1.3 / 1.5) - math.log(1.3 / 2) - math.log(0.8)
+    loss = GeometryScalLoss(free_index=2)(logits_of(PROBS), torch.tensor([TARGET]))
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_semantic_scal_by_hand():
+    class0 = -math.log(0.5 / 0.9) - math.log(0.5) - math.log((0.9 + 0.7) / 2)
+    class1 = -math.log(0.3 / 0.6) - math.log(0.3) - math.log((0.8 + 0.9) / 2)
+    class2 = -math.log(0.8 / 1.5) - math.log(0.8) - math.log((0.7 + 0.6) / 2)
+    loss = SemanticScalLoss(loss_weight=2.0)(logits_of(PROBS), torch.tensor([TARGET]))
+    assert loss.item() == pytest.approx(2.0 * (class0 + class1 + class2) / 3)
+
+
+def test_flow_l1_counts_only_the_mask():
+    pred = torch.zeros(1, 2, 2, 1, 1)
+    pred[0, :, 0, 0, 0] = torch.tensor([1.0, 2.0])
+    pred[0, :, 1, 0, 0] = torch.tensor([100.0, 100.0])
+    target = torch.zeros(1, 2, 1, 1, 2)
+    mask = torch.tensor([True, False]).view(1, 2, 1, 1)
+    assert FlowL1Loss()(pred, target, mask).item() == pytest.approx(1.5)
+    assert FlowL1Loss()(pred, target, torch.zeros_like(mask)).item() == 0.0
+
+
+def test_occupancy_losses_names_weights_and_camera_mask():
+    logits = torch.randn(1, 12, 4, 4, 2, requires_grad=True)
+    target = torch.randint(0, 12, (1, 4, 4, 2))
+    single = OccupancyLosses(dict(type='OccCrossEntropyLoss'))(logits, target)
+    assert set(single) == {'loss_occ'}
+    several = OccupancyLosses([dict(type='OccFocalLoss'),
+                               dict(type='LovaszSoftmaxLoss', loss_weight=0.5)])
+    out = several(logits, target)
+    assert set(out) == {'loss_occ_focal', 'loss_occ_lovasz'}
+    assert out['loss_occ_lovasz'].item() == pytest.approx(
+        0.5 * LovaszSoftmaxLoss()(logits, target).item())
+    # with the camera mask, invisible voxels are ignored: changing them changes nothing
+    visible = torch.zeros(1, 4, 4, 2, dtype=torch.bool)
+    visible[:, :2] = True
+    masked = OccupancyLosses(dict(type='OccCrossEntropyLoss'), use_camera_mask=True)
+    other = target.clone()
+    other[:, 2:] = (other[:, 2:] + 1) % 12
+    assert masked(logits, target, visible)['loss_occ'].item() == pytest.approx(
+        masked(logits, other, visible)['loss_occ'].item())
+    with pytest.raises(ValueError, match='no mask_camera'):
+        masked(logits, target)
+
+
+def test_cells_to_voxels_puts_each_sub_cell_where_it_belongs():
+    bev_h = bev_w = 2
+    s, size_z, k = 2, 3, 2
+    cells = torch.zeros(1, bev_h, bev_w, size_z, s * s * k)
+    for bx, by, z, sx, sy, c in np.ndindex(bev_h, bev_w, size_z, s, s, k):
+        cells[0, bx, by, z, (sx * s + sy) * k + c] = 100000 * bx + 10000 * by + 1000 * z \
+            + 100 * sx + 10 * sy + c
+    voxels = cells_to_voxels(cells, s, (4, 4, size_z))
+    assert voxels.shape == (1, k, 4, 4, size_z)
+    for x, y, z, c in np.ndindex(4, 4, size_z, k):
+        expected = 100000 * (x // 2) + 10000 * (y // 2) + 1000 * z + 100 * (x % 2) \
+            + 10 * (y % 2) + c
+        assert voxels[0, c, x, y, z].item() == expected
