@@ -1,4 +1,5 @@
 """Deformable convolution and the DCN ResNet variant."""
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,3 +45,32 @@ def test_dcn_resnet_replaces_stage_3_4_convs_and_trains():
     assert [o.shape for o in outs] == [(1, 256, 4, 4), (1, 512, 2, 2)]
     sum(o.sum() for o in outs).backward()
     assert backbone.stages[3][0].conv2.conv_offset.weight.grad.abs().sum() > 0
+
+
+def test_weights_from_a_local_file_load_into_plain_and_dcn_convs(tmp_path):
+    import torchvision
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18(weights=None).state_dict()
+    path = tmp_path / 'r18.pth'
+    torch.save(reference, path)
+    backbone = MODELS.build(dict(type='TorchvisionResNet', depth=18, out_indices=(3,),
+                                 weights=str(path), dcn_stages=(False, False, True, True)))
+    backbone.init_weights()
+    assert torch.equal(backbone.stem[0].weight, reference['conv1.weight'])
+    assert torch.equal(backbone.stages[1][0].conv2.weight, reference['layer2.0.conv2.weight'])
+    assert torch.equal(backbone.stages[2][1].conv2.weight, reference['layer3.1.conv2.weight'])
+
+
+def test_offline_weights_name_says_which_file_to_download(monkeypatch):
+    import torchvision
+    from urllib.error import URLError
+
+    def offline(self, *args, **kwargs):
+        raise URLError('no network')
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights, 'get_state_dict', offline)
+    backbone = MODELS.build(dict(type='TorchvisionResNet', depth=18, out_indices=(3,),
+                                 weights='IMAGENET1K_V1'))
+    with pytest.raises(RuntimeError, match='Download https://download.pytorch.org/models/'
+                       'resnet18-.*pth on a machine with internet and set the backbone '
+                       '`weights` to its local path'):
+        backbone.init_weights()
