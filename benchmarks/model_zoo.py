@@ -26,8 +26,10 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 
 def input_size(cfg):
-    """(W, H) the test pipeline feeds, padded to a multiple of 32, from a 1920x1080 image."""
-    width, height = 1920, 1080
+    """(W, H) the test pipeline feeds, padded to a multiple of 32, from the release's
+    1920x1080 images (320x180 for the synthetic demo data `make demo` writes)."""
+    synthetic = 'synthetic' in cfg.test_dataloader.dataset.data_root
+    width, height = (320, 180) if synthetic else (1920, 1080)
     for step in cfg.test_dataloader.dataset.pipeline:
         if step['type'] == 'ResizeMultiViewImages':
             width, height = round(width * step['scale']), round(height * step['scale'])
