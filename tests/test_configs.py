@@ -18,8 +18,8 @@ SMALL = dict(embed_dims=16, bev=25)
 
 def shrunk_model_cfg(path):
     """The config's model with the sizes a CPU test affords: no pretrained weights, 16
-    channels, a 25x25 BEV, one encoder layer; the structure (backbone depth, DCN, FPN levels,
-    head type, losses) stays as shipped."""
+    channels, a 25x25 BEV, one encoder layer (two small cascade stages); the structure
+    (backbone depth, DCN, FPN levels, head type, losses) stays as shipped."""
     model = Config.fromfile(path).model
     dims, bev = SMALL['embed_dims'], SMALL['bev']
     model.img_backbone.weights = None
@@ -32,6 +32,9 @@ def shrunk_model_cfg(path):
             for key in ('hidden_dims', 'voxel_dims'):
                 if key in model[head]:
                     model[head][key] = 4
+            if 'stage_shapes' in model[head]:  # cascade: two small stages
+                model[head].update(stage_shapes=((25, 25, 4), (50, 50, 16)), stage_dims=(8, 4),
+                                   num_heads=2)
     return model
 
 

@@ -87,10 +87,11 @@ def test_batch_of_two_equals_two_batches_of_one():
         data = model.data_preprocessor(batch)
         imgs, samples = data['inputs']['imgs'], data['data_samples']
         prev2, has2 = model.history_bev(imgs, samples)
-        both = model.encode_frame(imgs[:, -1], samples, -1, prev2, has2)
+        both, _ = model.encode_frame(imgs[:, -1], samples, -1, prev2, has2)
         for b in range(2):
             prev1, has1 = model.history_bev(imgs[b:b + 1], samples[b:b + 1])
-            single = model.encode_frame(imgs[b:b + 1, -1], samples[b:b + 1], -1, prev1, has1)
+            single, _ = model.encode_frame(imgs[b:b + 1, -1], samples[b:b + 1], -1, prev1,
+                                               has1)
             torch.testing.assert_close(both[b:b + 1], single, rtol=1e-4, atol=1e-5)
 
 
@@ -103,11 +104,11 @@ def test_video_mode_resets_at_scene_change():
         first = model(**model.data_preprocessor(batch), mode='predict')
         # same frame again, announced as following the first: uses the carried BEV
         sample.update(token='t1', prev_token='t0')
-        carried = model.encode_frame(
+        carried, _ = model.encode_frame(
             model.data_preprocessor(batch)['inputs']['imgs'][:, -1], [sample], -1,
             model._prev_frame['bev'], torch.ones(1, dtype=torch.bool))
-        fresh = model.encode_frame(model.data_preprocessor(batch)['inputs']['imgs'][:, -1],
-                                   [sample], -1)
+        fresh, _ = model.encode_frame(model.data_preprocessor(batch)['inputs']['imgs'][:, -1],
+                                      [sample], -1)
         assert not torch.allclose(carried, fresh)
         model(**model.data_preprocessor(batch), mode='predict')
         assert model._prev_frame['token'] == 't1'
@@ -152,3 +153,36 @@ def test_bevformer_occ_head_flow_head_and_several_losses():
     model.train()
     with pytest.raises(ValueError, match='with_flow=True'):
         model(**model.data_preprocessor(batch, True), mode='loss')
+
+
+def test_cascade_voxel_decoder_trains_and_attends_to_the_images():
+    from occnet.models.occ_heads.cascade_voxel_decoder import grid_centres
+    centres = grid_centres((2, 4, 2))
+    assert centres.shape == (16, 3)
+    torch.testing.assert_close(centres[0], torch.tensor([-25.0, -37.5, -2.0]))
+    torch.testing.assert_close(centres[-1], torch.tensor([25.0, 37.5, 2.0]))
+    torch.testing.assert_close(centres[1], torch.tensor([-25.0, -37.5, 2.0]))  # z fastest
+    cfg = tiny_model_cfg()
+    cfg['occ_head'] = dict(type='CascadeVoxelDecoder', in_channels=EMBED, bev_h=25, bev_w=25,
+                           stage_shapes=((25, 25, 4), (50, 50, 16)), stage_dims=(8, 4),
+                           num_heads=2, num_points=2, num_levels=2,
+                           loss=dict(type='OccCrossEntropyLoss'))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.train()
+    losses = model(**model.data_preprocessor(make_batch(2), True), mode='loss')
+    assert torch.isfinite(losses['loss_occ'])
+    losses['loss_occ'].backward()
+    # the voxel cross-attention of the last stage reads the image features
+    assert model.occ_head.stages[1].cross_attn.value_proj.weight.grad.abs().sum() > 0
+    assert model.img_backbone.stem[0].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        batch = make_batch(1, num_frames=1)
+        preds = model(**model.data_preprocessor(batch), mode='predict')
+        data = model.data_preprocessor(batch)
+        bev, context = model.encode_frame(data['inputs']['imgs'][:, -1],
+                                          data['data_samples'], -1)
+        dark = dict(context, mlvl_feats=[f * 0 for f in context['mlvl_feats']])
+        assert not torch.allclose(model.occ_logits(bev, context), model.occ_logits(bev, dark))
+    assert preds[0]['occ_pred'].shape == (200, 200, 16)

@@ -51,13 +51,26 @@ class BEVFormerOcc(BaseModel):
         return [f.view(batch, num_cams, *f.shape[1:]) for f in feats]
 
     def encode_frame(self, imgs, data_samples, t, prev_bev=None, has_prev=None):
-        """BEV of queue slot t. imgs (B, N, 3, H_pad, W_pad) -> (B, HW, C)."""
+        """BEV of queue slot t and what a head that looks at the images needs.
+
+        imgs (B, N, 3, H_pad, W_pad) -> (bev (B, HW, C), context dict: mlvl_feats,
+        lidar2img (B, N, 4, 4), image_hw (B, 2), padded_hw)."""
         device = imgs.device
-        lidar2img = _stack([s['lidar2img'][t] for s in data_samples], device)
+        context = dict(mlvl_feats=self.extract_img_feats(imgs),
+                       lidar2img=_stack([s['lidar2img'][t] for s in data_samples], device),
+                       image_hw=_stack([s['img_shape'] for s in data_samples], device),
+                       padded_hw=imgs.shape[-2:])
         cur2prev = _stack([s['cur2prev'][t] for s in data_samples], device)
-        image_hw = _stack([s['img_shape'] for s in data_samples], device)
-        return self.bev_encoder(self.extract_img_feats(imgs), lidar2img, image_hw,
-                                imgs.shape[-2:], prev_bev, cur2prev, has_prev)
+        bev = self.bev_encoder(context['mlvl_feats'], context['lidar2img'],
+                               context['image_hw'], context['padded_hw'], prev_bev, cur2prev,
+                               has_prev)
+        return bev, context
+
+    def occ_logits(self, bev, context):
+        """(B, K, X, Y, Z) logits of the occupancy head (given the images if it uses them)."""
+        if getattr(self.occ_head, 'uses_images', False):
+            return self.occ_head(bev, **context)
+        return self.occ_head(bev)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         imgs = inputs['imgs']  # (B, T, N, 3, H, W)
@@ -66,7 +79,7 @@ class BEVFormerOcc(BaseModel):
         if mode == 'predict':
             return self.predict(imgs, data_samples)
         if mode == 'tensor':
-            return self.occ_head(self.encode_frame(imgs[:, -1], data_samples, -1))
+            return self.occ_logits(*self.encode_frame(imgs[:, -1], data_samples, -1))
         raise ValueError(f'unknown mode {mode!r}; expected loss, predict or tensor')
 
     def history_bev(self, imgs, data_samples):
@@ -82,15 +95,15 @@ class BEVFormerOcc(BaseModel):
         with torch.no_grad():
             for t in range(num_frames - 1):
                 has_prev = valid[:, t] & valid[:, t - 1] if t > 0 else None
-                prev_bev = self.encode_frame(imgs[:, t], data_samples, t,
-                                             prev_bev if t > 0 else None, has_prev)
+                prev_bev, _ = self.encode_frame(imgs[:, t], data_samples, t,
+                                                prev_bev if t > 0 else None, has_prev)
         self.train(was_training)
         return prev_bev, valid[:, -2] & valid[:, -1]
 
     def loss(self, imgs, data_samples):
         prev_bev, has_prev = self.history_bev(imgs, data_samples)
-        bev = self.encode_frame(imgs[:, -1], data_samples, -1, prev_bev, has_prev)
-        occ_logits = self.occ_head(bev)
+        bev, context = self.encode_frame(imgs[:, -1], data_samples, -1, prev_bev, has_prev)
+        occ_logits = self.occ_logits(bev, context)
         labels = torch.stack([s['voxel_semantics'] for s in data_samples]).to(imgs.device)
         masks = None
         if all('mask_camera' in s for s in data_samples):
@@ -104,10 +117,10 @@ class BEVFormerOcc(BaseModel):
             losses.update(self.flow_head.loss(self.flow_head(bev), flows, labels, masks))
         return losses
 
-    def outputs(self, bev, data_samples):
+    def outputs(self, bev, context, data_samples):
         """Per-sample result dicts: `token`, `occ_pred` (X, Y, Z) uint8 and, with a flow
         head, `flow_pred` (X, Y, Z, 2) float32, on CPU."""
-        occ = self.occ_head.predict(self.occ_head(bev)).cpu()
+        occ = self.occ_head.predict(self.occ_logits(bev, context)).cpu()
         results = [dict(token=s['token'], occ_pred=o) for s, o in zip(data_samples, occ)]
         if self.flow_head is not None:
             for result, flow in zip(results, self.flow_head.predict(self.flow_head(bev)).cpu()):
@@ -118,16 +131,16 @@ class BEVFormerOcc(BaseModel):
         """Returns one dict per sample: `token`, `occ_pred` (X, Y, Z) uint8 on CPU."""
         if not self.video_test_mode:
             prev_bev, has_prev = self.history_bev(imgs, data_samples)
-            bev = self.encode_frame(imgs[:, -1], data_samples, -1, prev_bev, has_prev)
-            return self.outputs(bev, data_samples)
+            bev, context = self.encode_frame(imgs[:, -1], data_samples, -1, prev_bev, has_prev)
+            return self.outputs(bev, context, data_samples)
         results = []
         for i, sample in enumerate(data_samples):  # video mode runs frames one at a time
             frame = imgs[i:i + 1, -1]
             prev = self._prev_frame
             has_prev = prev is not None and sample.get('prev_token') == prev['token']
-            bev = self.encode_frame(
+            bev, context = self.encode_frame(
                 frame, [sample], -1, prev['bev'] if has_prev else None,
                 torch.ones(1, dtype=torch.bool, device=frame.device) if has_prev else None)
             self._prev_frame = dict(token=sample['token'], bev=bev.detach())
-            results += self.outputs(bev, [sample])
+            results += self.outputs(bev, context, [sample])
         return results

@@ -1,5 +1,6 @@
 from occnet.models.occ_heads.bev_occ_head import BEVOccHead
 from occnet.models.occ_heads.bevformer_occ_head import BEVFormerOccHead
+from occnet.models.occ_heads.cascade_voxel_decoder import CascadeVoxelDecoder
 from occnet.models.occ_heads.flow_head import FlowHead
 
-__all__ = ['BEVFormerOccHead', 'BEVOccHead', 'FlowHead']
+__all__ = ['BEVFormerOccHead', 'BEVOccHead', 'CascadeVoxelDecoder', 'FlowHead']
