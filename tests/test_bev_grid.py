@@ -64,3 +64,25 @@ def test_alignment_rotation():
     # (ix, iy) = ((5 + 50) / 10, (-35 + 50) / 10) = (5.5, 1.5) -> (5, 1)
     assert torch.isclose(aligned[5, 1], torch.tensor(1.0), atol=1e-5)
     assert torch.isclose(aligned.sum(), torch.tensor(1.0), atol=1e-5)
+
+
+def test_pillar_is_seen_exactly_by_the_cameras_whose_frustum_holds_it():
+    from occnet.models.bev_encoders.spatial_cross_attention import select_camera_queries
+    from test_model import camera_rig  # 8 cameras, 90 degree field of view, yaws below
+    yaws = [0, 55, 90, 135, -55, -90, -135, 180]
+    rig = torch.as_tensor(camera_rig())  # (8, 4, 4), image 64 x 32
+    turned = rig @ torch.tensor([[-1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    lidar2img = torch.stack([rig, turned])  # sample 1's rig is turned by 180 degrees
+    azimuths = [0, 30, 105, -170]
+    pillars = torch.tensor([[[20 * math.cos(math.radians(a)), 20 * math.sin(math.radians(a)),
+                              z] for z in (-3.0, -1.0, 1.0, 3.0)] for a in azimuths])
+    _, visible = project_to_cameras(pillars, lidar2img, torch.tensor([[32, 64]] * 2), (32, 64))
+    _, _, hit = select_camera_queries(visible)  # (B, N, P)
+    for sample, offset in ((0, 0), (1, 180)):
+        for p, azimuth in enumerate(azimuths):
+            # in the frustum: less than 45 degrees off the optical axis (|z| / 20 m < 0.5)
+            expected = {n for n, yaw in enumerate(yaws)
+                        if abs((azimuth - yaw - offset + 180) % 360 - 180) < 45}
+            assert {n for n in range(8) if hit[sample, n, p]} == expected, (sample, azimuth)
+    assert hit[0, :, 0].nonzero().flatten().tolist() == [0]
+    assert hit[1, :, 0].nonzero().flatten().tolist() == [7]

@@ -91,3 +91,21 @@ def test_cells_to_voxels_puts_each_sub_cell_where_it_belongs():
         expected = 100000 * (x // 2) + 10000 * (y // 2) + 1000 * z + 100 * (x % 2) \
             + 10 * (y % 2) + c
         assert voxels[0, c, x, y, z].item() == expected
+
+
+def test_weighted_cross_entropy_by_hand():
+    from occnet.models.losses import OccCrossEntropyLoss
+    # voxel 0: uniform over 3 classes, label 1; voxel 1: p = (0.5, 0.25, 0.25), label 0
+    logits = torch.tensor([[[0.0, math.log(2.0)], [0.0, 0.0], [0.0, 0.0]]])  # (1, K=3, P=2)
+    loss = OccCrossEntropyLoss(class_weight=[2.0, 1.0, 1.0])(logits, torch.tensor([[1, 0]]))
+    assert loss.item() == pytest.approx((math.log(3.0) + 2.0 * math.log(2.0)) / 3.0, rel=1e-6)
+
+
+def test_sigmoid_focal_by_hand():
+    from occnet.models.losses import OccFocalLoss
+    # one voxel, 2 classes, logits 0 (p = 0.5 each), label 0: the positive term is
+    # alpha (1 - 0.5)^2 ln 2, the negative (1 - alpha) 0.5^2 ln 2; sum 0.25 ln 2
+    loss = OccFocalLoss(alpha=0.25, gamma=2.0)(torch.zeros(1, 2, 1), torch.tensor([[0]]))
+    assert loss.item() == pytest.approx(0.25 * math.log(2.0), rel=1e-6)
+    ignored = OccFocalLoss()(torch.zeros(1, 2, 2), torch.tensor([[0, 255]]))
+    assert ignored.item() == pytest.approx(loss.item(), rel=1e-6)
