@@ -1,11 +1,11 @@
 """The OpenScene baseline occupancy head: BEV channels -> height -> per-voxel class logits."""
-import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
-                                                   cells_to_voxels, init_logit_prior)
+from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, argmax_classes,
+                                                   bev_upsample, cells_to_voxels,
+                                                   init_logit_prior)
 from occnet.registry import MODELS
 
 
@@ -74,7 +74,4 @@ class BEVOccHead(BaseModule):
         voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
         return self.losses(occ_logits, voxel_semantics, mask_camera)
 
-    @staticmethod
-    def predict(occ_logits):
-        """(B, K, X, Y, Z) logits -> (B, X, Y, Z) uint8 class indices."""
-        return occ_logits.argmax(1).to(torch.uint8)
+    predict = staticmethod(argmax_classes)

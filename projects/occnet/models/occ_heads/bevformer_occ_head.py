@@ -1,11 +1,11 @@
 """The BEVFormer-Occ head: channel-to-height, two 3D convolutions, an MLP predictor."""
-import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
-                                                   cells_to_voxels, init_logit_prior)
+from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, argmax_classes,
+                                                   bev_upsample, cells_to_voxels,
+                                                   init_logit_prior)
 from occnet.registry import MODELS
 
 
@@ -61,10 +61,8 @@ class BEVFormerOccHead(BaseModule):
         return cells_to_voxels(self.predictor(cells), self.upsample, self.grid_shape)
 
     def loss(self, occ_logits, voxel_semantics, mask_camera=None):
-        """Classification losses (OccupancyLosses)."""
+        """Classification losses (OccupancyLosses): occ_logits (B, K, X, Y, Z),
+        voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
         return self.losses(occ_logits, voxel_semantics, mask_camera)
 
-    @staticmethod
-    def predict(occ_logits):
-        """(B, K, X, Y, Z) logits -> (B, X, Y, Z) uint8 class indices."""
-        return occ_logits.argmax(1).to(torch.uint8)
+    predict = staticmethod(argmax_classes)

@@ -8,8 +8,9 @@ from mmengine.model import BaseModule
 from occnet.constants import GRID_SHAPE, NUM_CLASSES, POINT_CLOUD_RANGE
 from occnet.models.bev_encoders.bev_grid import project_to_cameras
 from occnet.models.bev_encoders.spatial_cross_attention import SpatialCrossAttention
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
-                                                   cells_to_voxels, init_logit_prior)
+from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, argmax_classes,
+                                                   bev_upsample, cells_to_voxels,
+                                                   init_logit_prior)
 from occnet.registry import MODELS
 
 
@@ -134,10 +135,8 @@ class CascadeVoxelDecoder(BaseModule):
         return cells_to_voxels(self.predictor(cells), self.upsample, self.grid_shape)
 
     def loss(self, occ_logits, voxel_semantics, mask_camera=None):
-        """Classification losses (OccupancyLosses)."""
+        """Classification losses (OccupancyLosses): occ_logits (B, K, X, Y, Z),
+        voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
         return self.losses(occ_logits, voxel_semantics, mask_camera)
 
-    @staticmethod
-    def predict(occ_logits):
-        """(B, K, X, Y, Z) logits -> (B, X, Y, Z) uint8 class indices."""
-        return occ_logits.argmax(1).to(torch.uint8)
+    predict = staticmethod(argmax_classes)

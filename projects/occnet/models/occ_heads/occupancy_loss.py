@@ -22,6 +22,11 @@ def cells_to_voxels(cell_logits, upsample, grid_shape):
     return out.permute(0, 6, 1, 4, 2, 5, 3).reshape(batch, num_out, size_x, size_y, size_z)
 
 
+def argmax_classes(occ_logits):
+    """(B, K, X, Y, Z) logits -> (B, X, Y, Z) uint8 class indices (every head's predict)."""
+    return occ_logits.argmax(1).to(torch.uint8)
+
+
 def bev_upsample(grid_shape, bev_h, bev_w):
     """Occupancy cells per BEV cell along x and y (checked to be one integer s)."""
     size_x, size_y, _ = grid_shape
