@@ -49,7 +49,11 @@ def test_config_trains_one_step_and_predicts(path):
     torch.manual_seed(0)
     model = MODELS.build(shrunk_model_cfg(path))
     model.train()
-    losses = model(**model.data_preprocessor(make_batch(1), True), mode='loss')
+    batch = make_batch(1)
+    if model.flow_head is not None:
+        for sample in batch['data_samples']:
+            sample['voxel_flow'] = torch.full((200, 200, 16, 2), 1.5)
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
     assert losses and all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     model.eval()
@@ -57,3 +61,5 @@ def test_config_trains_one_step_and_predicts(path):
         preds = model(**model.data_preprocessor(make_batch(1, num_frames=1)), mode='predict')
     assert preds[0]['occ_pred'].shape == (200, 200, 16)
     assert int(preds[0]['occ_pred'].max()) <= 11
+    if model.flow_head is not None:
+        assert 'loss_flow' in losses and preds[0]['flow_pred'].shape == (200, 200, 16, 2)
