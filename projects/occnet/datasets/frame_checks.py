@@ -35,14 +35,25 @@ def _has_pose(frame):
     return all(frame.get(key) is not None for key in POSE_KEYS[3:])
 
 
+def _flat(values):
+    """All values of a list of numeric arrays as one float64 vector, or None when one of
+    them is not numeric (or ragged)."""
+    try:
+        return np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in values])
+    except (TypeError, ValueError):
+        return None
+
+
 def _finite(values):
     """True when every value of a list of numeric arrays is finite (one numpy call: this runs
     for every frame of trainval)."""
-    try:
-        flat = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in values])
-    except (TypeError, ValueError):
-        return False
-    return bool(np.isfinite(flat.sum())) or bool(np.isfinite(flat).all())
+    flat = _flat(values)
+    return flat is not None and (bool(np.isfinite(flat.sum())) or bool(np.isfinite(flat).all()))
+
+
+def _not_finite(key, values):
+    """The problem line of values that are not all finite numbers."""
+    return f'{key} holds NaN or inf' if _flat(values) is not None else f'{key} is not numeric'
 
 
 def frame_problems(frame):
@@ -60,7 +71,7 @@ def frame_problems(frame):
     if np.shape(frame['can_bus']) != (18,):
         problems.append(f'can_bus has shape {np.shape(frame["can_bus"])}, expected (18,)')
     elif not _finite([frame['can_bus']]):
-        problems.append('can_bus holds NaN or inf (or non-numbers)')
+        problems.append(_not_finite('can_bus', [frame['can_bus']]))
     problems += [f'{key} has shape {np.shape(frame[key])}, expected (4, 4)'
                  for key in MATRIX_KEYS if frame.get(key) is not None
                  and np.shape(frame[key]) != (4, 4)]
@@ -68,7 +79,7 @@ def frame_problems(frame):
         return problems
     poses = [key for key in POSE_KEYS if frame.get(key) is not None]
     if not _finite([frame[key] for key in poses]):
-        problems += [f'{key} holds NaN or inf (or non-numbers)' for key in poses
+        problems += [_not_finite(key, [frame[key]]) for key in poses
                      if not _finite([frame[key]])]
     if not _has_pose(frame):
         problems.append('no pose: neither lidar2global + lidar2ego nor the '
