@@ -61,8 +61,7 @@ def main():
     import occnet.datasets  # noqa: F401  (registers the parts)
     import occnet.models  # noqa: F401
     from occnet.registry import MODELS
-    from test_configs import shrunk_model_cfg
-    from test_model import make_batch
+    from test_configs import batch_for, shrunk_model_cfg
     init_default_scope('occnet')
     torch.set_num_threads(os.cpu_count() or 1)
     rows = []
@@ -75,15 +74,16 @@ def main():
         torch.manual_seed(0)
         reduced = MODELS.build(shrunk_model_cfg(path))
         reduced.train()
-        train_s = seconds_per_iter(reduced, lambda: make_batch(1), 'loss', args.iters)
+        train_s = seconds_per_iter(reduced, lambda: batch_for(reduced), 'loss', args.iters)
         reduced.eval()
-        infer_s = seconds_per_iter(reduced, lambda: make_batch(1, num_frames=1), 'predict',
-                                   args.iters)
+        infer_s = seconds_per_iter(reduced, lambda: batch_for(reduced, num_frames=1),
+                                   'predict', args.iters)
         enc = cfg.model.bev_encoder
+        head = cfg.model.occ_head.type + (' + FlowHead' if cfg.model.get('flow_head') else '')
         rows.append(dict(config=os.path.relpath(path, REPO), params_m=round(params, 1),
                          input=input_size(cfg), bev=(enc.bev_h, enc.bev_w),
                          layers=enc.num_layers, levels=enc.num_levels,
-                         head=cfg.model.occ_head.type, reduced_train_s=round(train_s, 2),
+                         head=head, reduced_train_s=round(train_s, 2),
                          reduced_infer_s=round(infer_s, 2)))
         print(f'[model_zoo] {rows[-1]}', file=sys.stderr, flush=True)
     print('| config | params (M) | input (W x H) | BEV | layers x levels | head | '

@@ -38,6 +38,15 @@ def shrunk_model_cfg(path):
     return model
 
 
+def batch_for(model, num_frames=2):
+    """make_batch samples, with flow labels when the model has a flow head."""
+    batch = make_batch(1, num_frames=num_frames)
+    if model.flow_head is not None:
+        for sample in batch['data_samples']:
+            sample['voxel_flow'] = torch.full((200, 200, 16, 2), 1.5)
+    return batch
+
+
 def test_every_config_is_covered():
     names = [os.path.basename(p) for p in CONFIGS]
     assert 'bevformer-occ-tiny_r50-fpn_8xb1-24e_openscene.py' in names
@@ -49,11 +58,7 @@ def test_config_trains_one_step_and_predicts(path):
     torch.manual_seed(0)
     model = MODELS.build(shrunk_model_cfg(path))
     model.train()
-    batch = make_batch(1)
-    if model.flow_head is not None:
-        for sample in batch['data_samples']:
-            sample['voxel_flow'] = torch.full((200, 200, 16, 2), 1.5)
-    losses = model(**model.data_preprocessor(batch, True), mode='loss')
+    losses = model(**model.data_preprocessor(batch_for(model), True), mode='loss')
     assert losses and all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     model.eval()
