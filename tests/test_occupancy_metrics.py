@@ -341,3 +341,22 @@ def test_eval_occ_missing_prediction(tmp_path, monkeypatch):
     result = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
     assert result['num_frames'] == 1 and result['num_frames_skipped'] == 1
     assert result['per_class']['vehicle'] == pytest.approx(100 / 3)  # frame aaaa alone
+
+
+def test_eval_occ_ray_iou(tmp_path, monkeypatch):
+    from occnet.evaluation.ray_iou import frame_ray_confusion, summarize_ray_iou
+    from occnet.geometry import sparse_to_dense
+    write_eval_folder(tmp_path)
+    assert run_eval_occ_in_process(tmp_path, monkeypatch, '--ray-iou') == 0
+    result = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+    # the hand-made infos carry no poses: rays leave each frame's own lidar origin, which in
+    # frame bbbb lies inside the pedestrian voxel (100, 100, 8) -> every ray hits it at 0 m
+    counts = 0
+    for token in ('aaaa', 'bbbb'):
+        gt = sparse_to_dense(np.load(tmp_path / 'labels' / f'{token}_occ_final.npy'))
+        pred = np.load(tmp_path / 'preds' / f'{token}.npz')['semantics']
+        counts = counts + frame_ray_confusion(gt, pred, np.zeros((1, 3)))
+    expected = summarize_ray_iou(counts)
+    assert result['ray_iou'] == pytest.approx(expected['ray_iou'])
+    assert result['ray_iou_per_class']['pedestrian'] == pytest.approx(100.0)
+    assert {'ray_iou@1m', 'ray_iou@2m', 'ray_iou@4m'} <= set(result)

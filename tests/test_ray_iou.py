@@ -97,3 +97,19 @@ def test_full_frame_is_fast_and_perfect_prediction_scores_100():
     assert summary['ray_iou'] == pytest.approx(100.0)
     assert counts[0, 0].sum() > 0.5 * len(ray_directions()) * len(origins)
     assert seconds < 10.0  # the benchmark records the time; this only catches a blow-up
+
+
+def test_scene_ray_origins_use_the_neighbours_of_the_same_scene():
+    from occnet.evaluation.ray_iou import scene_ray_origins
+
+    def frame(token, scene, t, x):
+        pose = np.eye(4)
+        pose[0, 3] = x
+        return dict(token=token, scene_token=scene, timestamp=t, lidar2global=pose,
+                    lidar2ego=np.eye(4))
+    infos = [frame('c', 's1', 2, 20.0), frame('a', 's1', 0, 0.0), frame('b', 's1', 1, 10.0),
+             frame('d', 's1', 3, 30.0), frame('z', 's2', 1, 15.0)]
+    origins = scene_ray_origins(infos, max_offset=1)
+    np.testing.assert_allclose(origins['b'], [[0, 0, 0], [-10, 0, 0], [10, 0, 0]])
+    np.testing.assert_allclose(origins['a'], [[0, 0, 0], [10, 0, 0]])
+    np.testing.assert_allclose(origins['z'], [[0, 0, 0]])  # alone in its scene

@@ -1,7 +1,7 @@
 """Evaluate occupancy predictions on disk against OpenScene labels (contract 4).
 
     python tools/eval_occ.py --infos data/openscene_mini_val.pkl --pred-dir work_dirs/x/preds \
-        [--out-json work_dirs/x/metrics.json] [--data-root data] [--skip-missing]
+        [--out-json work_dirs/x/metrics.json] [--data-root data] [--skip-missing] [--ray-iou]
 
 Reads `<pred-dir>/<token>.npz` (`semantics`, uint8 (200, 200, 16), 11 = free) for every labelled
 frame of the infos, sums one confusion matrix over all frames (and one over camera-visible
@@ -13,11 +13,12 @@ import sys
 
 import numpy as np
 
-from occnet.constants import NUM_CLASSES
+from occnet.constants import CLASS_NAMES, NUM_CLASSES
 from occnet.datasets.infos import DataError, load_pickle, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
 from occnet.evaluation import (confusion_matrix, format_table, load_prediction,
                                summarize_split, write_json)
+from occnet.evaluation.ray_iou import frame_ray_confusion, scene_ray_origins, summarize_ray_iou
 from occnet.progress import Progress
 
 
@@ -28,6 +29,11 @@ def parse_args():
     parser.add_argument('--out-json', help='where to write the metrics JSON')
     parser.add_argument('--data-root', help='folder that relative label paths start from '
                         '(default: the folder holding --infos)')
+    parser.add_argument('--ray-iou', action='store_true',
+                        help='also compute RayIoU (occnet/evaluation/ray_iou.py: rays from the '
+                        'lidar origins of the frame and its scene neighbours, 1/2/4 m)')
+    parser.add_argument('--ray-neighbours', type=int, default=2,
+                        help='frames before and after each frame whose lidar origins cast rays')
     parser.add_argument('--skip-missing', action='store_true',
                         help='skip frames whose prediction or label file is missing, and '
                         'report how many, instead of stopping')
@@ -62,6 +68,8 @@ def main():
 
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     cm_masked = np.zeros_like(cm)
+    ray_origins = scene_ray_origins(infos, args.ray_neighbours) if args.ray_iou else None
+    ray_counts = 0
     num_frames = num_masked = 0
     skipped = []
     progress = Progress('eval_occ', 'frames')
@@ -86,6 +94,8 @@ def main():
             if visible is not None:
                 cm_masked += confusion_matrix(gt, pred, mask=visible)
                 num_masked += 1
+            if ray_origins is not None:
+                ray_counts = ray_counts + frame_ray_confusion(gt, pred, ray_origins[token])
         except ValueError as err:
             sys.exit(f'error: frame token {token}, prediction '
                      f'{os.path.join(args.pred_dir, token + ".npz")}: {err}')
@@ -100,6 +110,12 @@ def main():
     summary = summarize_split(cm, cm_masked if num_masked else None, num_frames, num_masked)
     summary['num_frames_skipped'] = len(skipped)
     print(format_table(summary))
+    if ray_origins is not None:
+        rays = summarize_ray_iou(ray_counts, class_names=CLASS_NAMES)
+        summary.update(ray_iou=rays['ray_iou'], ray_iou_per_class=rays['per_class'],
+                       **{key: value for key, value in rays.items() if key.startswith('ray_iou@')})
+        print('RayIoU ' + '  '.join(f'{key} {value:.2f}' for key, value in rays.items()
+                                    if key.startswith('ray_iou')))
     if args.out_json:
         write_json(summary, args.out_json)
         print(f'metrics written to {args.out_json}')

@@ -142,3 +142,29 @@ def origins_in_frame(cur_lidar2global, other_lidar2globals, pc_range=POINT_CLOUD
                     (origins[:, :2] < np.asarray(pc_range[3:5])), axis=1)
     return origins[inside]
 
+
+
+def scene_ray_origins(infos, max_offset=2):
+    """{token: (O, 3) ray origins in that frame's lidar frame}: its own lidar origin and those
+    of up to `max_offset` frames before and after it in its scene (by timestamp), inside the
+    grid. Frames without poses (no `lidar2global`, no translation / rotation keys) get their
+    own origin only."""
+    from occnet.datasets.collect import pose_matrices
+    by_scene = {}
+    for info in infos:
+        by_scene.setdefault(info.get('scene_token'), []).append(info)
+    origins = {}
+    for frames in by_scene.values():
+        frames = sorted(frames, key=lambda f: f.get('timestamp') or 0)
+        try:
+            poses = [pose_matrices(f)[2] for f in frames]
+        except (KeyError, TypeError, ValueError):
+            poses = None
+        for i, info in enumerate(frames):
+            if poses is None:
+                origins[info['token']] = np.zeros((1, 3))
+                continue
+            near = [poses[j] for j in range(max(0, i - max_offset),
+                                            min(len(frames), i + max_offset + 1)) if j != i]
+            origins[info['token']] = origins_in_frame(poses[i], near)
+    return origins
