@@ -17,6 +17,7 @@ import torch.multiprocessing as mp
 from occnet.constants import CLASS_NAMES, FREE_INDEX, GRID_SHAPE, IGNORE_INDEX, NUM_CLASSES
 from occnet.evaluation import (OccupancyMetric, confusion_matrix, summarize_confusion,
                                summarize_split)
+from occnet.evaluation.occupancy_metrics import frame_confusions, near_voxels
 from occnet.geometry import xyz_to_index1d
 from occnet.registry import METRICS
 
@@ -162,8 +163,11 @@ def run_metric(metric, frames, batch_size=2):
 
 
 def expected_summary(frames):
-    cm = sum(confusion_matrix(gt, pred) for _, gt, pred, _ in frames)
-    cm_masked = sum(confusion_matrix(gt, pred, mask=vis) for _, gt, pred, vis in frames)
+    """The summary of the summed (all, near, far) matrices of the frames."""
+    cm = sum(frame_confusions(gt, pred) for _, gt, pred, _ in frames)
+    cm_masked = sum(frame_confusions(gt, pred, mask=vis) for _, gt, pred, vis in frames)
+    assert (cm[0] == sum(confusion_matrix(gt, pred) for _, gt, pred, _ in frames)).all()
+    assert (cm[1] + cm[2] == cm[0]).all()  # near and far split the voxels
     return summarize_split(cm, cm_masked, len(frames), len(frames))
 
 
@@ -360,3 +364,23 @@ def test_eval_occ_ray_iou(tmp_path, monkeypatch):
     assert result['ray_iou'] == pytest.approx(expected['ray_iou'])
     assert result['ray_iou_per_class']['pedestrian'] == pytest.approx(100.0)
     assert {'ray_iou@1m', 'ray_iou@2m', 'ray_iou@4m'} <= set(result)
+
+
+def test_near_and_far_split_at_25_m_by_hand():
+    near = near_voxels()
+    # voxel centres: x = (i - 100 + 0.5) * 0.5 m
+    assert near[140, 100, 0] and not near[160, 100, 0]  # 20.25 m / 30.25 m ahead
+    assert near[145, 120, 0] and not near[146, 121, 0]  # 24.95 m / 25.55 m off the lidar
+    gt = np.full(GRID_SHAPE, FREE_INDEX, dtype=np.uint8)
+    pred = gt.copy()
+    gt[140, 100, 5] = gt[160, 100, 5] = gt[161, 100, 5] = VEHICLE
+    pred[140, 100, 5] = pred[160, 100, 5] = VEHICLE  # near: 1 TP; far: 1 TP, 1 FN
+    pred[40, 100, 5] = PEDESTRIAN  # x = -29.75 m: a far false positive
+    summary = summarize_split(frame_confusions(gt, pred), num_frames=1)
+    assert summary['per_class']['vehicle'] == pytest.approx(200 / 3)
+    assert summary['near']['per_class']['vehicle'] == pytest.approx(100.0)
+    assert summary['far']['per_class']['vehicle'] == pytest.approx(50.0)
+    assert summary['far']['per_class']['pedestrian'] == 0.0
+    assert summary['near']['per_class']['pedestrian'] is None
+    assert summary['iou_near'] == pytest.approx(100.0)
+    assert summary['iou_far'] == pytest.approx(100 / 3)  # occupied: TP 1, FN 1, FP 1

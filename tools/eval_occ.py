@@ -16,8 +16,8 @@ import numpy as np
 from occnet.constants import CLASS_NAMES, NUM_CLASSES
 from occnet.datasets.infos import DataError, load_pickle, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
-from occnet.evaluation import (confusion_matrix, format_table, load_prediction,
-                               summarize_split, write_json)
+from occnet.evaluation import format_table, load_prediction, summarize_split, write_json
+from occnet.evaluation.occupancy_metrics import RANGES, frame_confusions, near_voxels
 from occnet.evaluation.ray_iou import frame_ray_confusion, scene_ray_origins, summarize_ray_iou
 from occnet.progress import Progress
 
@@ -66,8 +66,9 @@ def main():
         print(f'[eval_occ] {len(infos) - len(frames)} of {len(infos)} frames have no label '
               'path and are not evaluated', file=sys.stderr)
 
-    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    cm = np.zeros((len(RANGES), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)  # all, near, far
     cm_masked = np.zeros_like(cm)
+    near = near_voxels()
     ray_origins = scene_ray_origins(infos, args.ray_neighbours) if args.ray_iou else None
     ray_counts = 0
     num_frames = num_masked = 0
@@ -90,9 +91,9 @@ def main():
             progress(done, len(frames))
             continue
         try:
-            cm += confusion_matrix(gt, pred)
+            cm += frame_confusions(gt, pred, near=near)
             if visible is not None:
-                cm_masked += confusion_matrix(gt, pred, mask=visible)
+                cm_masked += frame_confusions(gt, pred, mask=visible, near=near)
                 num_masked += 1
             if ray_origins is not None:
                 ray_counts = ray_counts + frame_ray_confusion(gt, pred, ray_origins[token])

@@ -10,11 +10,11 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from occnet.constants import NUM_CLASSES
-from occnet.evaluation.occupancy_metrics import confusion_matrix, summarize_split
+from occnet.evaluation.occupancy_metrics import (RANGES, SCALAR_KEYS, frame_confusions,
+                                                 near_voxels, summarize_split)
 from occnet.evaluation.report import format_table, save_prediction, write_json
 from occnet.registry import METRICS
 
-SCALAR_KEYS = ('miou', 'miou_16', 'iou', 'precision', 'recall', 'fg_miou')
 
 
 def _field(sample, key):
@@ -34,7 +34,8 @@ def sum_unique_frames(records):
     """Sum per-frame confusion matrices, counting each frame token once.
 
     Args:
-        records: iterable of (token, cm (12, 12), cm_masked (12, 12) or None).
+        records: iterable of (token, cm, cm_masked or None), matrices of any one shape,
+            e.g. (3, 12, 12) from frame_confusions.
     Returns:
         (cm, cm_masked or None, num_frames, num_frames_masked, num_duplicates); the masked
         matrix sums the frames that have a mask.
@@ -84,8 +85,13 @@ class OccupancyMetric(BaseMetric):
         self.print_table = print_table
         self.last_summary = None
 
+    def _near_voxels(self, shape):
+        if getattr(self, '_near', None) is None or self._near.shape != shape:
+            self._near = near_voxels(shape)
+        return self._near
+
     def process(self, data_batch, data_samples):
-        """Confusion matrices of one batch.
+        """Confusion matrices of one batch: (3, 12, 12) per frame, all / near / far voxels.
 
         Args:
             data_batch: dict whose `data_samples` hold, per sample, `voxel_semantics`
@@ -113,9 +119,10 @@ class OccupancyMetric(BaseMetric):
             voxel_semantics = _to_numpy(voxel_semantics)
             mask_camera = _field(gt_sample, 'mask_camera')
             try:
-                cm = confusion_matrix(voxel_semantics, occ_pred)
-                cm_masked = None if mask_camera is None else confusion_matrix(
-                    voxel_semantics, occ_pred, mask=_to_numpy(mask_camera))
+                near = self._near_voxels(voxel_semantics.shape)
+                cm = frame_confusions(voxel_semantics, occ_pred, near=near)
+                cm_masked = None if mask_camera is None else frame_confusions(
+                    voxel_semantics, occ_pred, mask=_to_numpy(mask_camera), near=near)
             except ValueError as err:
                 raise ValueError(f'frame token {token}: {err}') from err
             self.results.append((str(token), cm, cm_masked))
@@ -133,7 +140,7 @@ class OccupancyMetric(BaseMetric):
         if cm is None:
             print_log('OccupancyMetric received no frames; metrics are undefined',
                       logger='current', level=logging.WARNING)
-            cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+            cm = np.zeros((len(RANGES), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
         if num_duplicates:
             print_log(f'OccupancyMetric: counted {num_frames} frames once each, dropped '
                       f'{num_duplicates} repeats (distributed sampler padding)',
@@ -177,16 +184,18 @@ class OccupancyMetric(BaseMetric):
 
 def flatten_summary(summary):
     """Scalar metrics of a summary for the runner's log: the headline figures, their
-    `_masked` variants and `<class>_iou` per class; undefined values become NaN."""
+    `_masked`, `_near` and `_far` variants and `<class>_iou` per class; undefined values
+    become NaN."""
     def number(value):
         return math.nan if value is None else float(value)
 
     flat = {}
     for key in SCALAR_KEYS:
         flat[key] = number(summary[key])
-    if 'miou_masked' in summary:
-        for key in SCALAR_KEYS:
-            flat[f'{key}_masked'] = number(summary[f'{key}_masked'])
+    for suffix in ('_masked', '_near', '_far', '_near_masked', '_far_masked'):
+        if f'miou{suffix}' in summary:
+            for key in SCALAR_KEYS:
+                flat[f'{key}{suffix}'] = number(summary[f'{key}{suffix}'])
     for name, iou in summary['per_class'].items():
         flat[f'{name}_iou'] = number(iou)
     return flat

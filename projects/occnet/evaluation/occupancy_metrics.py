@@ -6,8 +6,10 @@ TP / (TP + FP + FN) over all voxels of all frames, never a mean of per-frame IoU
 """
 import numpy as np
 
-from occnet.constants import (CLASS_NAMES, FOREGROUND_MAX, FREE_INDEX, IGNORE_INDEX,
-                              NUM_CLASSES, NUM_METRIC_SLOTS_BASELINE, REAL_CLASS_INDICES)
+from occnet.constants import (CLASS_NAMES, FOREGROUND_MAX, FREE_INDEX, GRID_SHAPE, IGNORE_INDEX,
+                              NUM_CLASSES, NUM_METRIC_SLOTS_BASELINE, POINT_CLOUD_RANGE,
+                              REAL_CLASS_INDICES, VOXEL_SIZE)
+from occnet.geometry import voxel_centers
 
 
 def confusion_matrix(gt, pred, num_classes=NUM_CLASSES, mask=None):
@@ -52,6 +54,28 @@ def confusion_matrix(gt, pred, num_classes=NUM_CLASSES, mask=None):
     flat = gt_kept * num_classes + pred[keep]
     counts = np.bincount(flat, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+SCALAR_KEYS = ('miou', 'miou_16', 'iou', 'precision', 'recall', 'fg_miou')
+NEAR_RANGE_M = 25.0  # voxels whose centre is closer than this (x-y, to the lidar) are "near"
+RANGES = ('all', 'near', 'far')
+
+
+def near_voxels(grid_shape=GRID_SHAPE, pc_range=POINT_CLOUD_RANGE, voxel_size=VOXEL_SIZE,
+                near_range_m=NEAR_RANGE_M):
+    """(X, Y, Z) bool: True where the voxel centre's horizontal distance to the lidar origin is
+    below `near_range_m` metres."""
+    centres = voxel_centers(grid_shape, pc_range, voxel_size)
+    return np.hypot(centres[..., 0], centres[..., 1]) < near_range_m
+
+
+def frame_confusions(gt, pred, mask=None, near=None):
+    """(3, 12, 12) confusion matrices of one frame over all voxels, the near ones and the far
+    ones (RANGES order); `mask` as in confusion_matrix, `near` from near_voxels()."""
+    near = near_voxels(np.shape(gt)) if near is None else near
+    keep = np.ones(np.shape(gt), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    return np.stack([confusion_matrix(gt, pred, mask=m)
+                     for m in (mask, keep & near, keep & ~near)])
 
 
 def _percent(numerator, denominator):
@@ -129,18 +153,39 @@ def summarize_split(cm, cm_masked=None, num_frames=None, num_frames_masked=None)
     `per_class_masked`) when a masked matrix is given.
 
     Args:
-        cm: (12, 12) confusion matrix summed over all frames.
-        cm_masked: optional (12, 12) matrix over camera-visible voxels only.
+        cm: (12, 12) confusion matrix summed over all frames, or (3, 12, 12) from
+            frame_confusions (all, near, far): the near / far figures are then added under
+            `<key>_near` / `<key>_far` for the scalar keys (`miou_near`, `iou_far_masked`...)
+            and in full under `near` and `far`.
+        cm_masked: optional matrix (same shape) over camera-visible voxels only.
         num_frames, num_frames_masked: frame counts recorded in the report when given.
     Returns:
         dict as described; this is what tools/eval_occ.py and OccupancyMetric write as JSON.
     """
-    summary = summarize_confusion(cm)
+    cm = np.asarray(cm)
+    ranges = cm.ndim == 3
+    summary = _with_masked(cm[0] if ranges else cm,
+                           None if cm_masked is None else
+                           (np.asarray(cm_masked)[0] if ranges else cm_masked))
+    if ranges:
+        for i, name in enumerate(RANGES[1:], start=1):
+            part = _with_masked(cm[i], None if cm_masked is None else np.asarray(cm_masked)[i])
+            summary[name] = part
+            for key in SCALAR_KEYS:
+                summary[f'{key}_{name}'] = part[key]
+                if cm_masked is not None:
+                    summary[f'{key}_{name}_masked'] = part[f'{key}_masked']
     if num_frames is not None:
         summary['num_frames'] = int(num_frames)
+    if cm_masked is not None and num_frames_masked is not None:
+        summary['num_frames_masked'] = int(num_frames_masked)
+    return summary
+
+
+
+def _with_masked(cm, cm_masked):
+    summary = summarize_confusion(cm)
     if cm_masked is not None:
         for key, value in summarize_confusion(cm_masked).items():
             summary[f'{key}_masked'] = value
-        if num_frames_masked is not None:
-            summary['num_frames_masked'] = int(num_frames_masked)
     return summary

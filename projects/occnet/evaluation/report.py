@@ -22,37 +22,46 @@ def _cell(value, width):
 
 def format_table(summary):
     """Per-class IoU table of a summary, then mIoU, mIoU-16, geometric IoU, precision and
-    recall; a second column with the camera-masked figures when the summary has them.
+    recall; a column with the camera-masked figures when the summary has them, and near
+    (< 25 m) / far columns when it has the range split.
 
     Args:
         summary: dict from `summarize_confusion` / `summarize_split` (percentages or None).
     Returns:
         multi-line str; '-' marks a class with no ground truth and no prediction.
     """
-    masked = 'per_class_masked' in summary
+    columns = [('IoU %', summary)]
+    if 'per_class_masked' in summary:
+        columns.append(('masked %', {key[:-len('_masked')]: value for key, value in
+                                     summary.items() if key.endswith('_masked')}))
+    for name in ('near', 'far'):
+        if name in summary:
+            columns.append((f'{name} %', summary[name]))
     name_width = max(len(name) for name, _ in ROWS_AFTER_CLASSES)
     name_width = max([name_width] + [len(name) for name in summary['per_class']])
-    header = f'{"class":<{name_width}}  {"IoU %":>8}' + (f'  {"masked %":>8}' if masked else '')
+    header = f'{"class":<{name_width}}' + ''.join(f'  {title:>8}' for title, _ in columns)
     rule = '-' * len(header)
     lines = [header, rule]
 
-    def row(label, value, value_masked):
-        line = f'{label:<{name_width}}  {_cell(value, 8)}'
-        return line + (f'  {_cell(value_masked, 8)}' if masked else '')
+    def row(label, values):
+        return f'{label:<{name_width}}' + ''.join(f'  {_cell(v, 8)}' for v in values)
 
-    for name, iou in summary['per_class'].items():
-        lines.append(row(name, iou, summary['per_class_masked'].get(name) if masked else None))
+    for name in summary['per_class']:
+        lines.append(row(name, [part['per_class'].get(name) for _, part in columns]))
     lines.append(rule)
     for label, key in ROWS_AFTER_CLASSES:
-        lines.append(row(label, summary.get(key), summary.get(f'{key}_masked')))
+        lines.append(row(label, [part.get(key) for _, part in columns]))
     counts = []
     if 'num_frames' in summary:
         counts.append(f'{summary["num_frames"]} frames')
     counts.append(f'{summary["num_voxels"]:,} voxels')
-    if masked:
+    if 'per_class_masked' in summary:
         counts.append(f'{summary["num_voxels_masked"]:,} visible voxels')
     lines.append(rule)
     lines.append(', '.join(counts))
+    if 'near' in summary:
+        lines.append('near: voxel centres closer than 25 m (horizontally) to the lidar; '
+                     'far: the rest')
     return '\n'.join(lines)
 
 
