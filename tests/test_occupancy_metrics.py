@@ -384,3 +384,68 @@ def test_near_and_far_split_at_25_m_by_hand():
     assert summary['near']['per_class']['pedestrian'] is None
     assert summary['iou_near'] == pytest.approx(100.0)
     assert summary['iou_far'] == pytest.approx(100 / 3)  # occupied: TP 1, FN 1, FP 1
+
+
+def flow_frame():
+    """A vehicle moving at 5 m/s predicted still (EPE 5), a pedestrian at 0.1 m/s predicted
+    at (0.1, 0.3) (EPE 0.3), and two voxels foreground on one side only (not counted)."""
+    gt = np.full(GRID_SHAPE, FREE_INDEX, dtype=np.uint8)
+    pred = gt.copy()
+    gt_flow = np.zeros((*GRID_SHAPE, 2))
+    pred_flow = np.zeros_like(gt_flow)
+    gt[10, 10, 5] = pred[10, 10, 5] = VEHICLE
+    gt_flow[10, 10, 5] = [3.0, 4.0]
+    gt[20, 20, 5] = pred[20, 20, 5] = PEDESTRIAN
+    gt_flow[20, 20, 5], pred_flow[20, 20, 5] = [0.1, 0.0], [0.1, 0.3]
+    gt[30, 30, 5] = VEHICLE  # missed: no flow error counted
+    gt_flow[30, 30, 5] = [9.0, 9.0]
+    pred[40, 40, 5] = VEHICLE  # hallucinated
+    pred_flow[40, 40, 5] = [9.0, 9.0]
+    return gt, pred, gt_flow, pred_flow
+
+
+def test_flow_endpoint_error_by_hand():
+    from occnet.evaluation.occupancy_metrics import flow_error_sums, summarize_flow
+    sums = flow_error_sums(*flow_frame())
+    np.testing.assert_allclose(sums, [0.3, 1, 5.0, 1])
+    flow = summarize_flow(sums)
+    assert flow['flow_epe'] == pytest.approx(2.65)
+    assert flow['flow_epe_stationary'] == pytest.approx(0.3)
+    assert flow['flow_epe_moving'] == pytest.approx(5.0) and flow['flow_voxels'] == 2
+    assert summarize_flow(np.zeros(4))['flow_epe'] is None
+
+
+def test_metric_reports_flow_error_once_per_token():
+    gt, pred, gt_flow, pred_flow = flow_frame()
+    metric = OccupancyMetric(print_table=False)
+    for _ in range(2):  # a padded sampler repeats the frame
+        metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt),
+                                          'voxel_flow': torch.from_numpy(gt_flow)}]},
+                       [{'token': 'f', 'occ_pred': torch.from_numpy(pred),
+                         'flow_pred': torch.from_numpy(pred_flow)}])
+    metrics = metric.evaluate(size=1)
+    assert metrics['occ/flow_epe'] == pytest.approx(2.65)
+    assert metrics['occ/flow_epe_moving'] == pytest.approx(5.0)
+    assert metric.last_summary['flow_voxels'] == 2
+
+
+def test_eval_occ_flow_error(tmp_path, monkeypatch):
+    write_eval_folder(tmp_path)
+    # frame aaaa: flow rows aligned with its occupancy rows (vehicle, vehicle, background)
+    np.save(tmp_path / 'labels' / 'aaaa_flow_final.npy',
+            np.array([[3.0, 4.0], [1.0, 0.0], [0.0, 0.0]], dtype=np.float32))
+    with open(tmp_path / 'infos.pkl', 'rb') as f:
+        infos = pickle.load(f)
+    infos[0]['flow_gt_final_path'] = 'labels/aaaa_flow_final.npy'
+    with open(tmp_path / 'infos.pkl', 'wb') as f:
+        pickle.dump(infos, f)
+    with np.load(tmp_path / 'preds' / 'aaaa.npz') as data:
+        semantics = data['semantics']
+    np.savez(tmp_path / 'preds' / 'aaaa.npz', semantics=semantics,
+             flow=np.zeros((*GRID_SHAPE, 2), dtype=np.float32))
+    assert run_eval_occ_in_process(tmp_path, monkeypatch) == 0
+    result = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+    # only (10, 20, 5) is a vehicle in both: EPE |(0, 0) - (3, 4)| = 5, moving
+    assert result['flow_epe'] == pytest.approx(5.0) and result['flow_voxels'] == 1
+    assert result['flow_epe_moving'] == pytest.approx(5.0)
+    assert result['flow_epe_stationary'] is None

@@ -15,9 +15,11 @@ import numpy as np
 
 from occnet.constants import CLASS_NAMES, NUM_CLASSES
 from occnet.datasets.infos import DataError, load_pickle, resolve
-from occnet.datasets.labels import load_occupancy, load_visible_mask
-from occnet.evaluation import format_table, load_prediction, summarize_split, write_json
-from occnet.evaluation.occupancy_metrics import RANGES, frame_confusions, near_voxels
+from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
+from occnet.evaluation import (format_table, load_prediction, prediction_path, summarize_split,
+                               write_json)
+from occnet.evaluation.occupancy_metrics import (RANGES, flow_error_sums, frame_confusions,
+                                                 near_voxels, summarize_flow)
 from occnet.evaluation.ray_iou import frame_ray_confusion, scene_ray_origins, summarize_ray_iou
 from occnet.progress import Progress
 
@@ -38,6 +40,20 @@ def parse_args():
                         help='skip frames whose prediction or label file is missing, and '
                         'report how many, instead of stopping')
     return parser.parse_args()
+
+
+def flow_of(pred_dir, info, data_root, gt):
+    """(gt_flow, pred_flow), both (X, Y, Z, 2) m/s, when the frame has a flow label and its
+    prediction file a `flow` array; else None."""
+    if not info.get('flow_gt_final_path'):
+        return None
+    with np.load(prediction_path(pred_dir, info['token'])) as data:
+        if 'flow' not in data:
+            return None
+        pred_flow = data['flow']
+    token = info['token']
+    occ = load_occupancy(resolve(data_root, info['occ_gt_final_path']), token, dense=False)
+    return load_flow(resolve(data_root, info['flow_gt_final_path']), token, occ), pred_flow
 
 
 def load_infos(path):
@@ -71,6 +87,7 @@ def main():
     near = near_voxels()
     ray_origins = scene_ray_origins(infos, args.ray_neighbours) if args.ray_iou else None
     ray_counts = 0
+    flow_sums = None
     num_frames = num_masked = 0
     skipped = []
     progress = Progress('eval_occ', 'frames')
@@ -97,6 +114,10 @@ def main():
                 num_masked += 1
             if ray_origins is not None:
                 ray_counts = ray_counts + frame_ray_confusion(gt, pred, ray_origins[token])
+            frame_flow = flow_of(args.pred_dir, info, data_root, gt)
+            if frame_flow is not None:
+                sums = flow_error_sums(gt, pred, *frame_flow)
+                flow_sums = sums if flow_sums is None else flow_sums + sums
         except ValueError as err:
             sys.exit(f'error: frame token {token}, prediction '
                      f'{os.path.join(args.pred_dir, token + ".npz")}: {err}')
@@ -111,6 +132,12 @@ def main():
     summary = summarize_split(cm, cm_masked if num_masked else None, num_frames, num_masked)
     summary['num_frames_skipped'] = len(skipped)
     print(format_table(summary))
+    if flow_sums is not None:
+        summary.update(summarize_flow(flow_sums))
+        print('flow EPE (m/s, voxels foreground in both): ' + '  '.join(
+            f'{key[9:] or "all"} {summary[key]:.3f}' if summary[key] is not None
+            else f'{key[9:] or "all"} -' for key in
+            ('flow_epe', 'flow_epe_stationary', 'flow_epe_moving')))
     if ray_origins is not None:
         rays = summarize_ray_iou(ray_counts, class_names=CLASS_NAMES)
         summary.update(ray_iou=rays['ray_iou'], ray_iou_per_class=rays['per_class'],

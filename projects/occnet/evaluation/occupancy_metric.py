@@ -10,8 +10,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from occnet.constants import NUM_CLASSES
-from occnet.evaluation.occupancy_metrics import (RANGES, SCALAR_KEYS, frame_confusions,
-                                                 near_voxels, summarize_split)
+from occnet.evaluation.occupancy_metrics import (RANGES, SCALAR_KEYS, flow_error_sums,
+                                                 frame_confusions, near_voxels,
+                                                 summarize_flow, summarize_split)
 from occnet.evaluation.report import format_table, save_prediction, write_json
 from occnet.registry import METRICS
 
@@ -34,16 +35,17 @@ def sum_unique_frames(records):
     """Sum per-frame confusion matrices, counting each frame token once.
 
     Args:
-        records: iterable of (token, cm, cm_masked or None), matrices of any one shape,
-            e.g. (3, 12, 12) from frame_confusions.
+        records: iterable of (token, cm, cm_masked or None[, flow sums (4,) or None]),
+            matrices of any one shape, e.g. (3, 12, 12) from frame_confusions.
     Returns:
-        (cm, cm_masked or None, num_frames, num_frames_masked, num_duplicates); the masked
-        matrix sums the frames that have a mask.
+        (cm, cm_masked or None, num_frames, num_frames_masked, num_duplicates, flow sums or
+        None); the masked matrix sums the frames that have a mask, the flow sums the frames
+        that have flow.
     """
     seen = set()
-    cm_total, cm_masked_total = None, None
+    cm_total, cm_masked_total, flow_total = None, None, None
     num_masked = num_duplicates = 0
-    for token, cm, cm_masked in records:
+    for token, cm, cm_masked, *flow in records:
         if token in seen:
             num_duplicates += 1
             continue
@@ -53,7 +55,9 @@ def sum_unique_frames(records):
             num_masked += 1
             cm_masked_total = (cm_masked.copy() if cm_masked_total is None
                                else cm_masked_total + cm_masked)
-    return cm_total, cm_masked_total, len(seen), num_masked, num_duplicates
+        if flow and flow[0] is not None:
+            flow_total = flow[0].copy() if flow_total is None else flow_total + flow[0]
+    return cm_total, cm_masked_total, len(seen), num_masked, num_duplicates, flow_total
 
 
 @METRICS.register_module()
@@ -125,10 +129,13 @@ class OccupancyMetric(BaseMetric):
                     voxel_semantics, occ_pred, mask=_to_numpy(mask_camera), near=near)
             except ValueError as err:
                 raise ValueError(f'frame token {token}: {err}') from err
-            self.results.append((str(token), cm, cm_masked))
+            flow_pred = _field(pred_sample, 'flow_pred')
+            voxel_flow = _field(gt_sample, 'voxel_flow')
+            flow_sums = None if flow_pred is None or voxel_flow is None else flow_error_sums(
+                voxel_semantics, occ_pred, _to_numpy(voxel_flow), _to_numpy(flow_pred))
+            self.results.append((str(token), cm, cm_masked, flow_sums))
 
             if self.out_dir is not None:
-                flow_pred = _field(pred_sample, 'flow_pred')
                 save_prediction(self.out_dir, token, occ_pred,
                                 None if flow_pred is None else _to_numpy(flow_pred))
 
@@ -136,7 +143,7 @@ class OccupancyMetric(BaseMetric):
         """Summary of all records (every rank's, already gathered); returns the scalar
         metrics, un-prefixed, NaN where undefined. Sets `last_summary`, logs the table and
         writes `out_json` (main rank)."""
-        cm, cm_masked, num_frames, num_masked, num_duplicates = sum_unique_frames(results)
+        cm, cm_masked, num_frames, num_masked, num_duplicates, flow = sum_unique_frames(results)
         if cm is None:
             print_log('OccupancyMetric received no frames; metrics are undefined',
                       logger='current', level=logging.WARNING)
@@ -150,6 +157,8 @@ class OccupancyMetric(BaseMetric):
                       '`mask_camera`; masked metrics cover those frames only',
                       logger='current', level=logging.WARNING)
         summary = summarize_split(cm, cm_masked, num_frames, num_masked)
+        if flow is not None:
+            summary.update(summarize_flow(flow))
         self.last_summary = summary
 
         if self.print_table:
@@ -196,6 +205,9 @@ def flatten_summary(summary):
         if f'miou{suffix}' in summary:
             for key in SCALAR_KEYS:
                 flat[f'{key}{suffix}'] = number(summary[f'{key}{suffix}'])
+    for key in ('flow_epe', 'flow_epe_stationary', 'flow_epe_moving'):
+        if key in summary:
+            flat[key] = number(summary[key])
     for name, iou in summary['per_class'].items():
         flat[f'{name}_iou'] = number(iou)
     return flat

@@ -78,6 +78,42 @@ def frame_confusions(gt, pred, mask=None, near=None):
                      for m in (mask, keep & near, keep & ~near)])
 
 
+STATIONARY_MS = 0.2  # ground-truth speed below which a voxel counts as stationary
+
+
+def flow_error_sums(gt, pred, gt_flow, pred_flow, mask=None):
+    """Flow endpoint-error sums of one frame over the voxels that are foreground (class < 10)
+    in both ground truth and prediction (and inside `mask` when given).
+
+    Args:
+        gt, pred: (X, Y, Z) class grids.
+        gt_flow, pred_flow: (X, Y, Z, 2) vx, vy in m/s.
+    Returns:
+        (4,) float64: [sum of EPE over stationary voxels (ground-truth speed < 0.2 m/s),
+        their count, sum over moving voxels, their count]; EPE = |pred - gt| in m/s.
+    """
+    both = (np.asarray(gt) < FOREGROUND_MAX) & (np.asarray(pred) < FOREGROUND_MAX)
+    if mask is not None:
+        both &= np.asarray(mask, dtype=bool)
+    gt_v = np.asarray(gt_flow, dtype=np.float64)[both]
+    epe = np.linalg.norm(np.asarray(pred_flow, dtype=np.float64)[both] - gt_v, axis=-1)
+    moving = np.linalg.norm(gt_v, axis=-1) >= STATIONARY_MS
+    return np.array([epe[~moving].sum(), (~moving).sum(), epe[moving].sum(), moving.sum()],
+                    dtype=np.float64)
+
+
+def summarize_flow(sums):
+    """{'flow_epe', 'flow_epe_stationary', 'flow_epe_moving'} (m/s, None without voxels) and
+    'flow_voxels' from summed flow_error_sums."""
+    still, num_still, moving, num_moving = (float(v) for v in sums)
+    def mean(total, count):
+        return total / count if count else None
+    return {'flow_epe': mean(still + moving, num_still + num_moving),
+            'flow_epe_stationary': mean(still, num_still),
+            'flow_epe_moving': mean(moving, num_moving),
+            'flow_voxels': int(num_still + num_moving)}
+
+
 def _percent(numerator, denominator):
     """100 * numerator / denominator as a float, or None when the denominator is 0."""
     return 100.0 * float(numerator) / float(denominator) if denominator > 0 else None
