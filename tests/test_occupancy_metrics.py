@@ -364,6 +364,8 @@ def test_eval_occ_ray_iou(tmp_path, monkeypatch):
     assert result['ray_iou'] == pytest.approx(expected['ray_iou'])
     assert result['ray_iou_per_class']['pedestrian'] == pytest.approx(100.0)
     assert {'ray_iou@1m', 'ray_iou@2m', 'ray_iou@4m'} <= set(result)
+    markdown = (tmp_path / 'out' / 'metrics.md').read_text()
+    assert '| vehicle | 33.33 | 100.00 |' in markdown and 'RayIoU: ray_iou@1m' in markdown
 
 
 def test_near_and_far_split_at_25_m_by_hand():
@@ -449,3 +451,5 @@ def test_eval_occ_flow_error(tmp_path, monkeypatch):
     assert result['flow_epe'] == pytest.approx(5.0) and result['flow_voxels'] == 1
     assert result['flow_epe_moving'] == pytest.approx(5.0)
     assert result['flow_epe_stationary'] is None
+    assert 'Flow EPE (m/s, 1 voxels foreground in both): all 5.000, moving 5.000' in (
+        tmp_path / 'out' / 'metrics.md').read_text()

@@ -17,7 +17,7 @@ from occnet.constants import CLASS_NAMES, NUM_CLASSES
 from occnet.datasets.infos import DataError, load_pickle, resolve
 from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
 from occnet.evaluation import (format_table, load_prediction, prediction_path, summarize_split,
-                               write_json)
+                               write_json, write_markdown)
 from occnet.evaluation.occupancy_metrics import (RANGES, flow_error_sums, frame_confusions,
                                                  near_voxels, summarize_flow)
 from occnet.evaluation.ray_iou import frame_ray_confusion, scene_ray_origins, summarize_ray_iou
@@ -146,7 +146,9 @@ def main():
                                     if key.startswith('ray_iou')))
     if args.out_json:
         write_json(summary, args.out_json)
-        print(f'metrics written to {args.out_json}')
+        markdown = os.path.splitext(args.out_json)[0] + '.md'
+        write_markdown(summary, markdown)
+        print(f'metrics written to {args.out_json} and {markdown}')
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 on every rank (duplicates from padded distributed samplers removed by frame token)."""
 import logging
 import math
+import os
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from occnet.constants import NUM_CLASSES
 from occnet.evaluation.occupancy_metrics import (RANGES, SCALAR_KEYS, flow_error_sums,
                                                  frame_confusions, near_voxels,
                                                  summarize_flow, summarize_split)
-from occnet.evaluation.report import format_table, save_prediction, write_json
+from occnet.evaluation.report import format_table, save_prediction, write_json, write_markdown
 from occnet.registry import METRICS
 
 
@@ -71,7 +72,8 @@ class OccupancyMetric(BaseMetric):
     Args:
         out_dir: when set, each prediction is also written as `<out_dir>/<token>.npz`
             (contract 4: `semantics` uint8 (X, Y, Z), `flow` float32 (X, Y, Z, 2) if predicted).
-        out_json: when set, the main rank writes the summary (`summarize_split`) there.
+        out_json: when set, the main rank writes the summary (`summarize_split`) there, and
+            the table as Markdown next to it (`.md`).
         print_table: log the per-class table after evaluation.
         prefix: key prefix of the returned metrics; default 'occ' (e.g. 'occ/miou').
     Attributes:
@@ -165,7 +167,10 @@ class OccupancyMetric(BaseMetric):
             print_log('Occupancy evaluation\n' + format_table(summary), logger='current')
         if self.out_json is not None and is_main_process():
             write_json(summary, self.out_json)
-            print_log(f'occupancy metrics written to {self.out_json}', logger='current')
+            markdown = os.path.splitext(self.out_json)[0] + '.md'
+            write_markdown(summary, markdown)
+            print_log(f'occupancy metrics written to {self.out_json} and {markdown}',
+                      logger='current')
         return flatten_summary(summary)
 
     def evaluate(self, size):

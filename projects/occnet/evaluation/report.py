@@ -20,6 +20,27 @@ def _cell(value, width):
     return f'{value:>{width}.2f}' if value is not None else f'{"-":>{width}}'
 
 
+def table_columns(summary):
+    """[(title, part)] columns of a summary's tables: all voxels, camera-masked, near, far."""
+    columns = [('IoU %', summary)]
+    if 'per_class_masked' in summary:
+        columns.append(('masked %', {key[:-len('_masked')]: value for key, value in
+                                     summary.items() if key.endswith('_masked')}))
+    for name in ('near', 'far'):
+        if name in summary:
+            columns.append((f'{name} %', summary[name]))
+    return columns
+
+
+def table_rows(summary):
+    """[(label, [value per column])]: one row per class, then the aggregate rows."""
+    columns = table_columns(summary)
+    rows = [(name, [part['per_class'].get(name) for _, part in columns])
+            for name in summary['per_class']]
+    return rows + [(label, [part.get(key) for _, part in columns])
+                   for label, key in ROWS_AFTER_CLASSES]
+
+
 def format_table(summary):
     """Per-class IoU table of a summary, then mIoU, mIoU-16, geometric IoU, precision and
     recall; a column with the camera-masked figures when the summary has them, and near
@@ -30,27 +51,16 @@ def format_table(summary):
     Returns:
         multi-line str; '-' marks a class with no ground truth and no prediction.
     """
-    columns = [('IoU %', summary)]
-    if 'per_class_masked' in summary:
-        columns.append(('masked %', {key[:-len('_masked')]: value for key, value in
-                                     summary.items() if key.endswith('_masked')}))
-    for name in ('near', 'far'):
-        if name in summary:
-            columns.append((f'{name} %', summary[name]))
-    name_width = max(len(name) for name, _ in ROWS_AFTER_CLASSES)
-    name_width = max([name_width] + [len(name) for name in summary['per_class']])
+    columns = table_columns(summary)
+    name_width = max(len(label) for label, _ in table_rows(summary))
     header = f'{"class":<{name_width}}' + ''.join(f'  {title:>8}' for title, _ in columns)
     rule = '-' * len(header)
     lines = [header, rule]
-
-    def row(label, values):
-        return f'{label:<{name_width}}' + ''.join(f'  {_cell(v, 8)}' for v in values)
-
-    for name in summary['per_class']:
-        lines.append(row(name, [part['per_class'].get(name) for _, part in columns]))
-    lines.append(rule)
-    for label, key in ROWS_AFTER_CLASSES:
-        lines.append(row(label, [part.get(key) for _, part in columns]))
+    num_classes = len(summary['per_class'])
+    for i, (label, values) in enumerate(table_rows(summary)):
+        if i == num_classes:
+            lines.append(rule)
+        lines.append(f'{label:<{name_width}}' + ''.join(f'  {_cell(v, 8)}' for v in values))
     counts = []
     if 'num_frames' in summary:
         counts.append(f'{summary["num_frames"]} frames')
@@ -63,6 +73,38 @@ def format_table(summary):
         lines.append('near: voxel centres closer than 25 m (horizontally) to the lidar; '
                      'far: the rest')
     return '\n'.join(lines)
+
+
+def format_markdown(summary):
+    """The table of format_table as Markdown, plus flow and RayIoU lines when present."""
+    columns = table_columns(summary)
+    lines = ['| class | ' + ' | '.join(title for title, _ in columns) + ' |',
+             '|---|' + '---|' * len(columns)]
+    for label, values in table_rows(summary):
+        cells = [f'{v:.2f}' if v is not None else '-' for v in values]
+        lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    lines.append('')
+    lines.append(f'{summary.get("num_frames", "?")} frames, {summary["num_voxels"]:,} voxels. '
+                 'near: voxel centres closer than 25 m (horizontally) to the lidar. '
+                 'See docs/evaluation.md for the definitions.')
+    if summary.get('flow_epe') is not None:
+        lines.append('')
+        lines.append(f'Flow EPE (m/s, {summary["flow_voxels"]:,} voxels foreground in both): '
+                     + ', '.join(f'{name} {summary[key]:.3f}' for name, key in (
+                         ('all', 'flow_epe'), ('stationary', 'flow_epe_stationary'),
+                         ('moving', 'flow_epe_moving')) if summary[key] is not None))
+    if 'ray_iou' in summary:
+        lines.append('')
+        lines.append('RayIoU: ' + ', '.join(f'{key} {value:.2f}' for key, value in
+                                            summary.items() if key.startswith('ray_iou@'))
+                     + f', mean {summary["ray_iou"]:.2f}')
+    return '\n'.join(lines) + '\n'
+
+
+def write_markdown(summary, path):
+    """Write format_markdown(summary) to `path` atomically."""
+    text = format_markdown(summary)
+    _replace_atomically(path, lambda f: f.write(text.encode()))
 
 
 def write_json(summary, path):
