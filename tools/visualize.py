@@ -1,4 +1,5 @@
-"""Render ground truth beside prediction (top-down, class colours) for frames with predictions.
+"""Render ground truth beside prediction (top-down, class colours) for frames with predictions,
+and their flow (direction as hue, speed as saturation) where labels and predictions have it.
 
     python tools/visualize.py --infos data/openscene-synthetic/openscene_mini_val.pkl \
         --pred-dir work_dirs/demo/test/predictions --out-dir work_dirs/demo/renders
@@ -10,9 +11,9 @@ import sys
 import numpy as np
 
 from occnet.datasets.infos import DataError, load_pickle, resolve
-from occnet.datasets.labels import load_occupancy
-from occnet.evaluation import load_prediction
-from occnet.visualization import save_gt_vs_pred
+from occnet.datasets.labels import load_flow, load_occupancy
+from occnet.evaluation import load_prediction, prediction_path
+from occnet.visualization import save_flow_gt_vs_pred, save_gt_vs_pred
 
 
 def parse_args():
@@ -27,6 +28,20 @@ def parse_args():
                         help='frames to render, spread evenly over the infos')
     parser.add_argument('--scale', type=int, default=3, help='pixels per voxel')
     return parser.parse_args()
+
+
+def flows_of(pred_dir, frame, data_root):
+    """(gt_flow, pred_flow) (X, Y, Z, 2) m/s when the frame has a flow label and its
+    prediction a `flow` array, else None."""
+    if not frame.get('flow_gt_final_path'):
+        return None
+    with np.load(prediction_path(pred_dir, frame['token'])) as data:
+        if 'flow' not in data:
+            return None
+        pred_flow = data['flow']
+    token = frame['token']
+    occ = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token, dense=False)
+    return load_flow(resolve(data_root, frame['flow_gt_final_path']), token, occ), pred_flow
 
 
 def main():
@@ -50,6 +65,11 @@ def main():
         title = f'{frame.get("log_name", "")}  frame {frame.get("frame_idx", "")}  {token}'
         save_gt_vs_pred(gt, pred, path, title=title, scale=args.scale)
         print(f'wrote {path}')
+        flows = flows_of(args.pred_dir, frame, data_root)
+        if flows is not None:
+            flow_path = path[:-len('.png')] + '_flow.png'
+            save_flow_gt_vs_pred(gt, flows[0], pred, flows[1], flow_path, scale=args.scale)
+            print(f'wrote {flow_path}')
 
 
 if __name__ == '__main__':
