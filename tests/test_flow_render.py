@@ -51,9 +51,38 @@ def test_visualize_writes_flow_renders_when_predictions_have_flow(tiny_data_root
     script = os.path.join(REPO_ROOT, 'tools', 'visualize.py')
     monkeypatch.setattr(sys, 'argv', [
         script, '--infos', str(tiny_data_root / 'openscene_mini_val.pkl'), '--pred-dir',
-        str(preds), '--out-dir', str(tmp_path / 'renders'), '--num-frames', '1', '--scale', '1'])
+        str(preds), '--out-dir', str(tmp_path / 'renders'), '--num-frames', '1', '--scale', '1',
+        '--cameras'])
     runpy.run_path(script, run_name='__main__')
     written = sorted(os.listdir(tmp_path / 'renders'))
-    assert len(written) == 2 and written[1].endswith('_flow.png')
-    image = cv2.imread(str(tmp_path / 'renders' / written[1]))
-    assert image is not None and image.shape[1] > 400
+    assert len(written) == 3 and written[1].endswith('_cameras.png')
+    assert written[2].endswith('_flow.png')
+    flow_image = cv2.imread(str(tmp_path / 'renders' / written[2]))
+    assert flow_image is not None and flow_image.shape[1] > 400
+    cameras = cv2.imread(str(tmp_path / 'renders' / written[1]))
+    assert cameras.shape == (2 * 270, 4 * 480, 3)  # 160x90 cameras shown 480 wide
+
+
+def test_a_voxel_is_drawn_at_its_projected_pixel_in_its_class_colour():
+    from occnet.constants import CLASS_PALETTE
+    from occnet.geometry import lidar2img_matrix, voxel_centers
+    from occnet.visualization.cameras import overlay_occupancy, render_camera_overlays
+    # a camera at the lidar origin looking along +x: u = 320 - 400 y / x, v = 180 - 400 z / x
+    cam = dict(sensor2lidar_rotation=np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float),
+               sensor2lidar_translation=np.zeros(3),
+               cam_intrinsic=np.array([[400.0, 0, 320], [0, 400, 180], [0, 0, 1]]))
+    lidar2img = lidar2img_matrix(cam)
+    dense = np.full(GRID_SHAPE, FREE_INDEX, dtype=np.uint8)
+    dense[140, 104, 9] = 7  # pedestrian: centre (20.25, 2.25, 0.75) m
+    dense[60, 100, 9] = 0  # a vehicle behind the camera: not drawn
+    dense[150, 100, 3] = 10  # background: skipped
+    x, y, z = voxel_centers()[140, 104, 9]
+    u, v = 320 - 400 * y / x, 180 - 400 * z / x
+    image = np.zeros((360, 640, 3), dtype=np.uint8)
+    out, drawn = overlay_occupancy(image, lidar2img, dense, alpha=1.0, radius=1)
+    assert drawn == 1
+    assert out[int(v), int(u)].tolist() == list(CLASS_PALETTE[7])
+    painted = np.argwhere(out.any(-1))  # one small dot around (u, v), nothing else
+    assert len(painted) >= 1 and np.abs(painted - [int(v), int(u)]).max() <= 1
+    grid = render_camera_overlays([image] * 8, [lidar2img] * 8, dense, width=160)
+    assert grid.shape == (180, 640, 3)

@@ -43,10 +43,10 @@ def main():
                                   '--work-dir', WORK_DIR])
     shutil.copyfile(os.path.join(ROOT, test_dir, 'metrics.json'),
                     os.path.join(ROOT, WORK_DIR, 'metrics.json'))
-    run('render ground truth beside prediction',
+    run('render ground truth beside prediction, and on the cameras',
         ['tools/visualize.py', '--infos', f'{DATA}/openscene_mini_val.pkl', '--data-root', DATA,
          '--pred-dir', f'{test_dir}/predictions', '--out-dir', f'{WORK_DIR}/renders',
-         '--num-frames', '4'])
+         '--num-frames', '4', '--cameras'])
     with open(os.path.join(ROOT, WORK_DIR, 'metrics.json')) as f:
         metrics = json.load(f)
     renders = sorted(glob.glob(os.path.join(ROOT, WORK_DIR, 'renders', '*.png')))

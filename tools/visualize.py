@@ -10,10 +10,14 @@ import sys
 
 import numpy as np
 
+from occnet.constants import CAMERA_NAMES
 from occnet.datasets.infos import DataError, load_pickle, resolve
 from occnet.datasets.labels import load_flow, load_occupancy
+from occnet.datasets.transforms.loading import read_jpeg
 from occnet.evaluation import load_prediction, prediction_path
+from occnet.geometry import lidar2img_matrix
 from occnet.visualization import save_flow_gt_vs_pred, save_gt_vs_pred
+from occnet.visualization.cameras import save_camera_overlays
 
 
 def parse_args():
@@ -27,6 +31,8 @@ def parse_args():
     parser.add_argument('--num-frames', type=int, default=4,
                         help='frames to render, spread evenly over the infos')
     parser.add_argument('--scale', type=int, default=3, help='pixels per voxel')
+    parser.add_argument('--cameras', action='store_true',
+                        help='also draw the prediction projected onto the 8 camera images')
     return parser.parse_args()
 
 
@@ -65,6 +71,13 @@ def main():
         title = f'{frame.get("log_name", "")}  frame {frame.get("frame_idx", "")}  {token}'
         save_gt_vs_pred(gt, pred, path, title=title, scale=args.scale)
         print(f'wrote {path}')
+        if args.cameras:
+            camera_path = path[:-len('.png')] + '_cameras.png'
+            images = [read_jpeg(resolve(data_root, frame['cams'][cam]['data_path']), token, cam)
+                      for cam in CAMERA_NAMES]
+            lidar2imgs = [lidar2img_matrix(frame['cams'][cam]) for cam in CAMERA_NAMES]
+            save_camera_overlays(images, lidar2imgs, pred, camera_path)
+            print(f'wrote {camera_path}')
         flows = flows_of(args.pred_dir, frame, data_root)
         if flows is not None:
             flow_path = path[:-len('.png')] + '_flow.png'
