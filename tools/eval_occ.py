@@ -15,8 +15,8 @@ import numpy as np
 
 from occnet.constants import CLASS_NAMES, NUM_CLASSES
 from occnet.datasets.infos import DataError, load_pickle, resolve
-from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
-from occnet.evaluation import (format_table, load_prediction, prediction_path, summarize_split,
+from occnet.datasets.labels import load_occupancy, load_visible_mask
+from occnet.evaluation import (format_table, load_flow_pair, load_prediction, summarize_split,
                                write_json, write_markdown)
 from occnet.evaluation.occupancy_metrics import (RANGES, flow_error_sums, frame_confusions,
                                                  near_voxels, summarize_flow)
@@ -40,20 +40,6 @@ def parse_args():
                         help='skip frames whose prediction or label file is missing, and '
                         'report how many, instead of stopping')
     return parser.parse_args()
-
-
-def flow_of(pred_dir, info, data_root, gt):
-    """(gt_flow, pred_flow), both (X, Y, Z, 2) m/s, when the frame has a flow label and its
-    prediction file a `flow` array; else None."""
-    if not info.get('flow_gt_final_path'):
-        return None
-    with np.load(prediction_path(pred_dir, info['token'])) as data:
-        if 'flow' not in data:
-            return None
-        pred_flow = data['flow']
-    token = info['token']
-    occ = load_occupancy(resolve(data_root, info['occ_gt_final_path']), token, dense=False)
-    return load_flow(resolve(data_root, info['flow_gt_final_path']), token, occ), pred_flow
 
 
 def load_infos(path):
@@ -114,7 +100,7 @@ def main():
                 num_masked += 1
             if ray_origins is not None:
                 ray_counts = ray_counts + frame_ray_confusion(gt, pred, ray_origins[token])
-            frame_flow = flow_of(args.pred_dir, info, data_root, gt)
+            frame_flow = load_flow_pair(args.pred_dir, info, data_root)
             if frame_flow is not None:
                 sums = flow_error_sums(gt, pred, *frame_flow)
                 flow_sums = sums if flow_sums is None else flow_sums + sums

@@ -12,9 +12,9 @@ import numpy as np
 
 from occnet.constants import CAMERA_NAMES
 from occnet.datasets.infos import DataError, load_pickle, resolve
-from occnet.datasets.labels import load_flow, load_occupancy
+from occnet.datasets.labels import load_occupancy
 from occnet.datasets.transforms.loading import read_jpeg
-from occnet.evaluation import load_prediction, prediction_path
+from occnet.evaluation import load_flow_pair, load_prediction
 from occnet.geometry import lidar2img_matrix
 from occnet.visualization import save_flow_gt_vs_pred, save_gt_vs_pred
 from occnet.visualization.cameras import save_camera_overlays
@@ -34,20 +34,6 @@ def parse_args():
     parser.add_argument('--cameras', action='store_true',
                         help='also draw the prediction projected onto the 8 camera images')
     return parser.parse_args()
-
-
-def flows_of(pred_dir, frame, data_root):
-    """(gt_flow, pred_flow) (X, Y, Z, 2) m/s when the frame has a flow label and its
-    prediction a `flow` array, else None."""
-    if not frame.get('flow_gt_final_path'):
-        return None
-    with np.load(prediction_path(pred_dir, frame['token'])) as data:
-        if 'flow' not in data:
-            return None
-        pred_flow = data['flow']
-    token = frame['token']
-    occ = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token, dense=False)
-    return load_flow(resolve(data_root, frame['flow_gt_final_path']), token, occ), pred_flow
 
 
 def main():
@@ -78,7 +64,7 @@ def main():
             lidar2imgs = [lidar2img_matrix(frame['cams'][cam]) for cam in CAMERA_NAMES]
             save_camera_overlays(images, lidar2imgs, pred, camera_path)
             print(f'wrote {camera_path}')
-        flows = flows_of(args.pred_dir, frame, data_root)
+        flows = load_flow_pair(args.pred_dir, frame, data_root)
         if flows is not None:
             flow_path = path[:-len('.png')] + '_flow.png'
             save_flow_gt_vs_pred(gt, flows[0], pred, flows[1], flow_path, scale=args.scale)

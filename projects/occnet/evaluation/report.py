@@ -6,6 +6,9 @@ import tempfile
 
 import numpy as np
 
+from occnet.datasets.infos import resolve
+from occnet.datasets.labels import load_flow, load_occupancy
+
 ROWS_AFTER_CLASSES = (
     ('mIoU (real classes)', 'miou'),
     ('mIoU-16 (baseline)', 'miou_16'),
@@ -152,6 +155,20 @@ def save_prediction(pred_dir, token, semantics, flow=None):
     path = prediction_path(pred_dir, token)
     _replace_atomically(path, lambda f: np.savez_compressed(f, **arrays))
     return path
+
+
+def load_flow_pair(pred_dir, frame, data_root):
+    """(gt_flow, pred_flow), both (X, Y, Z, 2) m/s, when the infos frame has a flow label and
+    its prediction file a `flow` array; else None. Label paths resolve against data_root."""
+    if not frame.get('flow_gt_final_path'):
+        return None
+    with np.load(prediction_path(pred_dir, frame['token'])) as data:
+        if 'flow' not in data:
+            return None
+        pred_flow = data['flow']
+    token = frame['token']
+    occ = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token, dense=False)
+    return load_flow(resolve(data_root, frame['flow_gt_final_path']), token, occ), pred_flow
 
 
 def load_prediction(pred_dir, token):
