@@ -14,13 +14,14 @@ import sys
 import numpy as np
 
 from occnet.constants import CLASS_NAMES, NUM_CLASSES
-from occnet.datasets.infos import DataError, load_pickle, resolve
+from occnet.datasets.infos import DataError, load_infos, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
 from occnet.evaluation import (format_table, load_flow_pair, load_prediction, summarize_split,
                                write_json, write_markdown)
 from occnet.evaluation.occupancy_metrics import (RANGES, flow_error_sums, frame_confusions,
                                                  near_voxels, summarize_flow)
 from occnet.evaluation.ray_iou import frame_ray_confusion, scene_ray_origins, summarize_ray_iou
+from occnet.geometry import sparse_to_dense
 from occnet.progress import Progress
 
 
@@ -40,18 +41,6 @@ def parse_args():
                         help='skip frames whose prediction or label file is missing, and '
                         'report how many, instead of stopping')
     return parser.parse_args()
-
-
-def load_infos(path):
-    """Frame dicts of an infos pickle: a plain list, or a dict holding `infos` / `data_list`."""
-    infos = load_pickle(path)
-    if isinstance(infos, dict):
-        for key in ('infos', 'data_list'):
-            if key in infos:
-                return infos[key]
-        raise DataError(f'{path} is a dict without `infos` or `data_list` '
-                        f'(keys: {sorted(infos)}); expected a list of frame dicts')
-    return infos
 
 
 def main():
@@ -81,7 +70,9 @@ def main():
         token = info['token']
         invalid_path = info.get('occ_invalid_path')
         try:
-            gt = load_occupancy(resolve(data_root, info['occ_gt_final_path']), token)
+            occ_sparse = load_occupancy(resolve(data_root, info['occ_gt_final_path']), token,
+                                        dense=False)
+            gt = sparse_to_dense(occ_sparse)
             visible = None if not invalid_path else load_visible_mask(
                 resolve(data_root, invalid_path), token)
             pred = load_prediction(args.pred_dir, token)
@@ -100,7 +91,7 @@ def main():
                 num_masked += 1
             if ray_origins is not None:
                 ray_counts = ray_counts + frame_ray_confusion(gt, pred, ray_origins[token])
-            frame_flow = load_flow_pair(args.pred_dir, info, data_root)
+            frame_flow = load_flow_pair(args.pred_dir, info, data_root, occ_sparse)
             if frame_flow is not None:
                 sums = flow_error_sums(gt, pred, *frame_flow)
                 flow_sums = sums if flow_sums is None else flow_sums + sums

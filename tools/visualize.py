@@ -11,11 +11,11 @@ import sys
 import numpy as np
 
 from occnet.constants import CAMERA_NAMES
-from occnet.datasets.infos import DataError, load_pickle, resolve
+from occnet.datasets.infos import DataError, load_infos, resolve
 from occnet.datasets.labels import load_occupancy
 from occnet.datasets.transforms.loading import read_jpeg
 from occnet.evaluation import load_flow_pair, load_prediction
-from occnet.geometry import lidar2img_matrix
+from occnet.geometry import lidar2img_matrix, sparse_to_dense
 from occnet.visualization import save_flow_gt_vs_pred, save_gt_vs_pred
 from occnet.visualization.cameras import save_camera_overlays
 
@@ -40,7 +40,7 @@ def main():
     args = parse_args()
     data_root = args.data_root or os.path.dirname(os.path.abspath(args.infos))
     try:
-        frames = [f for f in load_pickle(args.infos) if f.get('occ_gt_final_path')]
+        frames = [f for f in load_infos(args.infos) if f.get('occ_gt_final_path')]
     except DataError as err:
         sys.exit(f'error: {err}')
     picks = np.unique(np.linspace(0, len(frames) - 1, args.num_frames).round().astype(int))
@@ -49,7 +49,9 @@ def main():
         frame = frames[i]
         token = frame['token']
         try:
-            gt = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token)
+            occ_sparse = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token,
+                                        dense=False)
+            gt = sparse_to_dense(occ_sparse)
             pred = load_prediction(args.pred_dir, token)
         except (DataError, FileNotFoundError) as err:
             sys.exit(f'error: {err}')
@@ -64,7 +66,7 @@ def main():
             lidar2imgs = [lidar2img_matrix(frame['cams'][cam]) for cam in CAMERA_NAMES]
             save_camera_overlays(images, lidar2imgs, pred, camera_path)
             print(f'wrote {camera_path}')
-        flows = load_flow_pair(args.pred_dir, frame, data_root)
+        flows = load_flow_pair(args.pred_dir, frame, data_root, occ_sparse)
         if flows is not None:
             flow_path = path[:-len('.png')] + '_flow.png'
             save_flow_gt_vs_pred(gt, flows[0], pred, flows[1], flow_path, scale=args.scale)

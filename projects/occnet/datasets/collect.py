@@ -22,7 +22,6 @@ V11, V10 = 'openscene-v1.1', 'openscene-v1.0'
 LABEL_KEYS = ('occ_gt_final_path', 'flow_gt_final_path', 'occ_invalid_path')
 SLIM_KEYS = ('token', 'frame_idx', 'timestamp', 'log_name', 'scene_token', 'scene_name',
              'map_location', 'can_bus', 'sample_prev', 'sample_next') + LABEL_KEYS
-SLIM_CAM_KEYS = CAM_KEYS
 MAX_REPORTED = 20
 
 
@@ -140,7 +139,7 @@ def slim_frame(frame):
     slim = {key: frame.get(key) for key in SLIM_KEYS}
     slim['can_bus'] = np.asarray(frame['can_bus'], dtype=np.float64)
     slim['lidar2ego'], slim['ego2global'], slim['lidar2global'] = pose_matrices(frame)
-    slim['cams'] = {cam: {key: frame['cams'][cam][key] for key in SLIM_CAM_KEYS}
+    slim['cams'] = {cam: {key: frame['cams'][cam][key] for key in CAM_KEYS}
                     for cam in CAMERA_NAMES}
     return slim
 

@@ -18,18 +18,18 @@ VERIFY_HINT = 'run tools/verify_dataset.py on the data root'
 # and numpy 2 module names), and plain builtin containers. `_codecs.encode` is how protocol-2
 # pickles spell a bytes literal. The numpy entries are wrapped (see RestrictedUnpickler).
 _NUMPY_CORE = ('_reconstruct', 'scalar', '_frombuffer')
-ALLOWED_GLOBALS = {
-    **{(module, name): name for module in ('numpy.core.multiarray', 'numpy._core.multiarray',
-                                           'numpy.core.numeric', 'numpy._core.numeric')
-       for name in _NUMPY_CORE},
-    ('numpy', 'ndarray'): 'ndarray',
-    ('numpy', 'dtype'): 'dtype',
-    **{(module, name): name for module in ('builtins', '__builtin__')
-       for name in ('set', 'frozenset', 'list', 'dict', 'tuple', 'int', 'float', 'complex',
-                    'str', 'bytes', 'bool')},
-    ('collections', 'OrderedDict'): 'OrderedDict',
-    ('_codecs', 'encode'): 'encode',
-}
+ALLOWED_GLOBALS = frozenset({
+    *((module, name) for module in ('numpy.core.multiarray', 'numpy._core.multiarray',
+                                    'numpy.core.numeric', 'numpy._core.numeric')
+      for name in _NUMPY_CORE),
+    ('numpy', 'ndarray'),
+    ('numpy', 'dtype'),
+    *((module, name) for module in ('builtins', '__builtin__')
+      for name in ('set', 'frozenset', 'list', 'dict', 'tuple', 'int', 'float', 'complex',
+                   'str', 'bytes', 'bool')),
+    ('collections', 'OrderedDict'),
+    ('_codecs', 'encode'),
+})
 
 
 class DataError(RuntimeError):
@@ -177,6 +177,20 @@ def load_pickle(path):
         raise DataError(f'cannot read metadata pickle {path}: {type(err).__name__}: {err} '
                         f'(truncated or not an OpenScene pickle; download it again, '
                         f'{VERIFY_HINT})') from err
+
+
+def load_infos(path):
+    """Frame dicts of an infos pickle (tools/collect_data.py writes a plain list; a dict
+    holding `infos` or `data_list` is accepted too), loaded with load_pickle.
+
+    Raises DataError naming the file when it holds anything else."""
+    infos = load_pickle(path)
+    if isinstance(infos, dict):
+        infos = next((infos[key] for key in ('infos', 'data_list') if key in infos), infos)
+    if not isinstance(infos, list) or not all(isinstance(f, dict) for f in infos):
+        raise DataError(f'{path} holds a {type(infos).__name__}, not a list of frame dicts; '
+                        f'write it with tools/collect_data.py')
+    return infos
 
 
 def resolve(data_root, path):

@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 from occnet.constants import CAMERA_NAMES, CLASS_NAMES
 from occnet.datasets.collect import pose_matrices
 from occnet.datasets.frame_checks import CALIB_KEYS, frame_problems
-from occnet.datasets.infos import VERIFY_HINT, DataError, load_pickle, resolve
+from occnet.datasets.infos import VERIFY_HINT, DataError, load_infos, resolve
 from occnet.datasets.temporal import can_bus_with_deltas, link_previous, sample_queue
 from occnet.datasets.transforms.bev_flip import mirror_matrix
 from occnet.geometry import relative_pose
@@ -71,10 +71,7 @@ class OpenSceneOccDataset(BaseDataset):
                          test_mode=test_mode, **kwargs)
 
     def load_data_list(self):
-        infos = load_pickle(self.ann_file)
-        if not isinstance(infos, list):
-            raise DataError(f'{self.ann_file} holds a {type(infos).__name__}, expected a list '
-                            f'of frame dicts; write it with tools/collect_data.py')
+        infos = load_infos(self.ann_file)
         data_list, bad, unlabelled = [], [], 0
         for i, info in enumerate(infos):
             infos[i] = None  # free the raw frame as soon as it is parsed

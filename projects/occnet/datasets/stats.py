@@ -15,7 +15,7 @@ import numpy as np
 
 from occnet.constants import CLASS_NAMES, NUM_CLASSES
 from occnet.datasets.collect import iter_logs, v11_log_files
-from occnet.datasets.infos import DataError, load_pickle, resolve
+from occnet.datasets.infos import DataError, load_infos, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
 
 STAT_CLASS_NAMES = CLASS_NAMES + ('free',)  # index = class id; FREE_INDEX is 'free'
@@ -28,11 +28,7 @@ FRAME_KEYS = ('token', 'log_name', 'scene_token', 'occ_gt_final_path', 'occ_inva
 
 def read_infos(path):
     """Frame dicts of an infos pickle written by tools/collect_data.py (a plain list)."""
-    infos = load_pickle(path)
-    if not isinstance(infos, list) or not all(isinstance(f, dict) for f in infos):
-        raise DataError(f'{path} holds a {type(infos).__name__}; expected the list of frame '
-                        f'dicts that tools/collect_data.py writes')
-    return [{key: frame.get(key) for key in FRAME_KEYS} for frame in infos]
+    return [{key: frame.get(key) for key in FRAME_KEYS} for frame in load_infos(path)]
 
 
 def split_frames(data_root, split, progress=None):

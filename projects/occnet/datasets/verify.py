@@ -16,7 +16,7 @@ from occnet.constants import CAMERA_NAMES
 from occnet.datasets.collect import (V10, V11, join_frame, label_index, metadata_files,
                                      read_v10_infos, read_v11_log)
 from occnet.datasets.frame_checks import frame_problems, has_file_paths
-from occnet.datasets.infos import (VERIFY_HINT, DataError, MissingFileError, load_pickle,
+from occnet.datasets.infos import (VERIFY_HINT, DataError, MissingFileError, load_infos,
                                    resolve)
 from occnet.datasets.labels import load_flow, load_npy, load_occupancy, load_visible_mask
 from occnet.datasets.transforms.loading import JPEG_EOI, JPEG_SOI, JPEG_TAIL_BYTES, read_jpeg
@@ -289,17 +289,11 @@ def infos_sources(infos_path, data_root, report):
     (tools/collect_data.py output; paths relative to data_root)."""
     report.info.update(data_root=data_root, infos=infos_path)
     try:
-        infos = load_pickle(infos_path)
+        infos = load_infos(infos_path)
     except DataError as err:
         report.add('metadata_unreadable', infos_path, None, error_reason(err))
         return 0, iter(())
-    if isinstance(infos, dict):
-        infos = infos.get('infos', infos.get('data_list'))
-    if not isinstance(infos, list):
-        report.add('metadata_unreadable', infos_path, None,
-                   'not a list of frame dicts (expected the output of tools/collect_data.py)')
-        return 0, iter(())
-    report.checked['logs'] += len({f.get('log_name') for f in infos if isinstance(f, dict)})
+    report.checked['logs'] += len({f.get('log_name') for f in infos})
     return len(infos), ((infos_path, [frame]) for frame in infos)
 
 

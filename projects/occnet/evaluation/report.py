@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 
 from occnet.datasets.infos import resolve
-from occnet.datasets.labels import load_flow, load_occupancy
+from occnet.datasets.labels import load_flow
 
 ROWS_AFTER_CLASSES = (
     ('mIoU (real classes)', 'miou'),
@@ -157,18 +157,19 @@ def save_prediction(pred_dir, token, semantics, flow=None):
     return path
 
 
-def load_flow_pair(pred_dir, frame, data_root):
+def load_flow_pair(pred_dir, frame, data_root, occ_sparse):
     """(gt_flow, pred_flow), both (X, Y, Z, 2) m/s, when the infos frame has a flow label and
-    its prediction file a `flow` array; else None. Label paths resolve against data_root."""
+    its prediction file a `flow` array; else None. Label paths resolve against data_root;
+    occ_sparse: the frame's (M, 2) occupancy rows (load_occupancy(..., dense=False)), which
+    the flow rows are aligned with."""
     if not frame.get('flow_gt_final_path'):
         return None
     with np.load(prediction_path(pred_dir, frame['token'])) as data:
         if 'flow' not in data:
             return None
         pred_flow = data['flow']
-    token = frame['token']
-    occ = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token, dense=False)
-    return load_flow(resolve(data_root, frame['flow_gt_final_path']), token, occ), pred_flow
+    flow_path = resolve(data_root, frame['flow_gt_final_path'])
+    return load_flow(flow_path, frame['token'], occ_sparse), pred_flow
 
 
 def load_prediction(pred_dir, token):
