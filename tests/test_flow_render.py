@@ -52,14 +52,22 @@ def test_visualize_writes_flow_renders_when_predictions_have_flow(tiny_data_root
     monkeypatch.setattr(sys, 'argv', [
         script, '--infos', str(tiny_data_root / 'openscene_mini_val.pkl'), '--pred-dir',
         str(preds), '--out-dir', str(tmp_path / 'renders'), '--num-frames', '1', '--scale', '1',
-        '--cameras'])
+        '--cameras', '--chase', '--scene', 'first', '--animation-width', '96'])
     runpy.run_path(script, run_name='__main__')
     written = sorted(os.listdir(tmp_path / 'renders'))
-    assert len(written) == 3 and written[1].endswith('_cameras.png')
-    assert written[2].endswith('_flow.png')
-    flow_image = cv2.imread(str(tmp_path / 'renders' / written[2]))
+    stills = [name for name in written if name.endswith('.png')]
+    assert len(stills) == 4 and stills[1].endswith('_3d.png')
+    assert stills[2].endswith('_cameras.png') and stills[3].endswith('_flow.png')
+    scene = sorted({frame['scene_name'] for frame in frames})[0]
+    assert frames[0]['scene_name'] == scene
+    from PIL import Image
+    with Image.open(tmp_path / 'renders' / f'{scene}.gif') as gif:  # the scene's 3 frames
+        assert gif.n_frames == 3 and gif.size[0] == 2 * 20 + 3 * 96 + 2 * 16
+    flow_image = cv2.imread(str(tmp_path / 'renders' / stills[3]))
     assert flow_image is not None and flow_image.shape[1] > 400
-    cameras = cv2.imread(str(tmp_path / 'renders' / written[1]))
+    chase = cv2.imread(str(tmp_path / 'renders' / stills[1]))
+    assert chase.shape[1] == 2 * 20 + 3 * 480 + 2 * 16  # three 480-pixel panels
+    cameras = cv2.imread(str(tmp_path / 'renders' / stills[2]))
     assert cameras.shape == (2 * 270, 4 * 480, 3)  # 160x90 cameras shown 480 wide
 
 

@@ -217,32 +217,52 @@ def test_metric_writes_prediction_files(tmp_path):
     assert 'occ/miou_masked' not in metrics  # no mask_camera given
 
 
+class _FiveFrames(list):
+    """5 dataset indices in two scenes (2 and 3 frames), as the samplers see a dataset."""
+    scene_ids = [0, 0, 1, 1, 1]
+
+    def __init__(self):
+        super().__init__(range(5))
+
+
 def _dist_worker(rank, world_size, init_file, out_dir):
+    from mmengine.dataset import DefaultSampler
+
+    from occnet.datasets.samplers import SceneContiguousSampler
     torch_dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
                                   world_size=world_size)
     frames = random_frames(5)
-    # contiguous, unequal blocks (4 and 1 frames); rank 1 repeats frame 0 as padding does
-    my_frames = frames[:4] if rank == 0 else frames[4:] + frames[:1]
-    metric = OccupancyMetric(print_table=False)
-    run_metric(metric, my_frames)
-    metrics = metric.evaluate(size=5)
+    results = {}
+    # DefaultSampler pads 5 frames to 6: rank 0 gets 0, 2, 4 and rank 1 gets 1, 3 and 0 again;
+    # SceneContiguousSampler gives whole scenes, 2 frames and 3 frames, without padding
+    for name, sampler in (('default', DefaultSampler(_FiveFrames(), shuffle=False)),
+                          ('scenes', SceneContiguousSampler(_FiveFrames()))):
+        indices = list(sampler)
+        metric = OccupancyMetric(print_table=False)
+        run_metric(metric, [frames[i] for i in indices])
+        results[name] = (indices, metric.evaluate(size=5), metric.last_summary)
     with open(os.path.join(out_dir, f'rank{rank}.pkl'), 'wb') as f:
-        pickle.dump((metrics, metric.last_summary), f)
+        pickle.dump(results, f)
     torch_dist.destroy_process_group()
 
 
-def test_two_processes_match_one_process(tmp_path):
+def test_two_processes_match_one_process_on_an_uneven_split(tmp_path):
     mp.spawn(_dist_worker, args=(2, str(tmp_path / 'store'), str(tmp_path)), nprocs=2,
              join=True)
     metric = OccupancyMetric(print_table=False)
     run_metric(metric, random_frames(5))
     single = metric.evaluate(size=5)
+    ranks = []
     for rank in range(2):
         with open(tmp_path / f'rank{rank}.pkl', 'rb') as f:
-            metrics, summary = pickle.load(f)
-        np.testing.assert_equal(metrics, single)
-        assert summary == metric.last_summary
-        assert summary['num_frames'] == 5
+            ranks.append(pickle.load(f))
+    assert [r['default'][0] for r in ranks] == [[0, 2, 4], [1, 3, 0]]  # frame 0 twice
+    assert [r['scenes'][0] for r in ranks] == [[0, 1], [2, 3, 4]]
+    for result in ranks:
+        for name in ('default', 'scenes'):
+            _, metrics, summary = result[name]
+            np.testing.assert_equal(metrics, single)
+            assert summary == metric.last_summary and summary['num_frames'] == 5
 
 
 def write_eval_folder(root):

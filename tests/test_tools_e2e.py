@@ -17,7 +17,7 @@ from conftest import REPO_ROOT
 CONFIG = 'configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py'
 
 
-def tiny_options(data_root, max_epochs=1):
+def tiny_options(data_root, max_epochs=1, val_interval=100):
     """--cfg-options shrinking the demo config to seconds per epoch on the tiny data."""
     root = f'{data_root}/'
     opts = []
@@ -31,7 +31,7 @@ def tiny_options(data_root, max_epochs=1):
              'model.img_neck.out_channels=16', 'model.occ_head.in_channels=16',
              'model.occ_head.bev_h=25', 'model.occ_head.bev_w=25',
              'model.occ_head.hidden_dims=4', f'train_cfg.max_epochs={max_epochs}',
-             'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
+             f'train_cfg.val_interval={val_interval}', 'default_hooks.checkpoint.interval=1',
              'default_hooks.logger.interval=2']
     return opts
 
@@ -62,13 +62,15 @@ def read_metrics(path):
 
 @pytest.fixture(scope='module')
 def trained(tiny_data_root, tmp_path_factory):
-    """One process: 1 epoch, then --resume to 2 epochs. Returns the work dir."""
+    """One process: 1 epoch, then --resume to 2 epochs with a validation at the end. Returns
+    the work dir."""
     work_dir = tmp_path_factory.mktemp('train')
     run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
          '--cfg-options', *tiny_options(tiny_data_root, max_epochs=1)])
     assert (work_dir / 'epoch_1.pth').is_file()
     log = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
-               '--resume', '--cfg-options', *tiny_options(tiny_data_root, max_epochs=2)])
+               '--resume', '--cfg-options', *tiny_options(tiny_data_root, max_epochs=2,
+                                                          val_interval=2)])
     assert 'resumed epoch: 1, iter: 6' in log
     return work_dir
 
@@ -77,6 +79,28 @@ def test_checkpoint_loads_with_weights_only(trained):
     checkpoint = torch.load(trained / 'epoch_2.pth', map_location='cpu', weights_only=True)
     assert checkpoint['meta']['epoch'] == 2 and checkpoint['meta']['iter'] == 12
     assert any(k.startswith('bev_encoder.') for k in checkpoint['state_dict'])
+
+
+def test_validation_writes_metrics_and_renders_to_tensorboard(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = sorted(trained.glob('*/vis_data/events.out.tfevents.*'))
+    assert events, 'no TensorBoard event file under the work dir'
+    tags = {'scalars': set(), 'images': set()}
+    chase_steps = []
+    for path in events:
+        accumulator = EventAccumulator(str(path), size_guidance={'images': 0}).Reload()
+        for kind in tags:
+            tags[kind] |= set(accumulator.Tags()[kind])
+        if 'val/0_3d' in accumulator.Tags()['images']:
+            for image in accumulator.Images('val/0_3d'):
+                assert image.width == 2 * 20 + 3 * 400 + 2 * 16
+                chase_steps.append(image.step)
+    assert sorted(chase_steps) == [1, 2]  # the last epoch of each run is validated
+    # every metric of the validation, the masked / near / far variants and each class
+    for key in ('miou', 'iou', 'miou_16', 'fg_miou', 'precision', 'recall', 'miou_masked',
+                'miou_near', 'miou_far', 'vehicle_iou', 'background_iou'):
+        assert f'occ/{key}' in tags['scalars'], key
+    assert {'val/0_topdown', 'val/1_topdown', 'val/0_3d', 'val/1_3d'} <= tags['images']
 
 
 def test_test_script_and_eval_occ_agree(trained, tiny_data_root):

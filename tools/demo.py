@@ -43,13 +43,14 @@ def main():
                                   '--work-dir', WORK_DIR])
     shutil.copyfile(os.path.join(ROOT, test_dir, 'metrics.json'),
                     os.path.join(ROOT, WORK_DIR, 'metrics.json'))
-    run('render ground truth beside prediction, and on the cameras',
+    run('render ground truth beside prediction (top-down, 3D, on the cameras, a scene GIF)',
         ['tools/visualize.py', '--infos', f'{DATA}/openscene_mini_val.pkl', '--data-root', DATA,
          '--pred-dir', f'{test_dir}/predictions', '--out-dir', f'{WORK_DIR}/renders',
-         '--num-frames', '4', '--cameras'])
+         '--num-frames', '4', '--cameras', '--chase', '--scene', 'first'])
     with open(os.path.join(ROOT, WORK_DIR, 'metrics.json')) as f:
         metrics = json.load(f)
-    renders = sorted(glob.glob(os.path.join(ROOT, WORK_DIR, 'renders', '*.png')))
+    renders = sorted(glob.glob(os.path.join(ROOT, WORK_DIR, 'renders', '*.png')) +
+                     glob.glob(os.path.join(ROOT, WORK_DIR, 'renders', '*.gif')))
     print('\n== demo finished in {:.1f} min'.format((time.time() - start) / 60))
     print(f"mIoU (8 classes) {metrics['miou']:.1f}   geometric IoU {metrics['iou']:.1f}   "
           f"foreground mIoU {metrics.get('fg_miou', float('nan')):.1f}")

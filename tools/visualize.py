@@ -1,8 +1,11 @@
-"""Render ground truth beside prediction (top-down, class colours) for frames with predictions,
-and their flow (direction as hue, speed as saturation) where labels and predictions have it.
+"""Render ground truth beside prediction for frames with predictions: top-down class maps with
+an error map, their flow (direction as hue, speed as saturation) where labels and predictions
+have it, and optionally a 3D chase-camera view, the 8 cameras with the prediction projected,
+and a whole scene as an animated GIF or MP4.
 
     python tools/visualize.py --infos data/openscene-synthetic/openscene_mini_val.pkl \
-        --pred-dir work_dirs/demo/test/predictions --out-dir work_dirs/demo/renders
+        --pred-dir work_dirs/demo/test/predictions --out-dir work_dirs/demo/renders \
+        --chase --cameras --scene first
 """
 import argparse
 import os
@@ -16,8 +19,12 @@ from occnet.datasets.labels import load_occupancy
 from occnet.datasets.transforms.loading import read_jpeg
 from occnet.evaluation import load_flow_pair, load_prediction
 from occnet.geometry import lidar2img_matrix, sparse_to_dense
+from occnet.progress import Progress
 from occnet.visualization import save_flow_gt_vs_pred, save_gt_vs_pred
+from occnet.visualization.animation import write_animation
 from occnet.visualization.cameras import save_camera_overlays
+from occnet.visualization.voxel3d import (ChaseCamera, render_chase_gt_vs_pred,
+                                          save_chase_gt_vs_pred)
 
 
 def parse_args():
@@ -31,9 +38,81 @@ def parse_args():
     parser.add_argument('--num-frames', type=int, default=4,
                         help='frames to render, spread evenly over the infos')
     parser.add_argument('--scale', type=int, default=3, help='pixels per voxel')
+    parser.add_argument('--chase', action='store_true',
+                        help='also render a 3D view from a chase camera (<name>_3d.png)')
     parser.add_argument('--cameras', action='store_true',
                         help='also draw the prediction projected onto the 8 camera images')
+    parser.add_argument('--scene', action='append', default=[], metavar='NAME',
+                        help="animate every labelled frame of this scene (its scene_name, or "
+                        "'first' for the first scene of the infos); repeatable")
+    parser.add_argument('--animation-format', choices=('gif', 'mp4'), default='gif')
+    parser.add_argument('--fps', type=float, default=4.0, help='animation frames per second')
+    parser.add_argument('--animation-width', type=int, default=400,
+                        help='width in pixels of each of the 3 panels of an animation frame')
     return parser.parse_args()
+
+
+def load_pair(frame, data_root, pred_dir):
+    """(sparse occupancy rows, dense gt, dense prediction) of one frame."""
+    token = frame['token']
+    occ_sparse = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token,
+                                dense=False)
+    return occ_sparse, sparse_to_dense(occ_sparse), load_prediction(pred_dir, token)
+
+
+def frame_title(frame):
+    return f'{frame.get("log_name", "")}  frame {frame.get("frame_idx", "")}  {frame["token"]}'
+
+
+def render_frame(frame, args, data_root):
+    """Every requested still of one frame; prints each path written."""
+    occ_sparse, gt, pred = load_pair(frame, data_root, args.pred_dir)
+    stem = os.path.join(args.out_dir, f'{frame.get("scene_name", "frame")}_{frame["token"]}')
+    save_gt_vs_pred(gt, pred, stem + '.png', title=frame_title(frame), scale=args.scale)
+    written = [stem + '.png']
+    if args.chase:
+        save_chase_gt_vs_pred(gt, pred, stem + '_3d.png', title=frame_title(frame))
+        written.append(stem + '_3d.png')
+    if args.cameras:
+        images = [read_jpeg(resolve(data_root, frame['cams'][cam]['data_path']),
+                            frame['token'], cam) for cam in CAMERA_NAMES]
+        lidar2imgs = [lidar2img_matrix(frame['cams'][cam]) for cam in CAMERA_NAMES]
+        written.append(save_camera_overlays(images, lidar2imgs, pred, stem + '_cameras.png'))
+    flows = load_flow_pair(args.pred_dir, frame, data_root, occ_sparse)
+    if flows is not None:
+        written.append(save_flow_gt_vs_pred(gt, flows[0], pred, flows[1], stem + '_flow.png',
+                                            scale=args.scale))
+    for path in written:
+        print(f'wrote {path}')
+
+
+def scene_frames(frames, name):
+    """Labelled frames of scene `name` ('first': the first scene in the infos) by timestamp."""
+    if name == 'first':
+        name = frames[0].get('scene_name')
+    chosen = [f for f in frames if f.get('scene_name') == name]
+    if not chosen:
+        names = sorted({str(f.get('scene_name')) for f in frames})
+        raise DataError(f"no labelled frame has scene_name '{name}'; scenes here: "
+                        f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
+    return name, sorted(chosen, key=lambda f: f.get('timestamp') or 0)
+
+
+def render_scene(frames, name, args, data_root):
+    """One animation of a scene: the chase-camera gt | prediction | errors of each frame."""
+    name, chosen = scene_frames(frames, name)
+    width = args.animation_width
+    camera = ChaseCamera(size=(width, int(round(width * 0.625))))
+    progress = Progress('visualize', f'scene {name}: frames')
+    images = []
+    for i, frame in enumerate(chosen):
+        _, gt, pred = load_pair(frame, data_root, args.pred_dir)
+        title = f'{name}  {i + 1}/{len(chosen)}  {frame["token"]}'
+        images.append(render_chase_gt_vs_pred(gt, pred, title, camera))
+        progress(i + 1, len(chosen))
+    path = os.path.join(args.out_dir, f'{name}.{args.animation_format}')
+    write_animation(images, path, fps=args.fps)
+    print(f'wrote {path} ({len(images)} frames)')
 
 
 def main():
@@ -41,36 +120,16 @@ def main():
     data_root = args.data_root or os.path.dirname(os.path.abspath(args.infos))
     try:
         frames = [f for f in load_infos(args.infos) if f.get('occ_gt_final_path')]
-    except DataError as err:
+        if not frames:
+            raise DataError(f'{args.infos} has no labelled frames (no occ_gt_final_path)')
+        picks = np.unique(np.linspace(0, len(frames) - 1, args.num_frames).round().astype(int))
+        os.makedirs(args.out_dir, exist_ok=True)
+        for i in picks:
+            render_frame(frames[i], args, data_root)
+        for name in args.scene:
+            render_scene(frames, name, args, data_root)
+    except (DataError, FileNotFoundError) as err:
         sys.exit(f'error: {err}')
-    picks = np.unique(np.linspace(0, len(frames) - 1, args.num_frames).round().astype(int))
-    os.makedirs(args.out_dir, exist_ok=True)
-    for i in picks:
-        frame = frames[i]
-        token = frame['token']
-        try:
-            occ_sparse = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token,
-                                        dense=False)
-            gt = sparse_to_dense(occ_sparse)
-            pred = load_prediction(args.pred_dir, token)
-        except (DataError, FileNotFoundError) as err:
-            sys.exit(f'error: {err}')
-        path = os.path.join(args.out_dir, f'{frame.get("scene_name", "frame")}_{token}.png')
-        title = f'{frame.get("log_name", "")}  frame {frame.get("frame_idx", "")}  {token}'
-        save_gt_vs_pred(gt, pred, path, title=title, scale=args.scale)
-        print(f'wrote {path}')
-        if args.cameras:
-            camera_path = path[:-len('.png')] + '_cameras.png'
-            images = [read_jpeg(resolve(data_root, frame['cams'][cam]['data_path']), token, cam)
-                      for cam in CAMERA_NAMES]
-            lidar2imgs = [lidar2img_matrix(frame['cams'][cam]) for cam in CAMERA_NAMES]
-            save_camera_overlays(images, lidar2imgs, pred, camera_path)
-            print(f'wrote {camera_path}')
-        flows = load_flow_pair(args.pred_dir, frame, data_root, occ_sparse)
-        if flows is not None:
-            flow_path = path[:-len('.png')] + '_flow.png'
-            save_flow_gt_vs_pred(gt, flows[0], pred, flows[1], flow_path, scale=args.scale)
-            print(f'wrote {flow_path}')
 
 
 if __name__ == '__main__':

@@ -9,8 +9,10 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
-# checkpoints hold only tensors and builtins, so they load with torch.load(weights_only=True)
-custom_hooks = [dict(type='PlainCheckpointHook')]
+# checkpoints hold only tensors and builtins, so they load with torch.load(weights_only=True);
+# each validation / test adds renders of its first 2 frames to TensorBoard
+custom_hooks = [dict(type='PlainCheckpointHook'),
+                dict(type='OccupancyVisualizationHook', max_frames=2)]
 
 env_cfg = dict(
     cudnn_benchmark=False,

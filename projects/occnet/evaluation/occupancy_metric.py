@@ -18,15 +18,15 @@ from occnet.evaluation.report import format_table, save_prediction, write_json, 
 from occnet.registry import METRICS
 
 
-
-def _field(sample, key):
+def sample_field(sample, key):
     """`sample[key]` of a dict or a data element (data or metainfo field); None if absent."""
     if hasattr(sample, 'get'):
         return sample.get(key)
     return getattr(sample, key, None)
 
 
-def _to_numpy(array):
+def to_numpy(array):
+    """A tensor (any device) or array-like as a numpy array."""
     if isinstance(array, torch.Tensor):
         return array.detach().cpu().numpy()
     return np.asarray(array)
@@ -111,35 +111,35 @@ class OccupancyMetric(BaseMetric):
             raise ValueError(f'batch has {len(gt_samples)} ground-truth samples but the model '
                              f'returned {len(data_samples)} predictions')
         for gt_sample, pred_sample in zip(gt_samples, data_samples):
-            token = _field(pred_sample, 'token') or _field(gt_sample, 'token')
+            token = sample_field(pred_sample, 'token') or sample_field(gt_sample, 'token')
             if token is None:
                 raise KeyError('prediction carries no `token`; the model must copy each '
                                "sample's metainfo token into its output")
-            occ_pred = _field(pred_sample, 'occ_pred')
-            voxel_semantics = _field(gt_sample, 'voxel_semantics')
+            occ_pred = sample_field(pred_sample, 'occ_pred')
+            voxel_semantics = sample_field(gt_sample, 'voxel_semantics')
             if occ_pred is None or voxel_semantics is None:
                 missing = 'occ_pred in the prediction' if occ_pred is None else \
                     'voxel_semantics in data_batch["data_samples"]'
                 raise KeyError(f'frame token {token}: no {missing}')
-            occ_pred = _to_numpy(occ_pred)
-            voxel_semantics = _to_numpy(voxel_semantics)
-            mask_camera = _field(gt_sample, 'mask_camera')
+            occ_pred = to_numpy(occ_pred)
+            voxel_semantics = to_numpy(voxel_semantics)
+            mask_camera = sample_field(gt_sample, 'mask_camera')
             try:
                 near = self._near_voxels(voxel_semantics.shape)
                 cm = frame_confusions(voxel_semantics, occ_pred, near=near)
                 cm_masked = None if mask_camera is None else frame_confusions(
-                    voxel_semantics, occ_pred, mask=_to_numpy(mask_camera), near=near)
+                    voxel_semantics, occ_pred, mask=to_numpy(mask_camera), near=near)
             except ValueError as err:
                 raise ValueError(f'frame token {token}: {err}') from err
-            flow_pred = _field(pred_sample, 'flow_pred')
-            voxel_flow = _field(gt_sample, 'voxel_flow')
+            flow_pred = sample_field(pred_sample, 'flow_pred')
+            voxel_flow = sample_field(gt_sample, 'voxel_flow')
             flow_sums = None if flow_pred is None or voxel_flow is None else flow_error_sums(
-                voxel_semantics, occ_pred, _to_numpy(voxel_flow), _to_numpy(flow_pred))
+                voxel_semantics, occ_pred, to_numpy(voxel_flow), to_numpy(flow_pred))
             self.results.append((str(token), cm, cm_masked, flow_sums))
 
             if self.out_dir is not None:
                 save_prediction(self.out_dir, token, occ_pred,
-                                None if flow_pred is None else _to_numpy(flow_pred))
+                                None if flow_pred is None else to_numpy(flow_pred))
 
     def compute_metrics(self, results):
         """Summary of all records (every rank's, already gathered); returns the scalar

@@ -46,15 +46,36 @@ def cast_rays(grid, origins, directions, free_index=FREE_INDEX, pc_range=POINT_C
         hit_depth: (O * R,) float64 metres from the origin to where the ray enters the hit
             voxel (0 when the origin's own voxel is occupied), inf without a hit.
     """
+    origins = np.asarray(origins, dtype=np.float64)
+    directions = np.asarray(directions, dtype=np.float64)
+    starts = np.repeat(origins, len(directions), axis=0)  # (O * R, 3), origin-major
+    dirs = np.tile(directions, (len(origins), 1))
+    hit_class, hit_depth, _ = march_rays(grid, starts, dirs, free_index, pc_range, voxel_size)
+    return hit_class, hit_depth
+
+
+def march_rays(grid, starts, dirs, free_index=FREE_INDEX, pc_range=POINT_CLOUD_RANGE,
+               voxel_size=VOXEL_SIZE):
+    """First occupied voxel along each of N rays (a vectorised DDA voxel traversal).
+
+    Args:
+        grid: (X, Y, Z) integer classes; `free_index` (a value or a sequence of values) is
+            empty.
+        starts: (N, 3) metres in the grid's frame; rays starting outside the grid miss.
+        dirs: (N, 3) unit vectors.
+    Returns:
+        hit_class: (N,) int64, -1 where the ray leaves the grid without a hit.
+        hit_depth: (N,) float64 metres from the start to where the ray enters the hit voxel
+            (0 when the start's own voxel is occupied), inf without a hit.
+        hit_axis: (N,) int64, the axis (0 x, 1 y, 2 z) of the voxel face the ray crossed into
+            the hit voxel; -1 without a hit or when the start's own voxel is occupied.
+    """
     grid = np.asarray(grid)
     shape = np.array(grid.shape)
     lower = np.asarray(pc_range[:3], dtype=np.float64)
-    origins = np.asarray(origins, dtype=np.float64)
-    directions = np.asarray(directions, dtype=np.float64)
-    start = np.repeat(origins, len(directions), axis=0)  # (N, 3)
-    dirs = np.tile(directions, (len(origins), 1))
-    num = len(start)
-    pos = (start - lower) / voxel_size  # in voxel units
+    dirs = np.asarray(dirs, dtype=np.float64)
+    num = len(dirs)
+    pos = (np.asarray(starts, dtype=np.float64) - lower) / voxel_size  # in voxel units
     cell = np.floor(pos).astype(np.int64)
     step = np.where(dirs >= 0, 1, -1)
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -62,17 +83,23 @@ def cast_rays(grid, origins, directions, free_index=FREE_INDEX, pc_range=POINT_C
         next_boundary = np.where(step > 0, cell + 1 - pos, pos - cell)
         t_max = np.where(dirs != 0, next_boundary * inv, np.inf) * voxel_size
     t_delta = inv * voxel_size
+    empty = np.isin(np.arange(max(int(grid.max(initial=0)), np.max(free_index)) + 1),
+                    free_index)  # lookup: value -> empty
     hit_class = np.full(num, -1, dtype=np.int64)
     hit_depth = np.full(num, np.inf)
+    hit_axis = np.full(num, -1, dtype=np.int64)
     depth = np.zeros(num)
+    last_axis = np.full(num, -1, dtype=np.int64)
     active = np.all((cell >= 0) & (cell < shape), axis=1)
     idx = np.flatnonzero(active)
     while idx.size:
         c = cell[idx]
         labels = grid[c[:, 0], c[:, 1], c[:, 2]]
-        occupied = labels != free_index
-        hit_class[idx[occupied]] = labels[occupied]
-        hit_depth[idx[occupied]] = depth[idx[occupied]]
+        occupied = ~empty[labels]
+        hits = idx[occupied]
+        hit_class[hits] = labels[occupied]
+        hit_depth[hits] = depth[hits]
+        hit_axis[hits] = last_axis[hits]
         idx = idx[~occupied]
         if not idx.size:
             break
@@ -80,12 +107,13 @@ def cast_rays(grid, origins, directions, free_index=FREE_INDEX, pc_range=POINT_C
         axis = np.argmin(tm, axis=1)
         rows = np.arange(len(idx))
         depth[idx] = tm[rows, axis]
+        last_axis[idx] = axis
         cell[idx, axis] += step[idx, axis]
         t_max[idx, axis] += t_delta[idx, axis]
         c = cell[idx]
         inside = np.all((c >= 0) & (c < shape), axis=1)
         idx = idx[inside]
-    return hit_class, hit_depth
+    return hit_class, hit_depth, hit_axis
 
 
 def ray_confusion(gt_class, gt_depth, pred_class, pred_depth, num_classes,

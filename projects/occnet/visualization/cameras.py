@@ -1,12 +1,10 @@
 """The 8 camera images with an occupancy grid projected onto them."""
-import os
-
 import cv2
 import numpy as np
 
 from occnet.constants import BACKGROUND_INDEX, CAMERA_NAMES, CLASS_PALETTE, FREE_INDEX
 from occnet.geometry import project_points, voxel_centers
-from occnet.visualization.topdown import _put_text
+from occnet.visualization.topdown import _put_text, write_rgb
 
 
 def overlay_occupancy(image, lidar2img, dense, skip_classes=(BACKGROUND_INDEX,), alpha=0.6,
@@ -66,8 +64,4 @@ def render_camera_overlays(images, lidar2imgs, dense, width=480, **kwargs):
 
 def save_camera_overlays(images, lidar2imgs, dense, path, **kwargs):
     """Write render_camera_overlays as a PNG (folders created); returns the path."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(path, render_camera_overlays(images, lidar2imgs, dense,
-                                                    **kwargs)[..., ::-1]):
-        raise OSError(f'could not write {path}')
-    return path
+    return write_rgb(path, render_camera_overlays(images, lidar2imgs, dense, **kwargs))

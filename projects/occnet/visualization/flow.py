@@ -2,14 +2,12 @@
 
 Orientation as in topdown.py: lidar +x (forward) up the image, +y (left) to the left.
 """
-import os
-
 import cv2
 import numpy as np
 
 from occnet.constants import FREE_INDEX
 from occnet.visualization.topdown import (FREE_RGB, _put_text, _to_image_orientation,
-                                          _upscale, column_top_classes)
+                                          _upscale, column_top_classes, write_rgb)
 
 STILL_RGB = (190, 190, 190)  # occupied columns moving slower than `min_speed`
 
@@ -71,8 +69,5 @@ def render_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, max_speed=10.0, scale=3
 
 def save_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, path, max_speed=10.0, scale=3):
     """Write render_flow_gt_vs_pred as a PNG (folders created); returns the path."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    image = render_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, max_speed, scale)
-    if not cv2.imwrite(path, image[..., ::-1]):
-        raise OSError(f'could not write {path}')
-    return path
+    return write_rgb(path, render_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, max_speed,
+                                                  scale))

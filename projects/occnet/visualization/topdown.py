@@ -196,40 +196,65 @@ def render_gt_vs_pred(gt, pred, title=None, scale=3):
     panels = [(topdown_class_map(gt, scale), 'ground truth'),
               (topdown_class_map(pred, scale), 'prediction'),
               (error, f'errors: {agreement:.1f}% of occupied columns right')]
+    for panel, _ in panels:
+        _draw_ego(panel, scale)
+        _draw_scale_bar(panel, scale)
+    return compose_panels(panels, title, 'x forward = up, y left = left',
+                          [_legend_entries(gt, pred), ERROR_KINDS])
 
+
+def compose_panels(panels, title=None, footer=None, legends=()):
+    """Equal-sized panels side by side on a white canvas, each with its name above it, an
+    optional title line, a grey footer line and legend rows below.
+
+    Args:
+        panels: [(image (h, w, 3) uint8 RGB, name)], all the same size.
+        legends: up to two lists of (name, RGB) entries: one list spans the canvas; of two,
+            the first spans the panels before the last one, the second the last panel.
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
     margin, gap = 20, 16
     panel_h, panel_w = panels[0][0].shape[:2]
-    width = 2 * margin + 3 * panel_w + 2 * gap
+    count = len(panels)
+    width = 2 * margin + count * panel_w + (count - 1) * gap
     top = margin + (40 if title else 0) + 26
-    canvas = np.full((top + panel_h + 30, width, 3), CANVAS_RGB, dtype=np.uint8)
+    canvas = np.full((top + panel_h + (30 if footer else 10), width, 3), CANVAS_RGB,
+                     dtype=np.uint8)
     if title:
         _put_text(canvas, title, (margin, margin + 22), 0.75, thickness=2,
                   max_width=width - 2 * margin)
     for i, (panel, name) in enumerate(panels):
-        panel = panel.copy()
-        _draw_ego(panel, scale)
-        _draw_scale_bar(panel, scale)
         x = margin + i * (panel_w + gap)
         canvas[top:top + panel_h, x:x + panel_w] = panel
         cv2.rectangle(canvas, (x - 1, top - 1), (x + panel_w, top + panel_h), BORDER_RGB, 1)
         _put_text(canvas, name, (x, top - 9), 0.6, max_width=panel_w)
-    _put_text(canvas, 'x forward = up, y left = left', (margin, top + panel_h + 18), 0.42,
-              (110, 110, 110))
-
+    if footer:
+        _put_text(canvas, footer, (margin, top + panel_h + 18), 0.42, (110, 110, 110))
+    if not legends:
+        return canvas
+    if len(legends) > 2:
+        raise ValueError(f'compose_panels draws at most 2 legend lists, got {len(legends)}')
     legend = np.full((400, width, 3), CANVAS_RGB, dtype=np.uint8)
-    error_x = margin + 2 * (panel_w + gap)
-    bottom = max(_draw_legend_row(legend, _legend_entries(gt, pred), margin, 4, error_x - gap),
-                 _draw_legend_row(legend, ERROR_KINDS, error_x, 4, width - margin))
-    canvas = np.concatenate([canvas, legend[:bottom + margin]], axis=0)
-    return canvas
+    last_x = margin + (count - 1) * (panel_w + gap) if len(legends) == 2 else margin
+    bottom = _draw_legend_row(legend, legends[-1], last_x, 4, width - margin)
+    if len(legends) == 2:
+        bottom = max(bottom, _draw_legend_row(legend, legends[0], margin, 4, last_x - gap))
+    return np.concatenate([canvas, legend[:bottom + margin]], axis=0)
+
+
+def write_rgb(path, image):
+    """Write an (H, W, 3) uint8 RGB image (PNG or JPEG by the extension) at `path`, creating
+    its folder; returns the path."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not cv2.imwrite(path, np.ascontiguousarray(image[..., ::-1])):
+        raise OSError(f'could not write image {path} (does the name end in .png or .jpg?)')
+    return path
 
 
 def save_gt_vs_pred(gt, pred, path, title=None, scale=3):
     """Write `render_gt_vs_pred` as a PNG at `path` (folders created); returns the RGB image."""
     image = render_gt_vs_pred(gt, pred, title=title, scale=scale)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    if not cv2.imwrite(path, image[..., ::-1]):
-        raise OSError(f'could not write image {path} (does the name end in .png?)')
+    write_rgb(path, image)
     return image
