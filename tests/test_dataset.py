@@ -94,6 +94,16 @@ def test_test_mode_prev_tokens_and_scene_sampler(tiny_data_root):
     assert samples[1]['prev_token'] == samples[0]['token']
     parts = split_scenes_contiguous(dataset.scene_ids, 2)
     assert [p.tolist() for p in parts] == [[0, 1, 2], [3, 4, 5]]
+    # RayIoU origins: the frame's own, then its scene neighbours, as eval_occ computes them
+    import pickle
+
+    from occnet.evaluation.ray_iou import scene_ray_origins
+    with open(tiny_data_root / 'openscene_mini_val.pkl', 'rb') as f:
+        expected = scene_ray_origins(pickle.load(f), max_offset=2)
+    for sample in samples:
+        np.testing.assert_allclose(sample['ray_origins'], expected[sample['token']], atol=1e-4)
+    assert [len(s['ray_origins']) for s in samples] == [3, 3, 3] * 2  # scenes of 3 frames
+    np.testing.assert_allclose(samples[1]['ray_origins'][0], 0.0)
 
 
 def test_split_scenes_contiguous_never_cuts_a_scene():

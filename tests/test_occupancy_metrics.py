@@ -473,3 +473,32 @@ def test_eval_occ_flow_error(tmp_path, monkeypatch):
     assert result['flow_epe_stationary'] is None
     assert 'Flow EPE (m/s, 1 voxels foreground in both): all 5.000, moving 5.000' in (
         tmp_path / 'out' / 'metrics.md').read_text()
+
+
+def test_metric_ray_iou_sums_the_frames_counts_once_each():
+    from occnet.evaluation.ray_iou import frame_ray_confusion, ray_iou_summary
+    frames = []
+    for i in range(2):
+        gt = np.full(GRID_SHAPE, FREE_INDEX, dtype=np.uint8)
+        gt[:, :, 3] = 10  # ground
+        gt[120 + 10 * i:125 + 10 * i, 95:105, 4:7] = VEHICLE
+        pred = np.roll(gt, i + 1, axis=0)
+        origins = np.array([[0.0, 0.0, 0.0], [-5.0, 0.0, 0.0]], dtype=np.float32)
+        frames.append((f'ray{i}', gt, pred, origins))
+    metric = OccupancyMetric(print_table=False, ray_iou=True)
+    for batch in (frames, frames[:1]):  # the repeat of frame 0 must not count
+        metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt),
+                                          'ray_origins': origins} for _, gt, _, origins in batch]},
+                       [{'token': token, 'occ_pred': torch.from_numpy(pred)}
+                        for token, _, pred, _ in batch])
+    metrics = metric.evaluate(size=2)
+    expected = ray_iou_summary(sum(frame_ray_confusion(gt, pred, origins)
+                                   for _, gt, pred, origins in frames))
+    assert metrics['occ/ray_iou'] == expected['ray_iou']
+    assert metrics['occ/ray_iou@1m'] == expected['ray_iou@1m']
+    assert metric.last_summary['ray_iou_per_class'] == expected['ray_iou_per_class']
+    # a 1-voxel shift moves every depth by <= 0.5 m / cos: all thresholds but none perfect
+    assert 0 < expected['ray_iou@1m'] <= expected['ray_iou@4m'] < 100
+    with pytest.raises(KeyError, match='ray_origins'):
+        metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt)}]},
+                       [{'token': 'x', 'occ_pred': torch.from_numpy(gt)}])

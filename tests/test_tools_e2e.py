@@ -107,15 +107,15 @@ def test_test_script_and_eval_occ_agree(trained, tiny_data_root):
     out_dir = trained / 'test1'
     run([sys.executable, 'tools/test.py', CONFIG, str(trained / 'epoch_2.pth'), '--out-dir',
          str(out_dir), '--work-dir', str(trained), '--cfg-options',
-         *tiny_options(tiny_data_root)])
+         *tiny_options(tiny_data_root), 'test_evaluator.ray_iou=True'])
     metrics = read_metrics(out_dir / 'metrics.json')
     assert {'miou', 'iou', 'per_class', 'miou_16'} <= set(metrics)
     assert len(os.listdir(out_dir / 'predictions')) == 6
     run([sys.executable, 'tools/eval_occ.py', '--infos',
          str(tiny_data_root / 'openscene_mini_val.pkl'), '--pred-dir',
-         str(out_dir / 'predictions'), '--out-json', str(out_dir / 'eval.json')])
+         str(out_dir / 'predictions'), '--out-json', str(out_dir / 'eval.json'), '--ray-iou'])
     offline = read_metrics(out_dir / 'eval.json')
-    for key in ('miou', 'iou', 'miou_16', 'miou_masked'):
+    for key in ('miou', 'iou', 'miou_16', 'miou_masked', 'ray_iou', 'ray_iou@1m'):
         assert offline[key] == pytest.approx(metrics[key], abs=1e-9), key
 
 

@@ -106,3 +106,12 @@ def test_animations_have_every_frame(tmp_path):
     assert ok and first.shape == (30, 42, 3)  # padded to even sizes for the encoder
     with pytest.raises(ValueError, match='must end in'):
         write_animation(frames, tmp_path / 'scene.avi')
+
+
+def test_object_agreement_leaves_the_ground_out():
+    from occnet.visualization.topdown import object_agreement
+    gt = np.array([10, 10, 10, 0, 7, FREE_INDEX, IGNORE_INDEX])
+    pred = np.array([10, 10, FREE_INDEX, 0, 0, 7, IGNORE_INDEX])
+    # object cells: 3 (vehicle both), 4 (pedestrian vs vehicle), 5 (false pedestrian)
+    assert object_agreement(gt, pred) == pytest.approx(100.0 / 3)
+    assert object_agreement(gt[:3], pred[:3]) == 100.0  # ground only

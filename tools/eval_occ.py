@@ -13,14 +13,14 @@ import sys
 
 import numpy as np
 
-from occnet.constants import CLASS_NAMES, NUM_CLASSES
+from occnet.constants import NUM_CLASSES
 from occnet.datasets.infos import DataError, load_infos, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
 from occnet.evaluation import (format_table, load_flow_pair, load_prediction, summarize_split,
                                write_json, write_markdown)
 from occnet.evaluation.occupancy_metrics import (RANGES, flow_error_sums, frame_confusions,
                                                  near_voxels, summarize_flow)
-from occnet.evaluation.ray_iou import frame_ray_confusion, scene_ray_origins, summarize_ray_iou
+from occnet.evaluation.ray_iou import frame_ray_confusion, ray_iou_summary, scene_ray_origins
 from occnet.geometry import sparse_to_dense
 from occnet.progress import Progress
 
@@ -108,19 +108,11 @@ def main():
         sys.exit('error: every frame was skipped; nothing to evaluate')
     summary = summarize_split(cm, cm_masked if num_masked else None, num_frames, num_masked)
     summary['num_frames_skipped'] = len(skipped)
-    print(format_table(summary))
     if flow_sums is not None:
         summary.update(summarize_flow(flow_sums))
-        print('flow EPE (m/s, voxels foreground in both): ' + '  '.join(
-            f'{key[9:] or "all"} {summary[key]:.3f}' if summary[key] is not None
-            else f'{key[9:] or "all"} -' for key in
-            ('flow_epe', 'flow_epe_stationary', 'flow_epe_moving')))
     if ray_origins is not None:
-        rays = summarize_ray_iou(ray_counts, class_names=CLASS_NAMES)
-        summary.update(ray_iou=rays['ray_iou'], ray_iou_per_class=rays['per_class'],
-                       **{key: value for key, value in rays.items() if key.startswith('ray_iou@')})
-        print('RayIoU ' + '  '.join(f'{key} {value:.2f}' for key, value in rays.items()
-                                    if key.startswith('ray_iou')))
+        summary.update(ray_iou_summary(ray_counts))
+    print(format_table(summary))
     if args.out_json:
         write_json(summary, args.out_json)
         markdown = os.path.splitext(args.out_json)[0] + '.md'

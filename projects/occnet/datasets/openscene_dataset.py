@@ -10,8 +10,10 @@ from occnet.constants import CAMERA_NAMES, CLASS_NAMES
 from occnet.datasets.collect import pose_matrices
 from occnet.datasets.frame_checks import CALIB_KEYS, frame_problems
 from occnet.datasets.infos import VERIFY_HINT, DataError, load_infos, resolve
-from occnet.datasets.temporal import can_bus_with_deltas, link_previous, sample_queue
+from occnet.datasets.temporal import (can_bus_with_deltas, link_previous, next_indices,
+                                     sample_queue, scene_neighbours)
 from occnet.datasets.transforms.bev_flip import mirror_matrix
+from occnet.evaluation.ray_iou import origins_in_frame
 from occnet.geometry import relative_pose
 from occnet.registry import DATASETS
 
@@ -30,7 +32,8 @@ class OpenSceneOccDataset(BaseDataset):
     RandomFlipBEV), `can_bus` (T, 18) with BEVFormer's temporal deltas
     (temporal.can_bus_with_deltas; global frame, never mirrored) and `queue_valid` (T,).
     `scene_start` is True when the current frame has no previous frame; in test mode
-    `prev_token` is the previous frame's token (None at a scene start).
+    `prev_token` is the previous frame's token (None at a scene start) and `ray_origins`
+    (O, 3) float32 the RayIoU ray origins (`ray_origins()`).
 
     Metadata is held once, serialized into one shared buffer (mmengine's serialize_data), so
     dataloader workers read it without copying; per-frame links are int64 arrays.
@@ -48,13 +51,15 @@ class OpenSceneOccDataset(BaseDataset):
             logged, counted and replaced by another random frame instead of stopping.
         max_prev_gap_s: frames further apart than this do not link as previous / next
             (key frames are 0.5 s apart: one dropped frame still links, two do not).
+        ray_neighbours: test mode: each sample's `ray_origins` (O, 3) (for RayIoU) holds
+            the lidar origins of up to this many linked frames before and after it.
     """
 
     METAINFO = dict(classes=CLASS_NAMES)
 
     def __init__(self, ann_file, data_root='', pipeline=(), queue_length=1, queue_window=None,
                  with_label=True, test_mode=False, skip_bad_frames=False, max_prev_gap_s=1.25,
-                 **kwargs):
+                 ray_neighbours=2, **kwargs):
         if kwargs.get('indices') is not None:
             raise ValueError('OpenSceneOccDataset does not take `indices`; choose frames with '
                              'tools/collect_data.py (--logs, --map-location)')
@@ -66,6 +71,7 @@ class OpenSceneOccDataset(BaseDataset):
         self.with_label = with_label
         self.skip_bad_frames = skip_bad_frames
         self.max_prev_gap_s = max_prev_gap_s
+        self.ray_neighbours = int(ray_neighbours)
         self.num_skipped = 0
         super().__init__(ann_file=ann_file, data_root=data_root, pipeline=list(pipeline),
                          test_mode=test_mode, **kwargs)
@@ -98,6 +104,10 @@ class OpenSceneOccDataset(BaseDataset):
         self.prev_indices, self.scene_ids = link_previous(
             [f['scene_token'] for f in data_list], [f['timestamp'] for f in data_list],
             self.max_prev_gap_s)
+        if self.test_mode:  # for RayIoU's ray origins
+            self.next_indices = next_indices(self.prev_indices)
+            self.lidar2globals = np.stack([f['lidar2global'] for f in data_list]) \
+                if data_list else np.zeros((0, 4, 4))
         return data_list
 
     def parse_frame(self, info):
@@ -145,6 +155,14 @@ class OpenSceneOccDataset(BaseDataset):
         return sample_queue(self.prev_indices, idx, self.queue_length, self.queue_window,
                             rng=np.random if random else None)
 
+    def ray_origins(self, idx):
+        """(O, 3) float32 RayIoU ray origins of frame `idx` in its lidar frame: its own
+        lidar origin and those of up to `ray_neighbours` linked frames before and after it
+        (evaluation.ray_iou.scene_ray_origins gives the same from an infos list)."""
+        near = scene_neighbours(self.prev_indices, self.next_indices, idx, self.ray_neighbours)
+        return origins_in_frame(self.lidar2globals[idx],
+                                self.lidar2globals[near]).astype(np.float32)
+
     def build_sample(self, idx):
         indices, valid = self.queue_indices(idx)
         aug_seed = int(np.random.randint(2**31))  # one draw per sample: the queue agrees
@@ -177,5 +195,7 @@ class OpenSceneOccDataset(BaseDataset):
         sample['queue_valid'] = np.array(valid)
         sample['scene_start'] = prev_idx < 0
         sample['prev_token'] = prev_info['token'] if prev_info is not None else None
+        if self.test_mode:
+            sample['ray_origins'] = self.ray_origins(idx)
         imgs = torch.stack([f['inputs']['imgs'] for f in frames])
         return dict(inputs=dict(imgs=imgs), data_samples=sample)

@@ -45,6 +45,20 @@ def history_chain(prev, idx, length):
     return chain
 
 
+def next_indices(prev):
+    """(L,) int64 index of each frame's next frame (the inverse of `prev`), or -1."""
+    prev = np.asarray(prev, dtype=np.int64)
+    nxt = np.full(len(prev), -1, dtype=np.int64)
+    linked = np.flatnonzero(prev >= 0)
+    nxt[prev[linked]] = linked
+    return nxt
+
+
+def scene_neighbours(prev, nxt, idx, count):
+    """Up to `count` linked frames before `idx` and `count` after it, in time order."""
+    return history_chain(prev, idx, count)[::-1] + history_chain(nxt, idx, count)
+
+
 def sample_queue(prev, idx, queue_length, window=None, rng=None):
     """Frames of a training queue, oldest first, ending with `idx`.
 

@@ -14,6 +14,8 @@ from occnet.constants import NUM_CLASSES
 from occnet.evaluation.occupancy_metrics import (RANGES, SCALAR_KEYS, flow_error_sums,
                                                  frame_confusions, near_voxels,
                                                  summarize_flow, summarize_split)
+from occnet.evaluation.ray_iou import (RAY_THRESHOLD_KEYS, frame_ray_confusion,
+                                       ray_iou_summary)
 from occnet.evaluation.report import format_table, save_prediction, write_json, write_markdown
 from occnet.registry import METRICS
 
@@ -33,32 +35,33 @@ def to_numpy(array):
 
 
 def sum_unique_frames(records):
-    """Sum per-frame confusion matrices, counting each frame token once.
+    """Sum per-frame confusion matrices and counts, counting each frame token once.
 
     Args:
-        records: iterable of (token, cm, cm_masked or None[, flow sums (4,) or None]),
-            matrices of any one shape, e.g. (3, 12, 12) from frame_confusions.
+        records: iterable of (token, cm, cm_masked or None[, flow sums (4,) or None[, ray
+            counts (T, 3, K) or None]]), matrices of any one shape, e.g. (3, 12, 12) from
+            frame_confusions.
     Returns:
         (cm, cm_masked or None, num_frames, num_frames_masked, num_duplicates, flow sums or
-        None); the masked matrix sums the frames that have a mask, the flow sums the frames
-        that have flow.
+        None, ray counts or None); each optional total sums the frames that have it.
     """
     seen = set()
-    cm_total, cm_masked_total, flow_total = None, None, None
+    cm_total = None
+    optional = [None, None, None]  # cm_masked, flow sums, ray counts
     num_masked = num_duplicates = 0
-    for token, cm, cm_masked, *flow in records:
+    for token, cm, *extras in records:
         if token in seen:
             num_duplicates += 1
             continue
         seen.add(token)
         cm_total = cm.copy() if cm_total is None else cm_total + cm
-        if cm_masked is not None:
-            num_masked += 1
-            cm_masked_total = (cm_masked.copy() if cm_masked_total is None
-                               else cm_masked_total + cm_masked)
-        if flow and flow[0] is not None:
-            flow_total = flow[0].copy() if flow_total is None else flow_total + flow[0]
-    return cm_total, cm_masked_total, len(seen), num_masked, num_duplicates, flow_total
+        for i, extra in enumerate(extras):
+            if extra is not None:
+                optional[i] = extra.copy() if optional[i] is None else optional[i] + extra
+        num_masked += extras[0] is not None
+    cm_masked_total, flow_total, ray_total = optional
+    return cm_total, cm_masked_total, len(seen), num_masked, num_duplicates, flow_total, \
+        ray_total
 
 
 @METRICS.register_module()
@@ -75,6 +78,8 @@ class OccupancyMetric(BaseMetric):
         out_json: when set, the main rank writes the summary (`summarize_split`) there, and
             the table as Markdown next to it (`.md`).
         print_table: log the per-class table after evaluation.
+        ray_iou: also compute RayIoU (evaluation/ray_iou.py; about 0.2 s a frame on one CPU
+            core) from the `ray_origins` each test-mode OpenSceneOccDataset sample carries.
         prefix: key prefix of the returned metrics; default 'occ' (e.g. 'occ/miou').
     Attributes:
         last_summary: the un-prefixed summary of the last `evaluate` (with `per_class`,
@@ -83,9 +88,10 @@ class OccupancyMetric(BaseMetric):
 
     default_prefix = 'occ'
 
-    def __init__(self, out_dir=None, out_json=None, print_table=True, collect_device='cpu',
-                 prefix=None):
+    def __init__(self, out_dir=None, out_json=None, print_table=True, ray_iou=False,
+                 collect_device='cpu', prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
+        self.ray_iou = ray_iou
         self.out_dir = out_dir
         self.out_json = out_json
         self.print_table = print_table
@@ -135,17 +141,30 @@ class OccupancyMetric(BaseMetric):
             voxel_flow = sample_field(gt_sample, 'voxel_flow')
             flow_sums = None if flow_pred is None or voxel_flow is None else flow_error_sums(
                 voxel_semantics, occ_pred, to_numpy(voxel_flow), to_numpy(flow_pred))
-            self.results.append((str(token), cm, cm_masked, flow_sums))
+            self.results.append((str(token), cm, cm_masked, flow_sums,
+                                 self._ray_counts(token, gt_sample, voxel_semantics, occ_pred)))
 
             if self.out_dir is not None:
                 save_prediction(self.out_dir, token, occ_pred,
                                 None if flow_pred is None else to_numpy(flow_pred))
 
+    def _ray_counts(self, token, gt_sample, voxel_semantics, occ_pred):
+        """(T, 3, 11) RayIoU counts of one frame, or None when ray_iou is off."""
+        if not self.ray_iou:
+            return None
+        origins = sample_field(gt_sample, 'ray_origins')
+        if origins is None:
+            raise KeyError(f'frame token {token}: OccupancyMetric(ray_iou=True) needs '
+                           '`ray_origins` in each data sample; the test-mode '
+                           'OpenSceneOccDataset provides them')
+        return frame_ray_confusion(voxel_semantics, occ_pred, to_numpy(origins))
+
     def compute_metrics(self, results):
         """Summary of all records (every rank's, already gathered); returns the scalar
         metrics, un-prefixed, NaN where undefined. Sets `last_summary`, logs the table and
         writes `out_json` (main rank)."""
-        cm, cm_masked, num_frames, num_masked, num_duplicates, flow = sum_unique_frames(results)
+        cm, cm_masked, num_frames, num_masked, num_duplicates, flow, rays = \
+            sum_unique_frames(results)
         if cm is None:
             print_log('OccupancyMetric received no frames; metrics are undefined',
                       logger='current', level=logging.WARNING)
@@ -161,6 +180,8 @@ class OccupancyMetric(BaseMetric):
         summary = summarize_split(cm, cm_masked, num_frames, num_masked)
         if flow is not None:
             summary.update(summarize_flow(flow))
+        if rays is not None:
+            summary.update(ray_iou_summary(rays))
         self.last_summary = summary
 
         if self.print_table:
@@ -210,7 +231,8 @@ def flatten_summary(summary):
         if f'miou{suffix}' in summary:
             for key in SCALAR_KEYS:
                 flat[f'{key}{suffix}'] = number(summary[f'{key}{suffix}'])
-    for key in ('flow_epe', 'flow_epe_stationary', 'flow_epe_moving'):
+    for key in ('flow_epe', 'flow_epe_stationary', 'flow_epe_moving', 'ray_iou',
+                *RAY_THRESHOLD_KEYS):
         if key in summary:
             flat[key] = number(summary[key])
     for name, iou in summary['per_class'].items():

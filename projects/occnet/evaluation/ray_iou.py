@@ -16,9 +16,10 @@ Everything is numpy and vectorised over rays (a DDA voxel traversal, Amanatides 
 """
 import numpy as np
 
-from occnet.constants import FREE_INDEX, POINT_CLOUD_RANGE, VOXEL_SIZE
+from occnet.constants import CLASS_NAMES, FREE_INDEX, POINT_CLOUD_RANGE, VOXEL_SIZE
 
 THRESHOLDS_M = (1.0, 2.0, 4.0)
+RAY_THRESHOLD_KEYS = tuple(f'ray_iou@{t:g}m' for t in THRESHOLDS_M)
 AZIMUTH_STEP_DEG = 1.0
 ELEVATIONS_DEG = tuple(np.arange(-25.0, 10.1, 2.5))  # 15 rings, roughly a 32-beam lidar
 
@@ -160,6 +161,15 @@ def summarize_ray_iou(counts, thresholds=THRESHOLDS_M, class_names=None):
     return out
 
 
+def ray_iou_summary(counts):
+    """The summary entries of RayIoU counts (T, 3, K) summed over a split: `ray_iou`, one
+    `ray_iou@<t>m` per threshold and `ray_iou_per_class` {class name: %}."""
+    rays = summarize_ray_iou(counts, class_names=CLASS_NAMES)
+    out = {key: value for key, value in rays.items() if key.startswith('ray_iou')}
+    out['ray_iou_per_class'] = rays['per_class']
+    return out
+
+
 def origins_in_frame(cur_lidar2global, other_lidar2globals, pc_range=POINT_CLOUD_RANGE):
     """(O, 3) lidar origins of other frames (and the current one) in the current lidar frame,
     keeping those inside the grid's x-y range."""
@@ -171,28 +181,30 @@ def origins_in_frame(cur_lidar2global, other_lidar2globals, pc_range=POINT_CLOUD
     return origins[inside]
 
 
-
-def scene_ray_origins(infos, max_offset=2):
+def scene_ray_origins(infos, max_offset=2, max_gap_s=1.25):
     """{token: (O, 3) ray origins in that frame's lidar frame}: its own lidar origin and those
-    of up to `max_offset` frames before and after it in its scene (by timestamp), inside the
-    grid. Frames without poses (no `lidar2global`, no translation / rotation keys) get their
-    own origin only."""
+    of up to `max_offset` frames before and after it in its scene, inside the grid. Frames
+    are linked as the dataset links them (temporal.link_previous: same scene, by timestamp,
+    at most `max_gap_s` apart), so tools/eval_occ.py and the dataset's `ray_origins` agree.
+    A frame without poses (no `lidar2global`, no translation / rotation keys) casts from its
+    own origin only and lends none to its neighbours."""
     from occnet.datasets.collect import pose_matrices
-    by_scene = {}
+    from occnet.datasets.temporal import link_previous, next_indices, scene_neighbours
+    prev, _ = link_previous([str(info.get('scene_token')) for info in infos],
+                            [info.get('timestamp') or 0 for info in infos], max_gap_s)
+    nxt = next_indices(prev)
+    poses = []
     for info in infos:
-        by_scene.setdefault(info.get('scene_token'), []).append(info)
-    origins = {}
-    for frames in by_scene.values():
-        frames = sorted(frames, key=lambda f: f.get('timestamp') or 0)
         try:
-            poses = [pose_matrices(f)[2] for f in frames]
+            poses.append(pose_matrices(info)[2])
         except (KeyError, TypeError, ValueError):
-            poses = None
-        for i, info in enumerate(frames):
-            if poses is None:
-                origins[info['token']] = np.zeros((1, 3))
-                continue
-            near = [poses[j] for j in range(max(0, i - max_offset),
-                                            min(len(frames), i + max_offset + 1)) if j != i]
-            origins[info['token']] = origins_in_frame(poses[i], near)
+            poses.append(None)
+    origins = {}
+    for i, info in enumerate(infos):
+        if poses[i] is None:
+            origins[info['token']] = np.zeros((1, 3))
+            continue
+        near = [poses[j] for j in scene_neighbours(prev, nxt, i, max_offset)
+                if poses[j] is not None]
+        origins[info['token']] = origins_in_frame(poses[i], near)
     return origins

@@ -75,7 +75,22 @@ def format_table(summary):
     if 'near' in summary:
         lines.append('near: voxel centres closer than 25 m (horizontally) to the lidar; '
                      'far: the rest')
-    return '\n'.join(lines)
+    return '\n'.join(lines + flow_and_ray_lines(summary))
+
+
+def flow_and_ray_lines(summary):
+    """Lines for the flow EPE and RayIoU figures of a summary, where it has them."""
+    lines = []
+    if summary.get('flow_epe') is not None:
+        lines.append(f'Flow EPE (m/s, {summary["flow_voxels"]:,} voxels foreground in both): '
+                     + ', '.join(f'{name} {summary[key]:.3f}' for name, key in (
+                         ('all', 'flow_epe'), ('stationary', 'flow_epe_stationary'),
+                         ('moving', 'flow_epe_moving')) if summary[key] is not None))
+    if 'ray_iou' in summary:
+        lines.append('RayIoU: ' + ', '.join(f'{key} {value:.2f}' for key, value in
+                                            summary.items() if key.startswith('ray_iou@'))
+                     + f', mean {summary["ray_iou"]:.2f}')
+    return lines
 
 
 def format_markdown(summary):
@@ -90,17 +105,8 @@ def format_markdown(summary):
     lines.append(f'{summary.get("num_frames", "?")} frames, {summary["num_voxels"]:,} voxels. '
                  'near: voxel centres closer than 25 m (horizontally) to the lidar. '
                  'See docs/evaluation.md for the definitions.')
-    if summary.get('flow_epe') is not None:
-        lines.append('')
-        lines.append(f'Flow EPE (m/s, {summary["flow_voxels"]:,} voxels foreground in both): '
-                     + ', '.join(f'{name} {summary[key]:.3f}' for name, key in (
-                         ('all', 'flow_epe'), ('stationary', 'flow_epe_stationary'),
-                         ('moving', 'flow_epe_moving')) if summary[key] is not None))
-    if 'ray_iou' in summary:
-        lines.append('')
-        lines.append('RayIoU: ' + ', '.join(f'{key} {value:.2f}' for key, value in
-                                            summary.items() if key.startswith('ray_iou@'))
-                     + f', mean {summary["ray_iou"]:.2f}')
+    for line in flow_and_ray_lines(summary):
+        lines += ['', line]
     return '\n'.join(lines) + '\n'
 
 

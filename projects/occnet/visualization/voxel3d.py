@@ -10,7 +10,8 @@ import numpy as np
 from occnet.constants import (CLASS_PALETTE, FREE_INDEX, IGNORE_INDEX, POINT_CLOUD_RANGE,
                               VOXEL_SIZE)
 from occnet.evaluation.ray_iou import march_rays
-from occnet.visualization.topdown import ERROR_KINDS, _legend_entries, compose_panels, write_rgb
+from occnet.visualization.topdown import (ERROR_KINDS, _legend_entries, compose_panels,
+                                          object_agreement, write_rgb)
 
 SKY_TOP_RGB = np.array((205, 222, 240), dtype=np.float64)
 SKY_BOTTOM_RGB = np.array((245, 247, 250), dtype=np.float64)
@@ -203,12 +204,11 @@ def render_chase_gt_vs_pred(gt, pred, title=None, camera=None):
     """
     camera = camera or ChaseCamera()
     errors = error_grid(gt, pred)
-    counts = np.bincount(errors[errors != FREE_INDEX], minlength=len(ERROR_PALETTE))
-    right = 100.0 * counts[0] / counts.sum() if counts.sum() else 100.0
+    right = object_agreement(gt, pred)
     panels = [(render_voxels(gt, camera)[0], 'ground truth'),
               (render_voxels(pred, camera)[0], 'prediction'),
               (render_voxels(errors, camera, palette=ERROR_PALETTE)[0],
-               f'errors: {right:.1f}% of occupied voxels right')]
+               f'errors: {right:.1f}% of object voxels right')]
     return compose_panels(panels, title, 'chase camera behind the ego vehicle (dark box)',
                           [_legend_entries(gt, pred), ERROR_KINDS])
 
