@@ -1,9 +1,16 @@
-"""multi_scale_deformable_attn against a plain per-sample loop (values and gradients)."""
+"""multi_scale_deformable_attn and each backend against a plain per-sample loop and against
+each other (values and gradients), and the backend choice."""
 import math
+import os
+import subprocess
+import sys
 
+import pytest
 import torch
 
-from occnet.ops import multi_scale_deformable_attn
+from occnet.ops import multi_scale_deformable_attn, resolve_backend, set_msda_backend
+from msda_cases import outputs_and_grads, random_case
+from occnet.ops import msda_cpu
 
 
 def bilinear_zero_pad(feature, x, y):
@@ -62,10 +69,12 @@ def make_inputs(seed=0):
     return value, shapes, locations, weights
 
 
-def test_forward_matches_loop():
+@pytest.mark.parametrize('backend', ['pytorch', 'cpu'])
+def test_forward_matches_loop(backend):
     value, shapes, locations, weights = make_inputs()
     expected = loop_msda(value, shapes, locations, weights)
-    actual = multi_scale_deformable_attn(value, torch.tensor(shapes), locations, weights)
+    actual = multi_scale_deformable_attn(value, torch.tensor(shapes), locations, weights,
+                                         backend=backend)
     assert actual.shape == (2, 3, 8)
     torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-10)
 
@@ -79,10 +88,12 @@ def test_pixel_centre_returns_that_pixel():
     assert out.item() == 1 * 4 + 2
 
 
-def test_gradients_match_loop():
+@pytest.mark.parametrize('backend', ['pytorch', 'cpu'])
+def test_gradients_match_loop(backend):
     value, shapes, locations, weights = make_inputs(seed=1)
     grads = []
-    for fn in (lambda *a: multi_scale_deformable_attn(a[0], torch.tensor(shapes), a[1], a[2]),
+    for fn in (lambda *a: multi_scale_deformable_attn(a[0], torch.tensor(shapes), a[1], a[2],
+                                                      backend=backend),
                lambda *a: loop_msda(a[0], shapes, a[1], a[2])):
         inputs = [t.clone().requires_grad_(True) for t in (value, locations, weights)]
         out = fn(*inputs)
@@ -90,3 +101,66 @@ def test_gradients_match_loop():
         grads.append([t.grad for t in inputs])
     for got, want in zip(*grads):
         torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-8)
+
+
+def test_cpu_backend_equals_reference_in_fp32_across_chunks(monkeypatch):
+    case = random_case(3)
+    expected = outputs_and_grads('pytorch', *case)
+    # one chunk, then chunks of 1 block (8 blocks): the chunking must not change anything
+    for chunk in (msda_cpu.CHUNK_CORNERS, 300 * 3 * 4 * 4):
+        monkeypatch.setattr(msda_cpu, 'CHUNK_CORNERS', chunk)
+        for got, want, name in zip(outputs_and_grads('cpu', *case), expected,
+                                   ('output', 'd value', 'd locations', 'd weights')):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_a_point_off_the_image_gives_zero_and_no_gradient():
+    value = torch.randn(1, 12, 1, 2, dtype=torch.float64, requires_grad=True)  # one 3x4 level
+    loc = torch.tensor([[1.4, 0.5], [0.5, -0.3]], dtype=torch.float64).view(1, 2, 1, 1, 1, 2)
+    loc.requires_grad_(True)
+    weights = torch.ones(1, 2, 1, 1, 1, dtype=torch.float64, requires_grad=True)
+    out = multi_scale_deformable_attn(value, [(3, 4)], loc, weights, backend='cpu')
+    assert out.abs().max() == 0
+    out.sum().backward()
+    assert value.grad.abs().max() == 0 and loc.grad.abs().max() == 0
+    assert weights.grad.abs().max() == 0
+
+
+TRITON_CHECK = """
+import torch
+from occnet.ops import multi_scale_deformable_attn
+from msda_cases import outputs_and_grads, random_case
+case = random_case(5, bs=1, queries=6, heads=2, dims=8, points=2, shapes=((5, 7), (2, 3)))
+want = outputs_and_grads('pytorch', *case)
+got = outputs_and_grads('triton', *case)
+for g, w, name in zip(got, want, ('output', 'd value', 'd locations', 'd weights')):
+    torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, msg=name)
+print('triton matches')
+"""
+
+
+def test_triton_kernels_match_the_reference_under_the_interpreter():
+    """The Triton forward and backward kernels, run by Triton's CPU interpreter."""
+    pytest.importorskip('triton')
+    env = dict(os.environ, TRITON_INTERPRET='1',
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__)] + sys.path))
+    result = subprocess.run([sys.executable, '-c', TRITON_CHECK], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert 'triton matches' in result.stdout
+
+
+def test_backend_choice():
+    cpu_value = torch.zeros(1, 1, 1, 1)
+    assert resolve_backend(cpu_value) == 'cpu'
+    assert resolve_backend(cpu_value, 'pytorch') == 'pytorch'
+    with pytest.raises(ValueError, match="choose one of"):
+        resolve_backend(cpu_value, 'cuda_ext')
+    if os.environ.get('TRITON_INTERPRET') != '1':
+        with pytest.raises(ValueError, match='needs CUDA tensors'):
+            resolve_backend(cpu_value, 'triton')
+    old = set_msda_backend('pytorch')
+    try:
+        assert resolve_backend(cpu_value) == 'pytorch'
+    finally:
+        set_msda_backend(old)

@@ -27,3 +27,7 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
+
+# multi-scale deformable attention backend: 'auto' (Triton on CUDA, sparse products on CPU),
+# 'triton', 'cpu' or 'pytorch' (the grid_sample reference); see occnet/ops
+msda_backend = 'auto'

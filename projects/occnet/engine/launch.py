@@ -6,6 +6,7 @@ from mmengine.runner import Runner
 
 from occnet.engine.distributed import (configure_runner_for_device, finalize_distributed,
                                        init_distributed)
+from occnet.ops import set_msda_backend
 
 
 def load_config(config_path, cfg_options=None, launcher='none', work_dir=None):
@@ -20,9 +21,15 @@ def load_config(config_path, cfg_options=None, launcher='none', work_dir=None):
     return cfg
 
 
+def apply_runtime_options(cfg):
+    """Process-wide switches a config may set: `msda_backend` (ops.BACKENDS)."""
+    set_msda_backend(cfg.get('msda_backend', 'auto'))
+
+
 def run(cfg, mode):
     """Set up the process group for cfg.launcher, build the Runner and call its `mode`
     ('train' or 'test'), then tear the process group down."""
+    apply_runtime_options(cfg)
     init_distributed(cfg.launcher)
     configure_runner_for_device(cfg)
     getattr(Runner.from_cfg(cfg), mode)()

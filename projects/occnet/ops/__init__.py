@@ -1,5 +1,7 @@
-"""Custom operators: multi-scale deformable attention."""
-from occnet.ops.multi_scale_deformable_attn import (multi_scale_deformable_attn,
-                                                    multi_scale_deformable_attn_pytorch)
+"""Custom operators: multi-scale deformable attention and its backends."""
+from occnet.ops.multi_scale_deformable_attn import (BACKENDS, multi_scale_deformable_attn,
+                                                    multi_scale_deformable_attn_pytorch,
+                                                    resolve_backend, set_msda_backend)
 
-__all__ = ['multi_scale_deformable_attn', 'multi_scale_deformable_attn_pytorch']
+__all__ = ['BACKENDS', 'multi_scale_deformable_attn', 'multi_scale_deformable_attn_pytorch',
+           'resolve_backend', 'set_msda_backend']

@@ -8,9 +8,59 @@ Shapes (contract 7 of shared/DESIGN.md):
     attention_weights   (bs, num_queries, num_heads, num_levels, num_points)
     returns             (bs, num_queries, num_heads * head_dims)
 Sampling is bilinear with zero padding and align_corners=False, like `F.grid_sample`.
+
+Backends (all compute the same function, checked against each other in tests/test_ops_msda.py):
+    'pytorch'  the reference below: one `F.grid_sample` per level; any device.
+    'cpu'      sparse products with a hand-written backward (ops/msda_cpu.py); CPU tensors.
+    'triton'   a Triton kernel pair (ops/msda_triton.py); CUDA tensors, or CPU tensors under
+               TRITON_INTERPRET=1 (for tests).
+    'auto'     'triton' on CUDA when triton imports, else 'pytorch'; 'cpu' on CPU.
+The default is 'auto'. Override it with `msda_backend = '...'` in a config (applied by
+tools/train.py, test.py and benchmark.py), `set_msda_backend()`, or the OCCNET_MSDA_BACKEND
+environment variable.
 """
+import os
+
 import torch
 import torch.nn.functional as F
+
+from occnet.ops.msda_cpu import multi_scale_deformable_attn_cpu
+from occnet.ops.msda_triton import multi_scale_deformable_attn_triton, triton_available
+
+BACKENDS = ('auto', 'pytorch', 'cpu', 'triton')
+_default_backend = os.environ.get('OCCNET_MSDA_BACKEND', 'auto')
+
+
+def _at_least_fp32(tensor):
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
+def set_msda_backend(name):
+    """Choose the backend every later call uses (one of BACKENDS); returns the old one."""
+    global _default_backend
+    if name not in BACKENDS:
+        raise ValueError(f"msda_backend '{name}' is unknown; choose one of {BACKENDS}")
+    old, _default_backend = _default_backend, name
+    return old
+
+
+def resolve_backend(value, backend=None):
+    """The backend a call on `value`'s device runs with, after 'auto' is resolved."""
+    name = backend or _default_backend
+    if name not in BACKENDS:
+        raise ValueError(f"msda_backend '{name}' is unknown; choose one of {BACKENDS} "
+                         '(config key msda_backend or OCCNET_MSDA_BACKEND)')
+    if name == 'auto':
+        if value.is_cuda:
+            return 'triton' if triton_available() else 'pytorch'
+        return 'cpu' if value.device.type == 'cpu' else 'pytorch'
+    if name == 'cpu' and value.device.type != 'cpu':
+        raise ValueError(f"msda_backend 'cpu' needs CPU tensors, got {value.device}; use "
+                         "'auto', 'triton' or 'pytorch'")
+    if name == 'triton' and not value.is_cuda and os.environ.get('TRITON_INTERPRET') != '1':
+        raise ValueError("msda_backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 "
+                         "for a slow CPU check); use 'auto' or 'cpu'")
+    return name
 
 
 def _as_shape_list(value_spatial_shapes):
@@ -45,10 +95,19 @@ def multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_lo
 
 
 def multi_scale_deformable_attn(value, value_spatial_shapes, sampling_locations,
-                                attention_weights):
-    """Multi-scale deformable attention; picks the fastest correct backend for the device.
-
-    Only the PyTorch reference backend exists so far; faster backends plug in here.
-    """
+                                attention_weights, backend=None):
+    """Multi-scale deformable attention (contract 7) with the backend `resolve_backend`
+    picks (default: the fastest correct one for the device). Under autocast the sampling
+    locations stay fp32; the 'cpu' backend computes in fp32 and returns value's dtype."""
+    name = resolve_backend(value, backend)
+    sampling_locations = _at_least_fp32(sampling_locations)
+    if name == 'triton':
+        return multi_scale_deformable_attn_triton(value, value_spatial_shapes,
+                                                  sampling_locations, attention_weights)
+    if name == 'cpu':
+        out = multi_scale_deformable_attn_cpu(_at_least_fp32(value), value_spatial_shapes,
+                                              sampling_locations,
+                                              _at_least_fp32(attention_weights))
+        return out.to(value.dtype)
     return multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_locations,
                                                attention_weights)

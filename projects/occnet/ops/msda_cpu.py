@@ -1,0 +1,230 @@
+"""Multi-scale deformable attention for CPUs as sparse products, with a hand-written backward.
+
+The reference (`multi_scale_deformable_attn_pytorch`) samples with `F.grid_sample` into a
+(bs * heads, C, Q, L * P) tensor, copies it, multiplies it by the attention weights and sums,
+and autograd keeps several such tensors alive. Here nothing of that size is built.
+
+Each level of the value is padded with a one-pixel ring of zeros, so the four bilinear
+corners of a sampling point always exist and out-of-image corners contribute zero (the zero
+padding of `grid_sample`, with no masks). Let W be the sparse (bs * heads * Q) x (padded
+value rows) matrix holding attention weight x bilinear weight at the 4 corners of every
+point. Then:
+
+- forward: out = W @ value, one `F.embedding_bag(mode='sum', per_sample_weights=...)`;
+- d value = W^T @ grad. This is computed per corner as a CSR product over the points sorted
+  by their top-left corner (one sort of bs * heads * Q * L * P keys), then shifted onto the
+  other three corners;
+- d W at its non-zeros = <value row, grad row>. One sampled dense-dense product
+  (`torch.sparse.sampled_addmm`) gives it, and it chains to the attention weights and the
+  sampling locations elementwise.
+
+The work is done in chunks of (batch, head) blocks, which share no value rows, so the
+temporary index and weight tensors stay around CHUNK_CORNERS entries whatever the input size.
+
+Shapes and conventions are those of `occnet.ops.multi_scale_deformable_attn`.
+"""
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+CHUNK_CORNERS = 2 ** 22  # sampling-point corners handled per chunk (about 16 MB per tensor)
+
+
+def _levels(value_spatial_shapes):
+    """Per level: (h, w), the start row of the level in a zero-ringed (h+2)(w+2) table, and
+    the rows of one (batch, head) block of that table."""
+    shapes = [(int(h), int(w)) for h, w in value_spatial_shapes]
+    starts, total = [], 0
+    for h, w in shapes:
+        starts.append(total)
+        total += (h + 2) * (w + 2)
+    return shapes, starts, total
+
+
+def _points(shapes, starts, per_block, locations, attention):
+    """Corner geometry of the sampling points of a chunk of (batch, head) blocks.
+
+    Args:
+        locations: (nb, Q, L, P, 2) in [0, 1]; attention: (nb, Q, L, P).
+    Returns:
+        key: (nb, Q, L, P) int32 row of the top-left corner in the chunk's padded table.
+        offsets: (L, 4) int32 row offsets of the corners x0y0, x1y0, x0y1, x1y1.
+        fx, fy: (nb, Q, L, P) position inside the corner square.
+        attn: (nb, Q, L, P) attention weight, 0 where all 4 corners are off the image.
+        inside: (nb, Q, L, P) bool, some corner is on the image.
+    """
+    device, dtype = locations.device, locations.dtype
+    heights = torch.tensor([h for h, _ in shapes], dtype=dtype, device=device)[:, None]
+    widths = torch.tensor([w for _, w in shapes], dtype=dtype, device=device)[:, None]
+    x = locations[..., 0] * widths - 0.5
+    y = locations[..., 1] * heights - 0.5
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = x - x0, y - y0
+    inside = (x0 >= -1) & (x0 <= widths - 1) & (y0 >= -1) & (y0 <= heights - 1)
+    padded_w = widths + 2
+    row = (torch.minimum(y0.clamp(min=-1), heights - 1) + 1) * padded_w + \
+        torch.minimum(x0.clamp(min=-1), widths - 1) + 1  # exact integers in float
+    blocks = torch.arange(locations.shape[0], device=device).view(-1, 1, 1, 1) * per_block
+    key = (row.to(torch.int32) + torch.tensor(starts, dtype=torch.int32, device=device)[:, None]
+           + blocks.to(torch.int32))
+    pw = padded_w[:, 0].to(torch.int32)
+    offsets = torch.stack([torch.zeros_like(pw), torch.ones_like(pw), pw, pw + 1], dim=1)
+    return key, offsets, fx, fy, attention * inside, inside
+
+
+def _bilinear(fx, fy):
+    """(..., 4) weights of the corners x0y0, x1y0, x0y1, x1y1."""
+    return torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=-1)
+
+
+def _padded_table(value, shapes):
+    """(bs, S, heads, C) -> (bs * heads * sum (h+2)(w+2), C), each level ringed by zeros."""
+    bs, _, heads, channels = value.shape
+    levels = value.split([h * w for h, w in shapes], dim=1)
+    padded = [F.pad(level.view(bs, h, w, heads, channels).permute(0, 3, 4, 1, 2),
+                    (1, 1, 1, 1)).flatten(3) for level, (h, w) in zip(levels, shapes)]
+    return torch.cat(padded, dim=3).permute(0, 1, 3, 2).reshape(-1, channels)
+
+
+def _unpad(grad_table, shapes, bs, heads):
+    """Inverse of _padded_table for gradients: crop the rings -> (bs, S, heads, C)."""
+    channels = grad_table.shape[-1]
+    grad = grad_table.view(bs, heads, -1, channels)
+    out, start = [], 0
+    for h, w in shapes:
+        level = grad[:, :, start:start + (h + 2) * (w + 2)].view(bs, heads, h + 2, w + 2,
+                                                                  channels)
+        out.append(level[:, :, 1:h + 1, 1:w + 1].reshape(bs, heads, h * w, channels))
+        start += (h + 2) * (w + 2)
+    return torch.cat(out, dim=2).transpose(1, 2)
+
+
+def _chunks(num_blocks, corners_per_block):
+    """[(first block, end block)] with about CHUNK_CORNERS corners each."""
+    step = max(1, CHUNK_CORNERS // max(corners_per_block, 1))
+    return [(b, min(b + step, num_blocks)) for b in range(0, num_blocks, step)]
+
+
+def _as_blocks(value, sampling_locations, attention_weights):
+    """Locations (bs*heads, Q, L, P, 2) and weights (bs*heads, Q, L, P), block-major."""
+    bs, num_queries, heads = sampling_locations.shape[:3]
+    return (sampling_locations.transpose(1, 2).reshape(bs * heads, num_queries,
+                                                       *sampling_locations.shape[3:]),
+            attention_weights.transpose(1, 2).reshape(bs * heads, num_queries,
+                                                      *attention_weights.shape[3:]))
+
+
+class _MSDASparseCPU(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, value, value_spatial_shapes, sampling_locations, attention_weights):
+        bs, _, heads, channels = value.shape
+        _, num_queries, _, levels, points, _ = sampling_locations.shape
+        shapes, starts, per_block = _levels(value_spatial_shapes)
+        locations, attention = _as_blocks(value, sampling_locations, attention_weights)
+        table = _padded_table(value, shapes)
+        out = value.new_empty(bs * heads, num_queries, channels)
+        for first, end in _chunks(bs * heads, num_queries * levels * points * 4):
+            key, offsets, fx, fy, attn, _ = _points(shapes, starts, per_block,
+                                                    locations[first:end], attention[first:end])
+            index = (key[..., None] + offsets[:, None, :]).reshape(-1, levels * points * 4)
+            weight = (_bilinear(fx, fy) * attn[..., None]).reshape(index.shape)
+            out[first:end] = F.embedding_bag(
+                index, table[first * per_block:end * per_block],
+                per_sample_weights=weight.to(table.dtype), mode='sum').view(-1, num_queries,
+                                                                            channels)
+        ctx.save_for_backward(value, sampling_locations, attention_weights)
+        ctx.shapes = shapes
+        return out.view(bs, heads, num_queries, channels).transpose(1, 2).reshape(
+            bs, num_queries, heads * channels)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        value, sampling_locations, attention_weights = ctx.saved_tensors
+        bs, _, heads, channels = value.shape
+        _, num_queries, _, levels, points, _ = sampling_locations.shape
+        shapes, starts, per_block = _levels(ctx.shapes)
+        locations, attention = _as_blocks(value, sampling_locations, attention_weights)
+        table = _padded_table(value, shapes)
+        grad = grad_out.reshape(bs, num_queries, heads, channels).transpose(1, 2).reshape(
+            bs * heads, num_queries, channels).to(value.dtype)
+        grad_table = torch.empty_like(table)
+        grad_loc = torch.empty(locations.shape, dtype=value.dtype, device=value.device)
+        grad_attn = torch.empty(attention.shape, dtype=value.dtype, device=value.device)
+        sizes = torch.tensor(shapes, dtype=value.dtype, device=value.device)  # (L, 2) h, w
+        for first, end in _chunks(bs * heads, num_queries * levels * points * 4):
+            key, offsets, fx, fy, attn, inside = _points(
+                shapes, starts, per_block, locations[first:end], attention[first:end])
+            rows = (end - first) * num_queries
+            rows_table = table[first * per_block:end * per_block]
+            chunk_grad = grad[first:end].reshape(rows, channels)
+            bilinear = _bilinear(fx, fy)
+            dots = _corner_dots(key, offsets, chunk_grad, rows_table).view(bilinear.shape)
+            grad_attn[first:end] = (dots * bilinear).sum(-1) * inside
+            d_fx = (dots[..., 1] - dots[..., 0]) * (1 - fy) + (dots[..., 3] - dots[..., 2]) * fy
+            d_fy = (dots[..., 2] - dots[..., 0]) * (1 - fx) + (dots[..., 3] - dots[..., 1]) * fx
+            grad_loc[first:end, ..., 0] = d_fx * attn * sizes[:, 1, None]
+            grad_loc[first:end, ..., 1] = d_fy * attn * sizes[:, 0, None]
+            del dots, d_fx, d_fy
+            grad_table[first * per_block:end * per_block] = _transposed_product(
+                key.reshape(-1), bilinear * attn[..., None], chunk_grad, offsets, shapes, starts,
+                per_block, end - first, levels * points)
+        shape = (bs, heads, num_queries, levels, points)
+        return (_unpad(grad_table, shapes, bs, heads).to(value.dtype), None,
+                grad_loc.view(*shape, 2).transpose(1, 2).to(sampling_locations.dtype),
+                grad_attn.view(shape).transpose(1, 2).to(attention_weights.dtype))
+
+
+def _corner_dots(key, offsets, grad, table):
+    """<table row, grad row> at every corner of every point: (rows * L * P * 4,) in the
+    order (row, level, point, corner), as one sampled dense-dense product."""
+    index = (key[..., None] + offsets[:, None, :]).reshape(-1)
+    rows = grad.shape[0]
+    per_row = index.numel() // rows
+    crow = torch.arange(0, index.numel() + 1, per_row, dtype=torch.int32, device=key.device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter('ignore')
+        pattern = torch.sparse_csr_tensor(crow, index, grad.new_ones(index.numel()),
+                                          size=(rows, table.shape[0]))
+        return torch.sparse.sampled_addmm(pattern, grad, table.t(), beta=0.0).values()
+
+
+def _transposed_product(key, corner_weights, grad, offsets, shapes, starts, per_block,
+                        num_blocks, points_per_row):
+    """W^T @ grad: (num_blocks * per_block, C) gradient of the padded table.
+
+    Points are sorted by their top-left corner row `key`; for each corner a CSR matrix
+    (padded rows x bag rows) holding that corner's weights is multiplied by grad, and the
+    result is shifted by the corner's row offset within its level.
+    """
+    num_rows = num_blocks * per_block
+    sorted_key, order = torch.sort(key, stable=True)
+    crow = torch.zeros(num_rows + 1, dtype=torch.int32, device=key.device)
+    crow[1:] = torch.bincount(sorted_key, minlength=num_rows).cumsum(0)
+    bag_rows = torch.div(order, points_per_row, rounding_mode='floor').to(torch.int32)
+    weights = corner_weights.reshape(-1, 4)[order].to(grad.dtype)
+    out = torch.zeros(num_rows, grad.shape[1], dtype=grad.dtype, device=grad.device)
+    for corner in range(4):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            matrix = torch.sparse_csr_tensor(crow, bag_rows, weights[:, corner].contiguous(),
+                                             size=(num_rows, grad.shape[0]))
+            at_top_left = (matrix @ grad).view(num_blocks, per_block, -1)
+        grad_blocks = out.view(num_blocks, per_block, -1)
+        for level, (h, w) in enumerate(shapes):
+            start, size = starts[level], (h + 2) * (w + 2)
+            shift = int(offsets[level, corner])
+            grad_blocks[:, start + shift:start + size] += \
+                at_top_left[:, start:start + size - shift]
+    return out
+
+
+def multi_scale_deformable_attn_cpu(value, value_spatial_shapes, sampling_locations,
+                                    attention_weights):
+    """Multi-scale deformable attention by sparse products (see the module docstring); same
+    arguments and result as `multi_scale_deformable_attn_pytorch`."""
+    if isinstance(value_spatial_shapes, torch.Tensor):
+        value_spatial_shapes = value_spatial_shapes.tolist()
+    return _MSDASparseCPU.apply(value, value_spatial_shapes, sampling_locations,
+                                attention_weights)
