@@ -141,3 +141,45 @@ def test_bev_flip_draw_depends_only_on_the_shared_seed():
     assert all(flip.transform({'aug_seed': s, 'lidar2img': np.eye(4)[None]})['bev_flip'] == d
                for s, d in draws.items())
     assert len(set(draws.values())) == 4
+
+
+def textured_jpegs(folder, count=8, size=(640, 360), seed=0):
+    """Camera-like JPEGs: smooth shading, hard-edged boxes and sensor noise (quality 90)."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        width, height = size
+        ramp = np.linspace(60, 200, width)[None, :, None] + np.linspace(0, 40, height)[:, None,
+                                                                                       None]
+        image = np.repeat(ramp, 3, axis=2)
+        for _ in range(12):
+            x, y = rng.integers(0, width - 60), rng.integers(0, height - 40)
+            image[y:y + rng.integers(10, 40), x:x + rng.integers(10, 60)] = rng.integers(0, 255,
+                                                                                          3)
+        image += rng.normal(0, 6, image.shape)
+        path = str(folder / f'cam{i}.jpg')
+        cv2.imwrite(path, np.clip(image, 0, 255).astype(np.uint8),
+                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+        paths.append(path)
+    return paths
+
+
+def test_reduced_decode_equals_decode_then_resize(tmp_path):
+    from occnet.datasets.transforms.image import ResizeMultiViewImages
+    from occnet.datasets.transforms.loading import LoadMultiViewImages
+    calib = [camera(yaw) for yaw in range(0, 360, 45)]
+    frame = dict(token='tok', img_paths=textured_jpegs(tmp_path),
+                 **{key: np.stack([c[key] for c in calib]) for key in calib[0]})
+    plain = ResizeMultiViewImages(scale=0.5).transform(
+        LoadMultiViewImages().transform(dict(frame)))
+    reduced = LoadMultiViewImages(decode_scale=0.5).transform(dict(frame))
+    assert reduced['img_shape'] == plain['img_shape'] == (180, 320)
+    assert reduced['ori_shape'] == (360, 640)
+    np.testing.assert_allclose(reduced['lidar2img'], plain['lidar2img'], rtol=0, atol=1e-12)
+    for fast, slow in zip(reduced['imgs'], plain['imgs']):
+        diff = np.abs(fast.astype(int) - slow.astype(int))
+        # rounding of the noise, not content: a shifted or wrongly scaled image differs by tens
+        assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 8
+    with pytest.raises(ValueError, match='decode_scale must be 1, 0.5, 0.25 or 0.125'):
+        LoadMultiViewImages(decode_scale=0.3)

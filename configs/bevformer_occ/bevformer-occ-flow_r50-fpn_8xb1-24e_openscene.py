@@ -11,9 +11,8 @@ model = dict(
                    hidden_dims=32, loss=dict(type='FlowL1Loss', loss_weight=0.5)))
 
 train_pipeline = [
-    dict(type='LoadMultiViewImages'),
+    dict(type='LoadMultiViewImages', decode_scale=0.5),
     dict(type='PhotoMetricDistortionMultiViewImages'),
-    dict(type='ResizeMultiViewImages', scale=0.5),
     dict(type='GridMaskMultiViewImages', prob=0.7),
     dict(type='LoadOccupancyLabel', with_flow=True),
     dict(type='PackOccInputs'),
