@@ -8,11 +8,11 @@ Cases (baseline `bevformer-occ-tiny_r50`: 960x540 images, 1 FPN level at stride 
     sca  spatial cross-attention: value (8 cameras, 17x30, 8, 32); the queries are the most
          BEV pillars any camera sees (its 4 anchors projected with the OpenScene-like
          synthetic rig), 8 points
-    tsa  temporal self-attention: value (2 = previous and current BEV, 200x200, 8, 32), 40000
-         queries, 4 points
-Each backend runs in its own process, so its peak memory is its own. On CPU, peak memory is
-the growth of the peak resident set over the inputs; on CUDA, torch.cuda.max_memory_allocated
-over the inputs. Prints a table and, last, one JSON line.
+    tsa  temporal self-attention: value (batch 1; previous and current BEV as 2 levels of
+         200x200, 8, 32), 40000 queries, 4 points per level
+Each backend runs in its own process, so its peak memory is its own: the peak during the
+timed runs minus what the inputs already used (occnet.peak_memory: resident-set high-water
+mark on CPU, torch.cuda.max_memory_allocated on CUDA). Prints a table and, last, one JSON line.
 """
 import argparse
 import json
@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 CASES = {'sca': dict(bs=8, heads=8, dims=32, levels=1, points=8, hw=(17, 30)),
-         'tsa': dict(bs=2, heads=8, dims=32, levels=1, points=4, hw=(200, 200),
+         'tsa': dict(bs=1, heads=8, dims=32, levels=2, points=4, hw=(200, 200),
                      queries=40000)}
 
 
@@ -55,6 +55,7 @@ def measure(backend, case, device, mode, repeats):
     import torch
 
     from occnet.ops import multi_scale_deformable_attn
+    from occnet.peak_memory import peak_growth_mb, reset_peak
     torch.manual_seed(0)
     if mode == 'compare64':
         torch.set_default_dtype(torch.float64)
@@ -62,7 +63,9 @@ def measure(backend, case, device, mode, repeats):
     queries = spec.get('queries') or sca_queries()
     height, width = spec['hw']
     shape = (spec['bs'], queries, spec['heads'], spec['levels'], spec['points'])
-    value = torch.randn(spec['bs'], height * width, spec['heads'], spec['dims'], device=device)
+    shapes = [(height, width)] * spec['levels']
+    value = torch.randn(spec['bs'], height * width * spec['levels'], spec['heads'], spec['dims'],
+                        device=device)
     locations = torch.rand(*shape, 2, device=device)
     weights = torch.rand(*shape, device=device).softmax(-1)
     grad = torch.randn(spec['bs'], queries, spec['heads'] * spec['dims'], device=device)
@@ -71,7 +74,7 @@ def measure(backend, case, device, mode, repeats):
     def step(name):
         for t in inputs:
             t.grad = None
-        out = multi_scale_deformable_attn(inputs[0], [(height, width)], inputs[1], inputs[2],
+        out = multi_scale_deformable_attn(inputs[0], shapes, inputs[1], inputs[2],
                                           backend=name)
         out.backward(grad)
         return [out.detach()] + [t.grad for t in inputs]
@@ -86,9 +89,7 @@ def measure(backend, case, device, mode, repeats):
         print(json.dumps(dict(error=error)))
         return
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
-    base = _memory_mb(device)
-    if device == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
+    base = reset_peak(device)
     times = []
     for _ in range(repeats + 1):  # the first run warms up
         sync()
@@ -97,24 +98,7 @@ def measure(backend, case, device, mode, repeats):
         sync()
         times.append(time.perf_counter() - start)
     print(json.dumps(dict(queries=queries, sec=statistics.median(times[1:]),
-                          peak_mb=_peak_mb(device) - base)))
-
-
-def _memory_mb(device):
-    import torch
-    if device == 'cuda':
-        return torch.cuda.memory_allocated() / 2 ** 20
-    with open('/proc/self/status') as f:
-        return next(int(line.split()[1]) for line in f if line.startswith('VmRSS')) / 1024
-
-
-def _peak_mb(device):
-    import resource
-
-    import torch
-    if device == 'cuda':
-        return torch.cuda.max_memory_allocated() / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                          peak_mb=peak_growth_mb(device, base))))
 
 
 def child(backend, case, device, mode, repeats):

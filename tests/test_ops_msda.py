@@ -164,3 +164,17 @@ def test_backend_choice():
         assert resolve_backend(cpu_value) == 'pytorch'
     finally:
         set_msda_backend(old)
+
+
+def test_non_finite_locations_count_as_off_the_image():
+    value, shapes, locations, weights = random_case(7, bs=1, queries=5, heads=2, dims=4)
+    broken = locations.clone()
+    broken[0, 1, 0, 0, 0] = torch.tensor([float('nan'), 0.5])
+    broken[0, 2, 1, 1, 2] = torch.tensor([0.5, float('inf')])
+    silent = weights.clone()
+    silent[0, 1, 0, 0, 0] = silent[0, 2, 1, 1, 2] = 0.0  # what "off the image" contributes
+    got = outputs_and_grads('cpu', value, shapes, broken, weights)
+    want = outputs_and_grads('cpu', value, shapes, locations, silent)
+    assert all(torch.isfinite(t).all() for t in got)
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])  # value gradient

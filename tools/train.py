@@ -1,6 +1,6 @@
 """Train an occnet model.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|CKPT]] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|CKPT]] [--amp [bf16|fp16]]
                                  [--cfg-options key=value ...]
     ./tools/dist_train.sh CONFIG NUM_PROCESSES [same options]
 """
@@ -9,6 +9,7 @@ import os
 
 from mmengine.config import DictAction
 
+from occnet.engine.amp import configure_amp
 from occnet.engine.launch import load_config, run
 
 
@@ -21,7 +22,9 @@ def parse_args():
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or with no value (or "auto") from the newest '
                         'checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', nargs='?', const='bf16', choices=('bf16', 'fp16'),
+                        help='mixed precision: bf16 autocast (the default of a bare --amp; '
+                        'CPU or GPU) or fp16 autocast with loss scaling (GPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
@@ -38,9 +41,10 @@ def main():
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    try:
+        configure_amp(cfg, args.amp)
+    except ValueError as err:
+        raise SystemExit(f'error: {err}') from None
     run(cfg, 'train')
 
 

@@ -8,6 +8,7 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
@@ -24,3 +25,5 @@ METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='occnet',
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope='occnet',
                      locations=['occnet.datasets'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='occnet', locations=['occnet.engine'])
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='occnet',
+                          locations=['occnet.engine'])

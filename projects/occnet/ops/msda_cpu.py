@@ -19,7 +19,9 @@ point. Then:
   sampling locations elementwise.
 
 The work is done in chunks of (batch, head) blocks, which share no value rows, so the
-temporary index and weight tensors stay around CHUNK_CORNERS entries whatever the input size.
+temporary index and weight tensors stay around CHUNK_CORNERS entries (or one block's, when a
+single block has more corners than that). Indices are int32: the padded table of one call
+must have fewer than 2^31 rows.
 
 Shapes and conventions are those of `occnet.ops.multi_scale_deformable_attn`.
 """
@@ -57,20 +59,23 @@ def _points(shapes, starts, per_block, locations, attention):
     device, dtype = locations.device, locations.dtype
     heights = torch.tensor([h for h, _ in shapes], dtype=dtype, device=device)[:, None]
     widths = torch.tensor([w for _, w in shapes], dtype=dtype, device=device)[:, None]
-    x = locations[..., 0] * widths - 0.5
-    y = locations[..., 1] * heights - 0.5
+    # non-finite locations count as off the image (-2 is left of the zero ring)
+    x = torch.nan_to_num(locations[..., 0] * widths - 0.5, nan=-2.0, posinf=-2.0, neginf=-2.0)
+    y = torch.nan_to_num(locations[..., 1] * heights - 0.5, nan=-2.0, posinf=-2.0, neginf=-2.0)
     x0, y0 = torch.floor(x), torch.floor(y)
     fx, fy = x - x0, y - y0
     inside = (x0 >= -1) & (x0 <= widths - 1) & (y0 >= -1) & (y0 <= heights - 1)
-    padded_w = widths + 2
-    row = (torch.minimum(y0.clamp(min=-1), heights - 1) + 1) * padded_w + \
-        torch.minimum(x0.clamp(min=-1), widths - 1) + 1  # exact integers in float
+    int_h = torch.tensor([h for h, _ in shapes], device=device)[:, None]
+    int_w = torch.tensor([w for _, w in shapes], device=device)[:, None]
+    col = torch.minimum(x0.clamp(min=-1, max=2 ** 30).long(), int_w - 1) + 1
+    row = torch.minimum(y0.clamp(min=-1, max=2 ** 30).long(), int_h - 1) + 1
     blocks = torch.arange(locations.shape[0], device=device).view(-1, 1, 1, 1) * per_block
-    key = (row.to(torch.int32) + torch.tensor(starts, dtype=torch.int32, device=device)[:, None]
-           + blocks.to(torch.int32))
-    pw = padded_w[:, 0].to(torch.int32)
+    key = (row * (int_w + 2) + col + torch.tensor(starts, device=device)[:, None]
+           + blocks).to(torch.int32)
+    pw = (int_w[:, 0] + 2).to(torch.int32)
     offsets = torch.stack([torch.zeros_like(pw), torch.ones_like(pw), pw, pw + 1], dim=1)
-    return key, offsets, fx, fy, attention * inside, inside
+    attention = torch.where(inside, attention, torch.zeros_like(attention))
+    return key, offsets, fx, fy, attention, inside
 
 
 def _bilinear(fx, fy):
@@ -82,7 +87,7 @@ def _padded_table(value, shapes):
     """(bs, S, heads, C) -> (bs * heads * sum (h+2)(w+2), C), each level ringed by zeros."""
     bs, _, heads, channels = value.shape
     levels = value.split([h * w for h, w in shapes], dim=1)
-    padded = [F.pad(level.view(bs, h, w, heads, channels).permute(0, 3, 4, 1, 2),
+    padded = [F.pad(level.reshape(bs, h, w, heads, channels).permute(0, 3, 4, 1, 2),
                     (1, 1, 1, 1)).flatten(3) for level, (h, w) in zip(levels, shapes)]
     return torch.cat(padded, dim=3).permute(0, 1, 3, 2).reshape(-1, channels)
 
@@ -116,13 +121,19 @@ def _as_blocks(value, sampling_locations, attention_weights):
 
 
 class _MSDASparseCPU(torch.autograd.Function):
+    """Runs with autocast off, forward and backward, in the inputs' precision (fp32 under
+    autocast; the sparse kernels have no bf16 versions, so callers pass fp32 or fp64)."""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type='cpu', cast_inputs=torch.float32)
     def forward(ctx, value, value_spatial_shapes, sampling_locations, attention_weights):
         bs, _, heads, channels = value.shape
         _, num_queries, _, levels, points, _ = sampling_locations.shape
         shapes, starts, per_block = _levels(value_spatial_shapes)
         locations, attention = _as_blocks(value, sampling_locations, attention_weights)
+        if bs * heads * per_block >= 2 ** 31:
+            raise ValueError(f'value too large for int32 indices ({bs * heads * per_block} '
+                             "padded rows); use msda_backend 'pytorch'")
         table = _padded_table(value, shapes)
         out = value.new_empty(bs * heads, num_queries, channels)
         for first, end in _chunks(bs * heads, num_queries * levels * points * 4):
@@ -140,6 +151,7 @@ class _MSDASparseCPU(torch.autograd.Function):
             bs, num_queries, heads * channels)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type='cpu')
     def backward(ctx, grad_out):
         value, sampling_locations, attention_weights = ctx.saved_tensors
         bs, _, heads, channels = value.shape
@@ -160,20 +172,26 @@ class _MSDASparseCPU(torch.autograd.Function):
             rows_table = table[first * per_block:end * per_block]
             chunk_grad = grad[first:end].reshape(rows, channels)
             bilinear = _bilinear(fx, fy)
+            if ctx.needs_input_grad[0]:
+                grad_table[first * per_block:end * per_block] = _transposed_product(
+                    key.reshape(-1), bilinear * attn[..., None], chunk_grad, offsets, shapes,
+                    starts, per_block, end - first, levels * points)
+            if not (ctx.needs_input_grad[2] or ctx.needs_input_grad[3]):
+                continue
             dots = _corner_dots(key, offsets, chunk_grad, rows_table).view(bilinear.shape)
             grad_attn[first:end] = (dots * bilinear).sum(-1) * inside
             d_fx = (dots[..., 1] - dots[..., 0]) * (1 - fy) + (dots[..., 3] - dots[..., 2]) * fy
             d_fy = (dots[..., 2] - dots[..., 0]) * (1 - fx) + (dots[..., 3] - dots[..., 1]) * fx
             grad_loc[first:end, ..., 0] = d_fx * attn * sizes[:, 1, None]
             grad_loc[first:end, ..., 1] = d_fy * attn * sizes[:, 0, None]
-            del dots, d_fx, d_fy
-            grad_table[first * per_block:end * per_block] = _transposed_product(
-                key.reshape(-1), bilinear * attn[..., None], chunk_grad, offsets, shapes, starts,
-                per_block, end - first, levels * points)
         shape = (bs, heads, num_queries, levels, points)
-        return (_unpad(grad_table, shapes, bs, heads).to(value.dtype), None,
-                grad_loc.view(*shape, 2).transpose(1, 2).to(sampling_locations.dtype),
-                grad_attn.view(shape).transpose(1, 2).to(attention_weights.dtype))
+        needs = ctx.needs_input_grad
+        return (_unpad(grad_table, shapes, bs, heads).to(value.dtype) if needs[0] else None,
+                None,
+                grad_loc.view(*shape, 2).transpose(1, 2).to(sampling_locations.dtype)
+                if needs[2] else None,
+                grad_attn.view(shape).transpose(1, 2).to(attention_weights.dtype)
+                if needs[3] else None)
 
 
 def _corner_dots(key, offsets, grad, table):

@@ -3,8 +3,10 @@
 One program handles one (batch, query, head): it walks the levels and points, gathers the
 four bilinear corners of each sampling point as head_dims-wide vectors and accumulates them
 with the attention weight in fp32. The backward program recomputes the corners, scatters
-weight x grad_out into the value gradient with atomic adds, and reduces the attention and
-location gradients in registers. Inputs may be fp32, fp16 or bf16; accumulation is fp32.
+weight x grad_out into the value gradient with atomic adds (so the value gradient is not
+bitwise deterministic), and reduces the attention and location gradients in registers.
+Inputs may be fp32, fp16 or bf16; accumulation is fp32 (fp64 inputs are computed in fp32).
+Offsets are int64.
 
 The kernels also run on CPU tensors under `TRITON_INTERPRET=1` (slowly), which is how the
 tests check them on machines without a GPU. Shapes and conventions are those of
@@ -40,7 +42,7 @@ if triton is not None:
                              num_values, num_queries, heads, channels,
                              LEVELS: tl.constexpr, POINTS: tl.constexpr,
                              BLOCK_C: tl.constexpr):
-        pid = tl.program_id(0)  # (batch * query) * heads + head
+        pid = tl.program_id(0).to(tl.int64)  # (batch * query) * heads + head
         head = pid % heads
         bq = pid // heads
         batch = bq // num_queries
@@ -81,7 +83,7 @@ if triton is not None:
                               num_values, num_queries, heads, channels,
                               LEVELS: tl.constexpr, POINTS: tl.constexpr,
                               BLOCK_C: tl.constexpr):
-        pid = tl.program_id(0)
+        pid = tl.program_id(0).to(tl.int64)
         head = pid % heads
         bq = pid // heads
         batch = bq // num_queries
@@ -146,6 +148,7 @@ def _level_tables(value_spatial_shapes, device):
 class _MSDATriton(torch.autograd.Function):
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type='cuda')
     def forward(ctx, value, value_spatial_shapes, sampling_locations, attention_weights):
         value = value.contiguous()
         sampling_locations = sampling_locations.contiguous()
@@ -158,11 +161,12 @@ class _MSDATriton(torch.autograd.Function):
         _msda_forward_kernel[(bs * num_queries * heads,)](
             value, shapes, starts, sampling_locations, attention_weights, out,
             num_values, num_queries, heads, channels, LEVELS=levels, POINTS=points,
-            BLOCK_C=block)
+            BLOCK_C=block, num_warps=1)  # one head's channels: a single warp is enough
         ctx.save_for_backward(value, shapes, starts, sampling_locations, attention_weights)
         return out.view(bs, num_queries, heads * channels)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type='cuda')
     def backward(ctx, grad_out):
         value, shapes, starts, sampling_locations, attention_weights = ctx.saved_tensors
         bs, num_values, heads, channels = value.shape
@@ -176,7 +180,7 @@ class _MSDATriton(torch.autograd.Function):
             value, shapes, starts, sampling_locations, attention_weights,
             grad_out.contiguous(), grad_value, grad_loc, grad_attn,
             num_values, num_queries, heads, channels, LEVELS=levels, POINTS=points,
-            BLOCK_C=triton.next_power_of_2(channels))
+            BLOCK_C=triton.next_power_of_2(channels), num_warps=1)
         return (grad_value.to(value.dtype), None, grad_loc.to(sampling_locations.dtype),
                 grad_attn.to(attention_weights.dtype))
 

@@ -76,7 +76,7 @@ def multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_lo
     _, num_queries, _, num_levels, num_points, _ = sampling_locations.shape
     shapes = _as_shape_list(value_spatial_shapes)
     value_per_level = value.split([h * w for h, w in shapes], dim=1)
-    grids = 2.0 * sampling_locations - 1.0  # grid_sample wants [-1, 1]
+    grids = (2.0 * sampling_locations - 1.0).to(value.dtype)  # grid_sample wants [-1, 1]
     sampled = []
     for level, (height, width) in enumerate(shapes):
         # (bs, H*W, heads, C) -> (bs*heads, C, H, W)

@@ -46,7 +46,8 @@ class LoadMultiViewImages(BaseTransform):
     Reads `results['img_paths']` (N,) and the stacked calibration `sensor2lidar_rotation`
     (N, 3, 3), `sensor2lidar_translation` (N, 3), `cam_intrinsic` (N, 3, 3); adds `imgs` (list
     of N uint8 (H, W, 3) RGB arrays), `lidar2img` (N, 4, 4) float64 for the decoded pixels,
-    `img_shape` (H, W) as decoded and `ori_shape` (H, W) of the files.
+    `img_shape` (H, W) as decoded and `ori_shape` (H, W) = decoded size / decode_scale (the
+    files' size, rounded up to a multiple of 1 / decode_scale).
 
     Args:
         decode_scale: 1, 0.5, 0.25 or 0.125. Below 1 the JPEGs are decoded directly at that

@@ -1,6 +1,11 @@
 """torchvision ResNet as a multi-level image backbone."""
+import logging
+
+import torch
 import torch.nn as nn
 import torchvision
+from torch.utils.checkpoint import checkpoint
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from occnet.models.backbones.deform_conv import ModulatedDeformConv2d
@@ -25,12 +30,18 @@ class TorchvisionResNet(BaseModule):
         dcn_stages: 4 booleans, layer1..layer4: replace the 3x3 convolutions (conv2) of
             those stages' blocks by modulated deformable convolutions (the "-DCN" backbones
             use (False, False, True, True)).
+        with_cp: activation checkpointing: in training, the trainable stages keep only their
+            inputs and recompute their activations in the backward pass (less memory, about
+            a third more backbone time). Use with `norm_eval=True` (frozen BatchNorm), as
+            the baseline does: a BatchNorm in training mode would update its running
+            statistics again when recomputed.
     Returns (forward):
         tuple of (B, C_i, H / s_i, W / s_i) tensors, one per `out_indices` entry.
     """
 
     def __init__(self, depth=50, out_indices=(3,), frozen_stages=-1, norm_eval=False,
-                 weights=None, dcn_stages=(False, False, False, False), init_cfg=None):
+                 weights=None, dcn_stages=(False, False, False, False), with_cp=False,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if depth not in _ARCHS:
             raise ValueError(f'TorchvisionResNet depth must be one of {sorted(_ARCHS)}, '
@@ -53,6 +64,12 @@ class TorchvisionResNet(BaseModule):
         expansion = 1 if depth < 50 else 4
         self.out_channels = [64 * 2**i * expansion for i in self.out_indices]
         self.weights = weights
+        self.with_cp = with_cp
+        if with_cp and not norm_eval and frozen_stages < len(self.stages):
+            print_log('TorchvisionResNet: with_cp=True with norm_eval=False updates the running '
+                      'statistics of BatchNorm layers twice per step (forward and recompute); '
+                      'set norm_eval=True as the baseline does', logger='current',
+                      level=logging.WARNING)
         self._freeze()
 
     def init_weights(self):
@@ -82,7 +99,11 @@ class TorchvisionResNet(BaseModule):
         x = self.stem(images)
         outs = []
         for i, stage in enumerate(self.stages):
-            x = stage(x)
+            needs_grad = x.requires_grad or any(p.requires_grad for p in stage.parameters())
+            if self.with_cp and self.training and torch.is_grad_enabled() and needs_grad:
+                x = checkpoint(stage, x, use_reentrant=False)
+            else:
+                x = stage(x)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)

@@ -3,6 +3,7 @@ cross-attention over the cameras."""
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
+from torch.utils.checkpoint import checkpoint
 
 from occnet.constants import CAMERA_NAMES, POINT_CLOUD_RANGE
 from occnet.models.bev_encoders.bev_grid import (align_prev_bev, bev_reference_points_2d,
@@ -51,13 +52,19 @@ class BEVFormerEncoder(BaseModule):
         pc_range: metric range covered by the BEV, [x_min, y_min, z_min, x_max, y_max, z_max].
         pillar_z_range: (z_min, z_max) metres spanned by the pillar anchors; defaults to the
             pc_range heights. Narrowing it to where objects are puts more anchors on them.
+        with_cp: activation checkpointing: in training each layer keeps only its inputs and
+            recomputes its activations in the backward pass (dropout masks are replayed).
+    Geometry stays fp32 under autocast: the anchors' projections into the cameras and the
+    attention sampling locations.
     """
 
     def __init__(self, bev_h=200, bev_w=200, embed_dims=256, num_layers=3, num_heads=8,
                  num_levels=1, num_cams=len(CAMERA_NAMES), num_points_in_pillar=4,
                  temporal_points=4, spatial_points=8, ffn_dims=512, dropout=0.1,
-                 pc_range=POINT_CLOUD_RANGE, pillar_z_range=None, init_cfg=None):
+                 pc_range=POINT_CLOUD_RANGE, pillar_z_range=None, with_cp=False,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
         self.bev_h, self.bev_w, self.embed_dims = bev_h, bev_w, embed_dims
         self.pc_range = tuple(pc_range)
         self.bev_queries = nn.Embedding(bev_h * bev_w, embed_dims)
@@ -110,8 +117,9 @@ class BEVFormerEncoder(BaseModule):
         query = self.bev_queries.weight[None].expand(batch, -1, -1)
         query_pos = self.positional_embedding()
         img_feats, spatial_shapes = self.flatten_features(mlvl_feats)
-        ref_cam, visible = project_to_cameras(self.ref_3d, lidar2img, image_hw, padded_hw)
-        ref_cam = ref_cam.to(img_feats.dtype)
+        with torch.autocast(lidar2img.device.type, enabled=False):
+            ref_cam, visible = project_to_cameras(self.ref_3d, lidar2img.float(), image_hw,
+                                                  padded_hw)
         if prev_bev is None:
             prev = query
         else:
@@ -119,6 +127,10 @@ class BEVFormerEncoder(BaseModule):
             keep = has_prev.view(batch, 1, 1).to(aligned.dtype)
             prev = aligned * keep + query * (1 - keep)
         for layer in self.layers:
-            query = layer(query, query_pos, prev, self.ref_2d, (self.bev_h, self.bev_w),
-                          img_feats, spatial_shapes, ref_cam, visible)
+            args = (query, query_pos, prev, self.ref_2d, (self.bev_h, self.bev_w), img_feats,
+                    spatial_shapes, ref_cam, visible)
+            if self.with_cp and self.training and torch.is_grad_enabled():
+                query = checkpoint(layer, *args, use_reentrant=False)
+            else:
+                query = layer(*args)
         return query

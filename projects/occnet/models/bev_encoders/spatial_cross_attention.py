@@ -103,10 +103,11 @@ class SpatialCrossAttention(nn.Module):
         out = multi_scale_deformable_attn(value, spatial_shapes, locations, weights)
         out = out.view(batch, num_cams, max_len, channels) * valid[..., None]
 
-        # scatter back to the BEV slots and average over the cameras that see each pillar
+        # scatter back to the BEV slots (accumulated in the query's precision, fp32 under
+        # autocast) and average over the cameras that see each pillar
         slots = query.new_zeros(batch, num_queries, channels)
         slots.scatter_add_(1, index.flatten(1, 2)[..., None].expand(-1, -1, channels),
-                           out.flatten(1, 2))
+                           out.flatten(1, 2).to(slots.dtype))
         num_views = hit.sum(1).clamp(min=1).to(slots.dtype)  # (B, HW)
         slots = slots / num_views[..., None]
         return query + self.dropout(self.output_proj(slots))

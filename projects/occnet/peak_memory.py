@@ -1,0 +1,28 @@
+"""Peak memory of a stretch of work, for benchmarks: CUDA's allocator peak on GPUs, the
+resident-set high-water mark on Linux CPUs."""
+import torch
+
+
+def reset_peak(device='cpu'):
+    """Start tracking here; returns the memory in use now (MB), to subtract later.
+
+    On CPU this writes 5 to /proc/self/clear_refs, which resets the process's VmHWM."""
+    if str(device).startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2 ** 20
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+    return status_mb('VmRSS')
+
+
+def peak_growth_mb(device, baseline):
+    """Peak memory since reset_peak minus `baseline` (MB)."""
+    if str(device).startswith('cuda'):
+        return torch.cuda.max_memory_allocated() / 2 ** 20 - baseline
+    return status_mb('VmHWM') - baseline
+
+
+def status_mb(field):
+    """A /proc/self/status memory field (e.g. 'VmRSS', 'VmHWM') in MB."""
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ':')) / 1024

@@ -1,0 +1,134 @@
+"""Seconds per iteration and peak memory of a config's model, training or inference (contract 6).
+
+    python tools/benchmark.py CONFIG [--mode train|infer] [--iters N] [--warmup N]
+        [--amp bf16|fp16] [--img-size W H] [--batch-size B] [--msda-backend NAME]
+        [--cfg-options model.bev_encoder.with_cp=True ...]
+
+The batches are random images of --img-size (default 960x540, the baseline's input) on the
+8 cameras of the OpenScene-like synthetic rig, so the spatial cross-attention sees the real
+number of visible pillars, and random labels; training runs the config's whole queue
+(queue_length frames, the history ones without gradient) and its optimiser. Data loading
+is not included (see benchmarks/input_pipeline.py). Peak memory is the peak during the
+iterations minus what was in use before the first one (model, inputs): from
+torch.cuda.max_memory_allocated on CUDA, from the resident-set high-water mark on CPU. So it
+counts activations, gradients and optimiser state, not the weights.
+The last line printed is JSON with sec_per_iter, samples_per_sec, peak_mem_mb and device.
+"""
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+from mmengine.config import DictAction
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+from occnet.constants import CAMERA_NAMES, GRID_SHAPE
+from occnet.datasets.synthetic.rig import make_rig
+from occnet.engine.amp import configure_amp
+from occnet.engine.launch import apply_runtime_options, load_config
+from occnet.geometry import lidar2img_matrix
+from occnet.peak_memory import peak_growth_mb, reset_peak
+from occnet.registry import MODELS
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('--mode', choices=('train', 'infer'), default='train')
+    parser.add_argument('--iters', type=int, default=5, help='timed iterations')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed iterations first')
+    parser.add_argument('--amp', choices=('bf16', 'fp16'), help='mixed precision')
+    parser.add_argument('--img-size', type=int, nargs=2, default=(960, 540),
+                        metavar=('W', 'H'), help='network input per camera, before padding')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--msda-backend', help='override the config: auto, cpu, triton, '
+                        'pytorch')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def synthetic_batch(batch_size, num_frames, img_size, seed=0):
+    """Data in the dataset's format: uint8 images (T, N, 3, H, W) per sample and the sample
+    dicts the model reads (rig projections, identity ego motion, random labels)."""
+    rng = np.random.default_rng(seed)
+    width, height = img_size
+    rig = make_rig(rng, (width, height))
+    lidar2img = np.stack([lidar2img_matrix(rig[cam]) for cam in CAMERA_NAMES])
+    samples, imgs = [], []
+    for b in range(batch_size):
+        labels = rng.integers(0, 12, GRID_SHAPE, dtype=np.uint8)
+        samples.append(dict(
+            token=f'bench{b}', prev_token=None, img_shape=(height, width),
+            lidar2img=np.tile(lidar2img, (num_frames, 1, 1, 1)),
+            cur2prev=np.tile(np.eye(4), (num_frames, 1, 1)),
+            queue_valid=np.ones(num_frames, dtype=bool),
+            voxel_semantics=torch.from_numpy(labels)))
+        imgs.append(torch.from_numpy(rng.integers(0, 256, (num_frames, len(CAMERA_NAMES), 3,
+                                                           height, width), dtype=np.uint8)))
+    return dict(inputs=dict(imgs=imgs), data_samples=samples)
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    if args.msda_backend:
+        cfg.msda_backend = args.msda_backend
+    apply_runtime_options(cfg)
+    init_default_scope(cfg.get('default_scope', 'occnet'))
+    try:
+        configure_amp(cfg, args.amp, args.device.split(':')[0])
+    except ValueError as err:
+        sys.exit(f'error: {err}')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).to(args.device)
+    train = args.mode == 'train'
+    num_frames = cfg.train_dataloader.dataset.get('queue_length', 1) if train else 1
+    batch = synthetic_batch(args.batch_size, num_frames, args.img_size)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper) if train else None
+    autocast = torch.autocast(args.device.split(':')[0], dtype=torch.bfloat16
+                              if args.amp == 'bf16' else torch.float16, enabled=bool(args.amp))
+
+    def step():
+        data = model.data_preprocessor(batch, train)
+        if train:
+            model.train()
+            with optim_wrapper.optim_context(model):
+                losses = model(**data, mode='loss')
+            optim_wrapper.update_params(sum(losses.values()))
+        else:
+            model.eval()
+            model._prev_frame = None
+            with torch.no_grad(), autocast:
+                model(**data, mode='predict')
+
+    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
+    baseline = reset_peak(args.device)
+    times = []
+    for i in range(args.warmup + args.iters):
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - start)
+        print(f'[benchmark] {args.mode} iteration {i + 1}/{args.warmup + args.iters}: '
+              f'{time.perf_counter() - start:.3f} s', file=sys.stderr, flush=True)
+    sec = statistics.median(times)
+    device = (torch.cuda.get_device_name() if args.device.startswith('cuda')
+              else f'{platform.machine()} CPU, {torch.get_num_threads()} threads')
+    print(json.dumps(dict(sec_per_iter=sec, samples_per_sec=args.batch_size / sec,
+                          peak_mem_mb=peak_growth_mb(args.device, baseline), device=device,
+                          mode=args.mode, amp=args.amp, img_size=list(args.img_size),
+                          batch_size=args.batch_size, iters=args.iters,
+                          msda_backend=cfg.get('msda_backend', 'auto'))))
+
+
+if __name__ == '__main__':
+    main()
