@@ -1,0 +1,123 @@
+"""Crash-safe checkpoints: atomic writes, save-then-prune, and finding the newest complete one.
+
+A checkpoint (and the `last_checkpoint` pointer) is written to a temporary file in the same
+folder, flushed to disk and renamed over the target, so a process killed while saving leaves
+the previous files intact. mmengine's CheckpointHook deletes the oldest checkpoint *before*
+saving the new one (with max_keep_ckpts=1 a kill during the save would leave none);
+SafeCheckpointHook saves first and prunes after.
+"""
+import glob
+import os
+import re
+import tempfile
+import zipfile
+
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
+
+from occnet.registry import HOOKS
+
+TMP_PREFIX = '.tmp-'  # temporary files of interrupted writes start with this
+
+
+def write_atomically(path, data):
+    """Write bytes to `path` through a flushed, fsynced temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + os.path.basename(path) + '.',
+                                   dir=folder)
+    try:
+        with os.fdopen(handle, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+@register_backend('atomic_local')
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic `put` and `put_text`."""
+
+    def put(self, obj, filepath):
+        write_atomically(os.fspath(filepath), obj)
+
+    def put_text(self, obj, filepath, encoding='utf-8'):
+        write_atomically(os.fspath(filepath), obj.encode(encoding))
+
+
+def is_complete_checkpoint(path):
+    """True when `path` is a whole torch zip checkpoint (its central directory, which is
+    written last, is readable and names a data.pkl)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith('/data.pkl') for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _step_of(path):
+    match = re.search(r'(?:epoch|iter)_(\d+)\.pth$', os.path.basename(path))
+    return int(match.group(1)) if match else -1
+
+
+def find_resumable_checkpoint(work_dir):
+    """The newest complete checkpoint of a work dir, or None.
+
+    Candidates are `last_checkpoint`'s target and every epoch_N.pth / iter_N.pth; the newest
+    by modification time (then step) that `is_complete_checkpoint` accepts wins, so a
+    truncated file or a stale pointer is skipped with a message naming it."""
+    candidates = set(glob.glob(os.path.join(work_dir, 'epoch_*.pth')) +
+                     glob.glob(os.path.join(work_dir, 'iter_*.pth')))
+    pointer = os.path.join(work_dir, 'last_checkpoint')
+    if os.path.isfile(pointer):
+        with open(pointer) as f:
+            target = f.read().strip()
+        if target:
+            candidates.add(target if os.path.isabs(target) else os.path.abspath(target))
+    ordered = sorted((p for p in candidates if os.path.exists(p)),
+                     key=lambda p: (os.path.getmtime(p), _step_of(p)), reverse=True)
+    for path in ordered:
+        if is_complete_checkpoint(path):
+            return path
+        print_log(f'skipping incomplete checkpoint {path} (truncated or not a torch '
+                  'checkpoint); trying an older one', logger='current')
+    return None
+
+
+@HOOKS.register_module()
+class SafeCheckpointHook(CheckpointHook):
+    """CheckpointHook that writes atomically (AtomicLocalBackend for the checkpoint and the
+    `last_checkpoint` pointer) and removes outdated checkpoints only after the new one is on
+    disk. Takes CheckpointHook's arguments."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('backend_args', dict(backend='atomic_local'))
+        super().__init__(*args, **kwargs)
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        keep = self.max_keep_ckpts
+        self.max_keep_ckpts = -1  # the parent would prune before saving
+        try:
+            super()._save_checkpoint_with_step(runner, step, meta)
+        finally:
+            self.max_keep_ckpts = keep
+        if self.last_ckpt is not None and runner.rank == 0:
+            write_atomically(os.path.join(runner.work_dir, 'last_checkpoint'),
+                             self.last_ckpt.encode())
+        if keep > 0:
+            self._prune(runner, step, keep)
+
+    def _prune(self, runner, step, keep):
+        if not self.keep_ckpt_ids or self.keep_ckpt_ids[-1] != step:
+            self.keep_ckpt_ids.append(step)
+        while len(self.keep_ckpt_ids) > keep:
+            old = self.keep_ckpt_ids.popleft()
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            if runner.rank == 0 and self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+        runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
