@@ -150,7 +150,8 @@ def test_dist_train_killed_then_resumed(tiny_data_root, tmp_path):
     assert not (tmp_path / 'epoch_3.pth').exists()
     log = run(args + ['--resume'],
               env=dict(PORT=str(free_port())))
-    assert 'Auto resumed from the latest checkpoint' in log
+    assert f'[train] --resume: resuming from {tmp_path}/epoch_' in log
+    assert 'resumed epoch:' in log
     assert (tmp_path / 'epoch_3.pth').is_file()
     # 2 processes x batch 1 over 3 training frames per rank: 3 iterations per epoch
     assert torch.load(tmp_path / 'epoch_3.pth', weights_only=True)['meta']['iter'] == 9

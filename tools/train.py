@@ -6,10 +6,12 @@
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
 
 from occnet.engine.amp import configure_amp
+from occnet.engine.checkpoint_io import find_resumable_checkpoint
 from occnet.engine.launch import load_config, run
 
 
@@ -21,7 +23,7 @@ def parse_args():
                         '(default: work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or with no value (or "auto") from the newest '
-                        'checkpoint in the work dir')
+                        'complete checkpoint in the work dir (truncated files are skipped)')
     parser.add_argument('--amp', nargs='?', const='bf16', choices=('bf16', 'fp16'),
                         help='mixed precision: bf16 autocast (the default of a bare --amp; '
                         'CPU or GPU) or fp16 autocast with loss scaling (GPU)')
@@ -38,7 +40,13 @@ def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        newest = find_resumable_checkpoint(cfg.work_dir)
+        if newest is None:
+            print(f'[train] --resume: no complete checkpoint in {cfg.work_dir}; starting a new '
+                  'run', file=sys.stderr)
+        else:
+            print(f'[train] --resume: resuming from {newest}', file=sys.stderr)
+        cfg.resume, cfg.load_from = newest is not None, newest
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     try:

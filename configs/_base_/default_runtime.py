@@ -5,13 +5,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),  # log lines carry the ETA
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
+    # atomic writes; old checkpoints are removed only after the new one is on disk
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
 # checkpoints hold only tensors and builtins, so they load with torch.load(weights_only=True);
+# a NaN or infinite loss on any process stops training with the iteration, the loss terms and
+# the frame tokens (policy='skip' drops such updates instead);
 # each validation / test adds renders of its first 2 frames to TensorBoard
 custom_hooks = [dict(type='PlainCheckpointHook'),
+                dict(type='NonFiniteLossHook', policy='stop'),
                 dict(type='OccupancyVisualizationHook', max_frames=2)]
 
 env_cfg = dict(

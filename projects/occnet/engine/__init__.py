@@ -1,6 +1,11 @@
-"""Runner hooks, mixed precision and the torch / mmengine compatibility shims."""
+"""Runner hooks, crash-safe checkpoints, mixed precision and the torch / mmengine
+compatibility shims."""
 from occnet.engine.amp import AutocastOptimWrapper
+from occnet.engine.checkpoint_io import AtomicLocalBackend, SafeCheckpointHook
 from occnet.engine.hooks import PlainCheckpointHook
+from occnet.engine.nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
 from occnet.engine.visualization_hook import OccupancyVisualizationHook
 
-__all__ = ['AutocastOptimWrapper', 'OccupancyVisualizationHook', 'PlainCheckpointHook']
+__all__ = ['AtomicLocalBackend', 'AutocastOptimWrapper', 'NonFiniteLossError',
+           'NonFiniteLossHook', 'OccupancyVisualizationHook', 'PlainCheckpointHook',
+           'SafeCheckpointHook']

@@ -1,0 +1,120 @@
+"""Crash-safe checkpoints: atomic writes, complete-checkpoint detection, a kill in the middle
+of saving, and a killed-then-resumed run that ends bitwise where an uninterrupted one does."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+from occnet.engine import checkpoint_io
+from occnet.engine.checkpoint_io import (find_resumable_checkpoint, is_complete_checkpoint,
+                                         write_atomically)
+from test_tools_e2e import CONFIG, tiny_options
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / 'epoch_1.pth'
+    write_atomically(str(path), b'old checkpoint')
+
+    def crash(src, dst):
+        raise KeyboardInterrupt('killed while renaming')
+    monkeypatch.setattr(checkpoint_io.os, 'replace', crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(str(path), b'new checkpoint')
+    assert path.read_bytes() == b'old checkpoint'
+    assert os.listdir(tmp_path) == ['epoch_1.pth']  # the temporary file is gone
+
+
+def test_complete_checkpoints_are_told_from_truncated_ones(tmp_path):
+    whole = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {'w': torch.ones(1000)}}, whole)
+    data = whole.read_bytes()
+    cut = tmp_path / 'epoch_2.pth'
+    cut.write_bytes(data[:len(data) // 2])
+    (tmp_path / 'epoch_3.pth').write_bytes(b'not a checkpoint')
+    assert is_complete_checkpoint(str(whole))
+    assert not is_complete_checkpoint(str(cut))
+    assert not is_complete_checkpoint(str(tmp_path / 'epoch_3.pth'))
+    (tmp_path / 'last_checkpoint').write_text(str(cut))
+    os.utime(whole, (1, 1))  # the oldest file is the only complete one
+    assert find_resumable_checkpoint(str(tmp_path)) == str(whole)
+    assert find_resumable_checkpoint(str(tmp_path / 'empty')) is None
+
+
+KILL_ON_SECOND_SAVE = """
+import os, signal
+from occnet.engine import checkpoint_io
+real = checkpoint_io.write_atomically
+saves = []
+def dying_write(path, data):
+    if path.endswith('.pth'):
+        saves.append(path)
+        if len(saves) == 2:  # epoch 2: write half of the file, then die as a preemption would
+            folder = os.path.dirname(path)
+            with open(os.path.join(folder, checkpoint_io.TMP_PREFIX + 'partial'), 'wb') as f:
+                f.write(data[:len(data) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, data)
+checkpoint_io.write_atomically = dying_write
+"""
+
+
+def run_train(args, env=None, timeout=300):
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))
+    return subprocess.run([sys.executable, 'tools/train.py', CONFIG, *args], cwd=REPO_ROOT,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_kill_while_saving_keeps_the_previous_checkpoint(tiny_data_root, tmp_path):
+    hook_dir = tmp_path / 'inject'
+    hook_dir.mkdir()
+    (hook_dir / 'sitecustomize.py').write_text(KILL_ON_SECOND_SAVE)
+    work = tmp_path / 'work'
+    options = ['--work-dir', str(work), '--cfg-options',
+               *tiny_options(tiny_data_root, max_epochs=2)]  # the demo keeps 1 checkpoint
+    killed = run_train(options, env=dict(PYTHONPATH=os.pathsep.join(
+        [str(hook_dir), os.environ.get('PYTHONPATH', '')])))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert is_complete_checkpoint(str(work / 'epoch_1.pth'))
+    assert not (work / 'epoch_2.pth').exists()
+    assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_1.pth')
+    resumed = run_train(options + ['--resume'])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'resumed epoch: 1' in resumed.stdout + resumed.stderr
+    assert is_complete_checkpoint(str(work / 'epoch_2.pth'))
+
+
+def test_killed_and_resumed_run_ends_bitwise_equal(tiny_data_root, tmp_path):
+    options = lambda work: ['--work-dir', str(work), '--cfg-options',  # noqa: E731
+                            *tiny_options(tiny_data_root, max_epochs=3),
+                            'default_hooks.checkpoint.max_keep_ckpts=3']
+    straight = run_train(options(tmp_path / 'straight'))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    work = tmp_path / 'killed'
+    proc = subprocess.Popen([sys.executable, 'tools/train.py', CONFIG, *options(work)],
+                            cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (work / 'epoch_1.pth').is_file() and proc.poll() is None:
+        assert time.time() < deadline, 'no checkpoint within 240 s'
+        time.sleep(0.05)
+    time.sleep(0.3)  # into epoch 2
+    proc.kill()
+    proc.wait()
+    assert not (work / 'epoch_3.pth').exists()
+    resumed = run_train(options(work) + ['--resume'])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    want = torch.load(tmp_path / 'straight' / 'epoch_3.pth', weights_only=True)
+    got = torch.load(work / 'epoch_3.pth', weights_only=True)
+    assert got['meta']['iter'] == want['meta']['iter'] == 18  # 3 epochs x 6 frames
+    assert want['state_dict'].keys() == got['state_dict'].keys()
+    for name, tensor in want['state_dict'].items():
+        assert torch.equal(got['state_dict'][name], tensor), name
+    for key in ('state', 'param_groups'):
+        assert str(got['optimizer'][key]) == str(want['optimizer'][key]), key
