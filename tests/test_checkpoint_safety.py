@@ -118,3 +118,30 @@ def test_killed_and_resumed_run_ends_bitwise_equal(tiny_data_root, tmp_path):
         assert torch.equal(got['state_dict'][name], tensor), name
     for key in ('state', 'param_groups'):
         assert str(got['optimizer'][key]) == str(want['optimizer'][key]), key
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
+
+
+def test_crafted_checkpoint_is_refused_by_test_and_resume(tmp_path):
+    marker = tmp_path / 'code_ran'
+    crafted = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': _RunsCode(marker)}, crafted)
+    test = subprocess.run([sys.executable, 'tools/test.py', CONFIG, str(crafted)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    resume = run_train(['--work-dir', str(tmp_path / 'work'), '--resume', str(crafted)])
+    for result in (test, resume):
+        assert result.returncode != 0
+        assert f'refusing checkpoint {crafted}: it holds objects other than tensors' in \
+            result.stderr
+    assert not marker.exists()  # nothing in the file ran
+    truncated = tmp_path / 'cut.pth'
+    truncated.write_bytes(b'PK\x03\x04 not really a zip')
+    cut = subprocess.run([sys.executable, 'tools/test.py', CONFIG, str(truncated)],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert cut.returncode != 0 and 'is not a readable torch file' in cut.stderr

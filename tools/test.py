@@ -11,6 +11,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
+from occnet.engine.checkpoint_io import UnsafeCheckpointError, check_checkpoint
 from occnet.engine.launch import load_config, run
 
 
@@ -33,6 +34,10 @@ def parse_args():
 
 def main():
     args = parse_args()
+    try:
+        check_checkpoint(args.checkpoint)
+    except (FileNotFoundError, UnsafeCheckpointError) as err:
+        raise SystemExit(f'error: {err}') from None
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     out_dir = args.out_dir or osp.join(cfg.work_dir, 'test')
     cfg.test_evaluator = dict(cfg.test_evaluator, out_dir=osp.join(out_dir, 'predictions'),

@@ -11,7 +11,8 @@ import sys
 from mmengine.config import DictAction
 
 from occnet.engine.amp import configure_amp
-from occnet.engine.checkpoint_io import find_resumable_checkpoint
+from occnet.engine.checkpoint_io import (UnsafeCheckpointError, check_checkpoint,
+                                         find_resumable_checkpoint)
 from occnet.engine.launch import load_config, run
 
 
@@ -49,6 +50,11 @@ def main():
         cfg.resume, cfg.load_from = newest is not None, newest
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    if cfg.get('load_from') and '://' not in str(cfg.load_from):  # refuse unsafe files first
+        try:
+            check_checkpoint(cfg.load_from)
+        except (FileNotFoundError, UnsafeCheckpointError) as err:
+            raise SystemExit(f'error: {err}') from None
     try:
         configure_amp(cfg, args.amp)
     except ValueError as err:

@@ -8,9 +8,12 @@ SafeCheckpointHook saves first and prunes after.
 """
 import glob
 import os
+import pickle
 import re
 import tempfile
 import zipfile
+
+import torch
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
@@ -58,6 +61,29 @@ def is_complete_checkpoint(path):
             return any(name.endswith('/data.pkl') for name in archive.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint holds objects that are not tensors or builtins."""
+
+
+def check_checkpoint(path):
+    """Refuse, with a message naming the file, a checkpoint that is missing, not a torch
+    file, or that `torch.load(weights_only=True)` will not load (it holds arbitrary objects,
+    whose unpickling could run code). Nothing in the file is executed."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    try:
+        torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0]
+        raise UnsafeCheckpointError(
+            f'refusing checkpoint {path}: it holds objects other than tensors and builtins '
+            f'({first[:200]}). occnet checkpoints never do; if you trust the file, load it '
+            'yourself with torch.load(weights_only=False) and save its state_dict') from None
+    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise UnsafeCheckpointError(f'checkpoint {path} is not a readable torch file '
+                                    f'(truncated or corrupt?): {err}') from None
 
 
 def _step_of(path):
