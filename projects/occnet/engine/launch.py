@@ -4,6 +4,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from occnet.engine.config_check import ConfigError, check_config
 from occnet.engine.distributed import (configure_runner_for_device, finalize_distributed,
                                        init_distributed)
 from occnet.ops import set_msda_backend
@@ -30,6 +31,12 @@ def run(cfg, mode):
     """Set up the process group for cfg.launcher, build the Runner and call its `mode`
     ('train' or 'test'), then tear the process group down."""
     apply_runtime_options(cfg)
+    sections = ['test_dataloader'] if mode == 'test' else ['train_dataloader'] + (
+        ['val_dataloader'] if cfg.get('val_cfg') and cfg.get('val_dataloader') else [])
+    try:
+        check_config(cfg, sections)
+    except ConfigError as err:
+        raise SystemExit(f'error: {err}') from None
     init_distributed(cfg.launcher)
     configure_runner_for_device(cfg)
     getattr(Runner.from_cfg(cfg), mode)()
