@@ -38,6 +38,37 @@ if triton is not None:
         return vec, row, inside
 
     @triton.jit
+    def _corners(value_ptr, row_base, x0, y0, width, height, heads, channels, offs, cmask):
+        """The 4 corners x0y0, x1y0, x0y1, x1y1: value vectors, rows and on-image flags."""
+        v00, r00, i00 = _corner(value_ptr, row_base, x0, y0, width, height, heads, channels,
+                                offs, cmask)
+        v01, r01, i01 = _corner(value_ptr, row_base, x0 + 1, y0, width, height, heads,
+                                channels, offs, cmask)
+        v10, r10, i10 = _corner(value_ptr, row_base, x0, y0 + 1, width, height, heads,
+                                channels, offs, cmask)
+        v11, r11, i11 = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height, heads,
+                                channels, offs, cmask)
+        return v00, v01, v10, v11, r00, r01, r10, r11, i00, i01, i10, i11
+
+    @triton.jit
+    def _level(shapes_ptr, starts_ptr, level, batch, num_values, heads, head):
+        """Height, width and first value row (of this batch and head) of a level."""
+        height = tl.load(shapes_ptr + 2 * level)
+        width = tl.load(shapes_ptr + 2 * level + 1)
+        return height, width, (batch * num_values + tl.load(starts_ptr + level)) * heads + head
+
+    @triton.jit
+    def _point(loc_ptr, attn_ptr, k, width, height):
+        """Sampling point k: top-left corner pixel (x0, y0), position inside the corner
+        square (fx, fy) and attention weight, all from the normalised location."""
+        x = tl.load(loc_ptr + 2 * k).to(tl.float32) * width - 0.5
+        y = tl.load(loc_ptr + 2 * k + 1).to(tl.float32) * height - 0.5
+        x0f = tl.floor(x)
+        y0f = tl.floor(y)
+        weight = tl.load(attn_ptr + k).to(tl.float32)
+        return x0f.to(tl.int32), y0f.to(tl.int32), x - x0f, y - y0f, weight
+
+    @triton.jit
     def _msda_forward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
                              num_values, num_queries, heads, channels,
                              LEVELS: tl.constexpr, POINTS: tl.constexpr,
@@ -50,28 +81,13 @@ if triton is not None:
         cmask = offs < channels
         acc = tl.zeros([BLOCK_C], dtype=tl.float32)
         for level in tl.static_range(LEVELS):
-            height = tl.load(shapes_ptr + 2 * level)
-            width = tl.load(shapes_ptr + 2 * level + 1)
-            row_base = (batch * num_values + tl.load(starts_ptr + level)) * heads + head
+            height, width, row_base = _level(shapes_ptr, starts_ptr, level, batch, num_values,
+                                             heads, head)
             for point in tl.static_range(POINTS):
                 k = (pid * LEVELS + level) * POINTS + point
-                x = tl.load(loc_ptr + 2 * k).to(tl.float32) * width - 0.5
-                y = tl.load(loc_ptr + 2 * k + 1).to(tl.float32) * height - 0.5
-                weight = tl.load(attn_ptr + k).to(tl.float32)
-                x0f = tl.floor(x)
-                y0f = tl.floor(y)
-                fx = x - x0f
-                fy = y - y0f
-                x0 = x0f.to(tl.int32)
-                y0 = y0f.to(tl.int32)
-                v00, _, _ = _corner(value_ptr, row_base, x0, y0, width, height, heads,
-                                    channels, offs, cmask)
-                v01, _, _ = _corner(value_ptr, row_base, x0 + 1, y0, width, height, heads,
-                                    channels, offs, cmask)
-                v10, _, _ = _corner(value_ptr, row_base, x0, y0 + 1, width, height, heads,
-                                    channels, offs, cmask)
-                v11, _, _ = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height, heads,
-                                    channels, offs, cmask)
+                x0, y0, fx, fy, weight = _point(loc_ptr, attn_ptr, k, width, height)
+                (v00, v01, v10, v11, _, _, _, _, _, _, _, _) = _corners(
+                    value_ptr, row_base, x0, y0, width, height, heads, channels, offs, cmask)
                 sampled = ((1 - fx) * (1 - fy) * v00 + fx * (1 - fy) * v01
                            + (1 - fx) * fy * v10 + fx * fy * v11)
                 acc += weight * sampled
@@ -92,28 +108,13 @@ if triton is not None:
         grad = tl.load(grad_out_ptr + pid * channels + offs, mask=cmask,
                        other=0.0).to(tl.float32)
         for level in tl.static_range(LEVELS):
-            height = tl.load(shapes_ptr + 2 * level)
-            width = tl.load(shapes_ptr + 2 * level + 1)
-            row_base = (batch * num_values + tl.load(starts_ptr + level)) * heads + head
+            height, width, row_base = _level(shapes_ptr, starts_ptr, level, batch, num_values,
+                                             heads, head)
             for point in tl.static_range(POINTS):
                 k = (pid * LEVELS + level) * POINTS + point
-                x = tl.load(loc_ptr + 2 * k).to(tl.float32) * width - 0.5
-                y = tl.load(loc_ptr + 2 * k + 1).to(tl.float32) * height - 0.5
-                weight = tl.load(attn_ptr + k).to(tl.float32)
-                x0f = tl.floor(x)
-                y0f = tl.floor(y)
-                fx = x - x0f
-                fy = y - y0f
-                x0 = x0f.to(tl.int32)
-                y0 = y0f.to(tl.int32)
-                v00, r00, i00 = _corner(value_ptr, row_base, x0, y0, width, height, heads,
-                                        channels, offs, cmask)
-                v01, r01, i01 = _corner(value_ptr, row_base, x0 + 1, y0, width, height, heads,
-                                        channels, offs, cmask)
-                v10, r10, i10 = _corner(value_ptr, row_base, x0, y0 + 1, width, height, heads,
-                                        channels, offs, cmask)
-                v11, r11, i11 = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height,
-                                        heads, channels, offs, cmask)
+                x0, y0, fx, fy, weight = _point(loc_ptr, attn_ptr, k, width, height)
+                (v00, v01, v10, v11, r00, r01, r10, r11, i00, i01, i10, i11) = _corners(
+                    value_ptr, row_base, x0, y0, width, height, heads, channels, offs, cmask)
                 w00 = (1 - fx) * (1 - fy)
                 w01 = fx * (1 - fy)
                 w10 = (1 - fx) * fy
