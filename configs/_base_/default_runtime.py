@@ -21,7 +21,9 @@ custom_hooks = [dict(type='PlainCheckpointHook'),
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),  # tools/train.py switches to gloo without CUDA
+    # tools/train.py switches to gloo without CUDA; timeout: seconds a collective may wait for
+    # a hung rank before the job fails (a rank that dies or raises ends the job at once)
+    dist_cfg=dict(backend='nccl', timeout=1800),
 )
 
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]

@@ -37,7 +37,9 @@ def run(cfg, mode):
         check_config(cfg, sections)
     except ConfigError as err:
         raise SystemExit(f'error: {err}') from None
-    init_distributed(cfg.launcher)
+    # a collective that waits longer than this (a rank hung or gone) ends the job with an error
+    timeout_s = (cfg.get('env_cfg') or {}).get('dist_cfg', {}).get('timeout', 1800)
+    init_distributed(cfg.launcher, timeout_s=timeout_s)
     configure_runner_for_device(cfg)
     getattr(Runner.from_cfg(cfg), mode)()
     finalize_distributed()
