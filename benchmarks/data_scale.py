@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from occnet.peak_memory import status_mb
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -149,13 +151,6 @@ def private_mb(pid):
     return total / 1024.0
 
 
-def rss_mb(pid=None):
-    with open(f'/proc/{pid or os.getpid()}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024.0
-
-
 def measure_workers(root, serialize, num_workers, num_samples):
     """Build the dataset, read num_samples shuffled samples with persistent workers and
     return the main process RSS and each worker's private MB after start-up and after
@@ -184,7 +179,7 @@ def measure_workers(root, serialize, num_workers, num_samples):
     read_s = time.time() - start
     after_read = [private_mb(pid) for pid in pids]
     result = dict(serialize_data=serialize, frames=len(dataset), build_s=round(build_s, 1),
-                  main_rss_mb=round(rss_mb(), 0), samples_read=read,
+                  main_rss_mb=round(status_mb('VmRSS'), 0), samples_read=read,
                   samples_per_s=round(read / read_s, 0),
                   worker_private_mb_after_start=[round(v, 1) for v in after_start],
                   worker_private_mb_after_read=[round(v, 1) for v in after_read])

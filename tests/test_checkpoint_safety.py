@@ -47,6 +47,7 @@ def test_complete_checkpoints_are_told_from_truncated_ones(tmp_path):
 
 KILL_ON_SECOND_SAVE = """
 import os, signal
+from occnet import atomic_file
 from occnet.engine import checkpoint_io
 real = checkpoint_io.write_atomically
 saves = []
@@ -55,7 +56,7 @@ def dying_write(path, data):
         saves.append(path)
         if len(saves) == 2:  # epoch 2: write half of the file, then die as a preemption would
             folder = os.path.dirname(path)
-            with open(os.path.join(folder, checkpoint_io.TMP_PREFIX + 'partial'), 'wb') as f:
+            with open(os.path.join(folder, atomic_file.TMP_PREFIX + 'partial'), 'wb') as f:
                 f.write(data[:len(data) // 2])
             os.kill(os.getpid(), signal.SIGKILL)
     return real(path, data)

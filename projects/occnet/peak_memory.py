@@ -22,7 +22,8 @@ def peak_growth_mb(device, baseline):
     return status_mb('VmHWM') - baseline
 
 
-def status_mb(field):
-    """A /proc/self/status memory field (e.g. 'VmRSS', 'VmHWM') in MB."""
-    with open('/proc/self/status') as f:
+def status_mb(field, pid=None):
+    """A /proc/<pid>/status memory field (e.g. 'VmRSS', 'VmHWM') in MB; default this
+    process."""
+    with open(f'/proc/{pid or "self"}/status') as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ':')) / 1024

@@ -10,7 +10,6 @@ import glob
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 
 import torch
@@ -19,28 +18,8 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
+from occnet.atomic_file import write_atomically
 from occnet.registry import HOOKS
-
-TMP_PREFIX = '.tmp-'  # temporary files of interrupted writes start with this
-
-
-def write_atomically(path, data):
-    """Write bytes to `path` through a flushed, fsynced temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + os.path.basename(path) + '.',
-                                   dir=folder)
-    try:
-        with os.fdopen(handle, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
 
 @register_backend('atomic_local')
 class AtomicLocalBackend(LocalBackend):

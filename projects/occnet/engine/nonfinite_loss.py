@@ -21,10 +21,10 @@ def nonfinite_ranks(loss):
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     flags = torch.zeros(world, device=loss.device)
-    flags[rank] = 0.0 if bool(torch.isfinite(loss).all()) else 1.0
+    flags[rank] = (~torch.isfinite(loss.detach()).all()).float()  # no host sync here
     if distributed:
         dist.all_reduce(flags)
-    return [r for r in range(world) if flags[r].item() > 0]
+    return flags.nonzero().flatten().tolist()  # the one sync
 
 
 @HOOKS.register_module()

@@ -92,13 +92,14 @@ class OccupancyMetric(BaseMetric):
                  collect_device='cpu', prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ray_iou = ray_iou
+        self._near = None
         self.out_dir = out_dir
         self.out_json = out_json
         self.print_table = print_table
         self.last_summary = None
 
     def _near_voxels(self, shape):
-        if getattr(self, '_near', None) is None or self._near.shape != shape:
+        if self._near is None or self._near.shape != shape:
             self._near = near_voxels(shape)
         return self._near
 

@@ -2,10 +2,10 @@
 (`summarize_split`) and the per-frame prediction files of contract 4 (`<token>.npz`)."""
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from occnet.atomic_file import replace_atomically
 from occnet.datasets.infos import resolve
 from occnet.datasets.labels import load_flow
 
@@ -113,32 +113,14 @@ def format_markdown(summary):
 def write_markdown(summary, path):
     """Write format_markdown(summary) to `path` atomically."""
     text = format_markdown(summary)
-    _replace_atomically(path, lambda f: f.write(text.encode()))
+    replace_atomically(path, lambda f: f.write(text.encode()))
 
 
 def write_json(summary, path):
     """Write a summary as indented JSON, atomically (a temporary file in the same folder,
     then a rename), creating the folder if needed. None values are written as null."""
     text = json.dumps(summary, indent=2) + '\n'
-    _replace_atomically(path, lambda f: f.write(text.encode()))
-
-
-def _replace_atomically(path, write):
-    """Call `write(file_object)` on a temporary file next to `path`, then rename it to
-    `path`, so readers (and other ranks writing the same file) never see a partial file."""
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix='.tmp_')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    replace_atomically(path, lambda f: f.write(text.encode()))
 
 
 def prediction_path(pred_dir, token):
@@ -159,7 +141,7 @@ def save_prediction(pred_dir, token, semantics, flow=None):
     if flow is not None:
         arrays['flow'] = np.asarray(flow).astype(np.float32, copy=False)
     path = prediction_path(pred_dir, token)
-    _replace_atomically(path, lambda f: np.savez_compressed(f, **arrays))
+    replace_atomically(path, lambda f: np.savez_compressed(f, **arrays))
     return path
 
 

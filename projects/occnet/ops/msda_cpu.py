@@ -241,8 +241,7 @@ def _transposed_product(key, corner_weights, grad, offsets, shapes, starts, per_
 def multi_scale_deformable_attn_cpu(value, value_spatial_shapes, sampling_locations,
                                     attention_weights):
     """Multi-scale deformable attention by sparse products (see the module docstring); same
-    arguments and result as `multi_scale_deformable_attn_pytorch`."""
-    if isinstance(value_spatial_shapes, torch.Tensor):
-        value_spatial_shapes = value_spatial_shapes.tolist()
+    arguments and result as `multi_scale_deformable_attn_pytorch`, with the shapes as a list
+    of (h, w) (the dispatcher converts tensors)."""
     return _MSDASparseCPU.apply(value, value_spatial_shapes, sampling_locations,
                                 attention_weights)

@@ -190,10 +190,9 @@ def multi_scale_deformable_attn_triton(value, value_spatial_shapes, sampling_loc
                                        attention_weights):
     """Multi-scale deformable attention with the Triton kernels; same arguments and result
     as `multi_scale_deformable_attn_pytorch`. Needs CUDA tensors, or CPU tensors with
-    TRITON_INTERPRET=1 set before triton is imported."""
+    TRITON_INTERPRET=1 set before triton is imported. The shapes are a list of (h, w) (the
+    dispatcher converts tensors)."""
     if triton is None:
         raise RuntimeError('the Triton backend needs the triton package (pip install triton)')
-    if isinstance(value_spatial_shapes, torch.Tensor):
-        value_spatial_shapes = value_spatial_shapes.tolist()
     return _MSDATriton.apply(value, value_spatial_shapes, sampling_locations,
                              attention_weights)

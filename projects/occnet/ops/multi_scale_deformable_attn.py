@@ -100,6 +100,7 @@ def multi_scale_deformable_attn(value, value_spatial_shapes, sampling_locations,
     picks (default: the fastest correct one for the device). Under autocast the sampling
     locations stay fp32; the 'cpu' backend computes in fp32 and returns value's dtype."""
     name = resolve_backend(value, backend)
+    value_spatial_shapes = _as_shape_list(value_spatial_shapes)  # one device-to-host copy
     sampling_locations = _at_least_fp32(sampling_locations)
     if name == 'triton':
         return multi_scale_deformable_attn_triton(value, value_spatial_shapes,

@@ -100,6 +100,30 @@ def topdown_class_map(dense, scale=1, shade=True):
     return _upscale(_to_image_orientation(image), scale)
 
 
+def error_kinds(gt, pred):
+    """Index into ERROR_KINDS of every cell: 0 both occupied with the same class, 1 both
+    occupied with different classes, 2 occupied in gt only (missed), 3 in pred only (false);
+    FREE_INDEX where both are empty. FREE_INDEX and IGNORE_INDEX count as empty.
+
+    Args:
+        gt, pred: integer class arrays of one shape (voxels, or the top classes of columns).
+    Returns:
+        uint8 array of that shape.
+    """
+    gt, pred = np.asarray(gt), np.asarray(pred)
+    if gt.shape != pred.shape:
+        raise ValueError(f'ground truth shape {gt.shape} and prediction shape {pred.shape} '
+                         'differ')
+    gt_occ = (gt != FREE_INDEX) & (gt != IGNORE_INDEX)
+    pred_occ = (pred != FREE_INDEX) & (pred != IGNORE_INDEX)
+    kinds = np.full(gt.shape, FREE_INDEX, dtype=np.uint8)
+    both = gt_occ & pred_occ
+    kinds[both] = np.where(gt[both] == pred[both], 0, 1)
+    kinds[gt_occ & ~pred_occ] = 2
+    kinds[~gt_occ & pred_occ] = 3
+    return kinds
+
+
 def topdown_error_map(gt, pred, scale=1):
     """Top-down map of where the top class of each column disagrees.
 
@@ -110,17 +134,12 @@ def topdown_error_map(gt, pred, scale=1):
     Returns:
         (X * scale, Y * scale, 3) uint8 RGB and a dict {kind: number of columns}.
     """
-    gt_top, _ = column_top_classes(gt)
-    pred_top, _ = column_top_classes(pred)
-    gt_occ, pred_occ = gt_top != FREE_INDEX, pred_top != FREE_INDEX
-    kinds = (gt_occ & pred_occ & (gt_top == pred_top),
-             gt_occ & pred_occ & (gt_top != pred_top),
-             gt_occ & ~pred_occ,
-             ~gt_occ & pred_occ)
-    image = np.empty((*gt_top.shape, 3), dtype=np.uint8)
+    kinds = error_kinds(column_top_classes(gt)[0], column_top_classes(pred)[0])
+    image = np.empty((*kinds.shape, 3), dtype=np.uint8)
     image[:] = FREE_RGB
     counts = {}
-    for (name, colour), where in zip(ERROR_KINDS, kinds):
+    for index, (name, colour) in enumerate(ERROR_KINDS):
+        where = kinds == index
         image[where] = colour
         counts[name] = int(where.sum())
     return _upscale(_to_image_orientation(image), scale), counts

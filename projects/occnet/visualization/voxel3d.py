@@ -11,7 +11,7 @@ from occnet.constants import (CLASS_PALETTE, FREE_INDEX, IGNORE_INDEX, POINT_CLO
                               VOXEL_SIZE)
 from occnet.evaluation.ray_iou import march_rays
 from occnet.visualization.topdown import (ERROR_KINDS, _legend_entries, compose_panels,
-                                          object_agreement, write_rgb)
+                                          error_kinds, object_agreement, write_rgb)
 
 SKY_TOP_RGB = np.array((205, 222, 240), dtype=np.float64)
 SKY_BOTTOM_RGB = np.array((245, 247, 250), dtype=np.float64)
@@ -95,24 +95,10 @@ def box_entry(origin, dirs, lower, upper):
 
 
 def error_grid(gt, pred):
-    """Per-voxel agreement of two label grids, for rendering with ERROR_PALETTE.
-
-    Returns:
-        (X, Y, Z) uint8: 0 both occupied with the same class, 1 both occupied with different
-        classes, 2 occupied in gt only (missed), 3 occupied in pred only (false), FREE_INDEX
-        where both are free. IGNORE_INDEX voxels of gt count as free.
-    """
-    gt, pred = np.asarray(gt), np.asarray(pred)
-    if gt.shape != pred.shape:
-        raise ValueError(f'ground truth shape {gt.shape} and prediction shape {pred.shape} '
-                         'differ')
-    gt_occ = (gt != FREE_INDEX) & (gt != IGNORE_INDEX)
-    pred_occ = (pred != FREE_INDEX) & (pred != IGNORE_INDEX)
-    out = np.full(gt.shape, FREE_INDEX, dtype=np.uint8)
-    out[gt_occ & pred_occ] = np.where(gt[gt_occ & pred_occ] == pred[gt_occ & pred_occ], 0, 1)
-    out[gt_occ & ~pred_occ] = 2
-    out[~gt_occ & pred_occ] = 3
-    return out
+    """Per-voxel agreement of two label grids, for rendering with ERROR_PALETTE:
+    topdown.error_kinds of the voxels ((X, Y, Z) uint8, 0..3, FREE_INDEX where both are
+    empty; IGNORE_INDEX voxels of gt count as free)."""
+    return error_kinds(gt, pred)
 
 
 def ego_cells(shape, pc_range=POINT_CLOUD_RANGE, voxel_size=VOXEL_SIZE, box=EGO_BOX):
