@@ -5,6 +5,7 @@ import pytest
 from mmengine.registry import init_default_scope
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_SEED, TINY_FRAMES_PER_LOG = 3, 6  # the tiny data root's generator settings
 
 
 @pytest.fixture(autouse=True, scope='session')
@@ -22,8 +23,8 @@ def tiny_data_root(tmp_path_factory):
     from occnet.datasets.synthetic import generate_dataset
     import pickle
     root = tmp_path_factory.mktemp('openscene-tiny')
-    generate_dataset(root, num_logs=2, frames_per_log=6, image_size=(160, 90), seed=3,
-                     frames_per_scene=3, log=None)
+    generate_dataset(root, num_logs=2, frames_per_log=TINY_FRAMES_PER_LOG, image_size=(160, 90),
+                     seed=TINY_SEED, frames_per_scene=3, log=None)
     train, val, _ = collect(str(root), 'mini', val_ratio=0.5, seed=0)
     for name, frames in (('train', train), ('val', val)):
         with open(root / f'openscene_mini_{name}.pkl', 'wb') as f:

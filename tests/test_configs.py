@@ -39,11 +39,14 @@ def shrunk_model_cfg(path):
 
 
 def batch_for(model, num_frames=2):
-    """make_batch samples, with flow labels when the model has a flow head."""
+    """make_batch samples, with flow labels when the model has a flow head and a camera mask
+    when its loss uses one."""
     batch = make_batch(1, num_frames=num_frames)
-    if model.flow_head is not None:
-        for sample in batch['data_samples']:
+    for sample in batch['data_samples']:
+        if model.flow_head is not None:
             sample['voxel_flow'] = torch.full((200, 200, 16, 2), 1.5)
+        if model.occ_head.losses.use_camera_mask:
+            sample['mask_camera'] = torch.rand(200, 200, 16) > 0.3
     return batch
 
 

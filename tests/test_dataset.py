@@ -10,9 +10,13 @@ import torch
 from occnet.constants import CAMERA_NAMES, FREE_INDEX
 from occnet.datasets.infos import DataError
 from occnet.datasets.samplers import split_scenes_contiguous
+from occnet.datasets.synthetic.shapes import GLASS
+from occnet.datasets.synthetic.writer import log_world
 from occnet.datasets.transforms.bev_flip import mirror_matrix
 from occnet.geometry import pose_matrix, project_points, relative_pose
 from occnet.registry import DATASETS
+
+from conftest import TINY_FRAMES_PER_LOG, TINY_SEED
 
 PIPELINE = [dict(type='LoadMultiViewImages'), dict(type='ResizeMultiViewImages', scale=0.5),
             dict(type='LoadOccupancyLabel'), dict(type='PackOccInputs')]
@@ -46,7 +50,12 @@ def test_point_projects_to_expected_pixel_in_every_camera_after_resize(tiny_data
     centre_ego = np.asarray(anns['gt_boxes'][nearest][:3], dtype=float)
     lidar2ego = pose_matrix(frame['lidar2ego_translation'], frame['lidar2ego_rotation'])
     point = (np.linalg.inv(lidar2ego) @ np.r_[centre_ego, 1.0])[:3]
-    seen, blue = 0, 0
+    # the vehicle's paints and glass, from the generator's world of that log
+    world = log_world(TINY_SEED, int(frame['scene_name'].split('-')[1]), TINY_FRAMES_PER_LOG)
+    index = world.objects.track_token.index(anns['track_tokens'][nearest])
+    colours = np.concatenate([world.objects.part_colour[world.objects.part_object == index],
+                              [GLASS]]).astype(np.float64)
+    seen, shown = 0, 0
     for n, cam in enumerate(CAMERA_NAMES):
         info = frame['cams'][cam]
         # independent pinhole: camera coordinates from the camera pose, then K, then the resize
@@ -63,9 +72,12 @@ def test_point_projects_to_expected_pixel_in_every_camera_after_resize(tiny_data
         seen += 1
         np.testing.assert_allclose(uv[0], expected, atol=1e-3)
         assert np.isclose(depth[0], cam_xyz[2], atol=1e-4)
-        r, g, b = imgs[n, :, int(expected[1]), int(expected[0])].tolist()
-        blue += b > r + 30 and b > g  # vehicles are rendered in blues
-    assert seen >= 1 and blue >= 1
+        pixel = imgs[n, :, int(expected[1]), int(expected[0])].double().numpy()
+        # the pixel shows one of the vehicle's colours, shaded by the sun (0.55 to 1)
+        shade = colours @ pixel / (colours * colours).sum(axis=1)
+        error = np.abs(pixel - shade[:, None] * colours).max(axis=1)
+        shown += bool(np.any((shade > 0.45) & (shade < 1.1) & (error < 20)))
+    assert seen >= 1 and shown == seen
 
 
 def test_labels_dense_and_queue(tiny_data_root):

@@ -16,7 +16,7 @@ DATA = 'data/openscene-synthetic'
 CONFIG = 'configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py'
 WORK_DIR = 'work_dirs/demo'
 GENERATE = ['--num-logs', '8', '--frames-per-log', '40', '--image-size', '320', '180',
-            '--seed', '0', '--workers', '2']
+            '--seed', '0', '--workers', '2', '--with-lidar']
 
 
 def run(step, args):
@@ -52,10 +52,14 @@ def main():
     renders = sorted(glob.glob(os.path.join(ROOT, WORK_DIR, 'renders', '*.png')) +
                      glob.glob(os.path.join(ROOT, WORK_DIR, 'renders', '*.gif')))
     print('\n== demo finished in {:.1f} min'.format((time.time() - start) / 60))
-    print(f"mIoU (8 classes) {metrics['miou']:.1f}   geometric IoU {metrics['iou']:.1f}   "
-          f"foreground mIoU {metrics.get('fg_miou', float('nan')):.1f}")
+    for label, key in (('visible voxels (camera mask)', '_masked'), ('all voxels', '')):
+        print(f"{label:<29} mIoU (8 classes) {metrics['miou' + key]:5.1f}   geometric IoU "
+              f"{metrics['iou' + key]:5.1f}   foreground mIoU {metrics['fg_miou' + key]:5.1f}")
+    print(f"  {'IoU per class':<16} {'visible':>7} {'all':>7}")
     for name, iou in metrics['per_class'].items():
-        print(f'  {name:<16} {"-" if iou is None else f"{iou:5.1f}"}')
+        visible = metrics['per_class_masked'][name]
+        print(f'  {name:<16} {"-" if visible is None else f"{visible:7.1f}"} '
+              f'{"-" if iou is None else f"{iou:7.1f}"}')
     print(f'metrics: {os.path.join(WORK_DIR, "metrics.json")}')
     print(f'renders: {", ".join(os.path.relpath(p, ROOT) for p in renders)}')
     print(f'checkpoint: {checkpoint}   TensorBoard: tensorboard --logdir {WORK_DIR}')

@@ -10,4 +10,5 @@ model = dict(
         bev_w={{_base_.bev_w}}, stage_shapes=((50, 50, 4), (100, 100, 16)),
         stage_dims=(32, 16), num_heads=2, num_points=4, num_levels=1,
         class_frequencies={{_base_.class_frequencies}},
+        use_camera_mask={{_base_.use_camera_mask}},
         loss=dict(type='OccCrossEntropyLoss', class_weight={{_base_.class_weight}})))

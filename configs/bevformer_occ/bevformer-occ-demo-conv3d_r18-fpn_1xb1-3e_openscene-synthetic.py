@@ -8,4 +8,5 @@ model = dict(
         type='BEVFormerOccHead', in_channels={{_base_.embed_dims}}, bev_h={{_base_.bev_h}},
         bev_w={{_base_.bev_w}}, voxel_dims=16, num_convs=2,
         class_frequencies={{_base_.class_frequencies}},
+        use_camera_mask={{_base_.use_camera_mask}},
         loss=dict(type='OccCrossEntropyLoss', class_weight={{_base_.class_weight}})))

@@ -113,13 +113,12 @@ def sparse_to_dense(occ_sparse, grid_shape=GRID_SHAPE, free_index=FREE_INDEX):
 def dense_to_sparse(dense, free_index=FREE_INDEX, ignore_index=None):
     """Sparse `[index1d, class]` rows (N, 2) int64, sorted by index1d, of the occupied voxels
     of a dense (X, Y, Z) grid (free and, if given, ignored voxels are left out)."""
-    keep = dense != free_index
+    flat = np.asarray(dense).transpose(2, 1, 0).ravel()  # index1d order: z, then y, then x
+    keep = flat != free_index
     if ignore_index is not None:
-        keep &= dense != ignore_index
-    xyz = np.argwhere(keep)
-    index1d = xyz_to_index1d(xyz, dense.shape)
-    order = np.argsort(index1d)
-    return np.stack([index1d[order], dense[keep][order].astype(np.int64)], axis=1)
+        keep &= flat != ignore_index
+    index1d = np.flatnonzero(keep)
+    return np.stack([index1d, flat[index1d].astype(np.int64)], axis=1)
 
 
 def flow_sparse_to_dense(occ_sparse, flow_sparse, grid_shape=GRID_SHAPE):

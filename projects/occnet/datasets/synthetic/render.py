@@ -1,28 +1,31 @@
-"""Camera images, depth buffers and camera visibility of the synthetic voxel scenes.
+"""Camera images, depth buffers and camera visibility of the synthetic scenes.
 
-Numpy + cv2 only. The ground is the analytic plane z = GROUND_Z (the top of the ground voxel
-layer); objects are the exposed faces of the labelled foreground voxels, filled as quads far to
-near (painter's algorithm). Everything projects through occnet.geometry.lidar2img_matrix of the
-same `cams` entries that go into the metadata.
+Numpy + cv2-free ray casting: every pixel's ray (through the stored calibration, the same
+lidar2img that goes into the metadata) is cast against the ground (road plane and terrain) and
+the frame's parts (parts.py); the nearest hit is shaded by its material, the sun and a distance
+haze. A voxel counts as seen by a camera when its centre or its top face centre lies no more than
+VISIBILITY_TOLERANCE behind the nearest surface at the pixel it projects to.
 """
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
-from occnet.constants import (BACKGROUND_INDEX, CAMERA_NAMES, FREE_INDEX, GRID_SHAPE,
-                              POINT_CLOUD_RANGE, VOXEL_SIZE)
-from occnet.datasets.synthetic.rig import GROUND_Z
+from occnet.constants import CAMERA_NAMES, GRID_SHAPE, VOXEL_SIZE
+from occnet.datasets.synthetic.layout import SURFACES, TERRAIN_MAX_HEIGHT, surface_kind
+from occnet.datasets.synthetic.parts import MATERIAL, box_corners
+from occnet.datasets.synthetic.raycast import (FACE_NORMALS, first_box_hits, ground_hits,
+                                               to_box_frame)
+from occnet.datasets.synthetic.shapes import GLASS
 from occnet.datasets.synthetic.voxelize import GROUND_LAYER
-from occnet.datasets.synthetic.world import SURFACES, surface_kind
-from occnet.geometry import lidar2img_matrix, project_points, voxel_centers
+from occnet.geometry import lidar2img_matrix, voxel_centers
 
-NEAR_PLANE = 0.1  # metres; faces with a corner closer to the camera plane are skipped
+NEAR_PLANE = 0.1  # metres; boxes with a corner closer to the camera plane are tested everywhere
 VISIBILITY_TOLERANCE = 0.5  # metres a voxel test point may lie behind the drawn surface
 FAR_GROUND = 2000.0  # metres; farther ground pixels are drawn as horizon
 HAZE_DISTANCE = 350.0  # metres; colours fade towards the horizon as 1 - exp(-dist / this)
 SHADE_AMBIENT, SHADE_SUN = 0.55, 0.45
-_SUBPIXEL_BITS = 4  # fixed-point bits of the quad corners handed to cv2
+WINDOW_COLOUR = np.array([62.0, 72.0, 88.0])
+STRIPE_COLOUR = np.array([232.0, 232.0, 228.0])
 
 SKY_HORIZON = np.array([200.0, 220.0, 238.0])
 SKY_ZENITH = np.array([135.0, 175.0, 228.0])
@@ -35,55 +38,24 @@ _SURFACE_STYLE = {
     'parking': ((104, 104, 106), 7.0),
     'curb': ((176, 174, 168), 5.0),
     'sidewalk': ((160, 157, 150), 6.0),
-    'offroad': ((140, 132, 118), 12.0),
+    'plaza': ((150, 140, 128), 8.0),
+    'lot': ((80, 82, 86), 8.0),
+    'grass': ((92, 124, 62), 18.0),
     'crosswalk': ((225, 225, 220), 5.0),
 }
 SURFACE_COLOURS = np.array([_SURFACE_STYLE[name][0] for name in SURFACES], dtype=np.float32)
 SURFACE_TEXTURE = np.array([_SURFACE_STYLE[name][1] for name in SURFACES], dtype=np.float32)
-
-# Unit-cube face of each direction (+x, -x, +y, -y, +z, -z): outward normal and its 4 corners in
-# cyclic order, in voxel units from the voxel's minimum corner.
-FACE_NORMALS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
-FACE_CORNERS = np.array([
-    [[1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 0, 1]],
-    [[0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0]],
-    [[0, 1, 0], [0, 1, 1], [1, 1, 1], [1, 1, 0]],
-    [[0, 0, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1]],
-    [[0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]],
-    [[0, 0, 0], [0, 1, 0], [1, 1, 0], [1, 0, 0]],
-], dtype=np.float64)
 
 
 class RenderedFrame(NamedTuple):
     """Renders of one frame, cameras in CAMERA_NAMES order."""
     images: np.ndarray  # (N_cam, H, W, 3) uint8 RGB
     depth: np.ndarray  # (N_cam, H, W) float32 metres along the optical axis, inf for sky
-    instance: np.ndarray  # (N_cam, H, W) int32 object index drawn at the pixel, -1 for none
+    part: np.ndarray  # (N_cam, H, W) int32 index of the part drawn at the pixel, -1 for none
     visible: np.ndarray  # (X*Y*Z,) bool per voxel, index1d order: seen by at least one camera
 
 
-def exposed_faces(labels):
-    """Faces of foreground voxels (class < background) whose neighbour is free or off the grid.
-
-    Args:
-        labels: (X, Y, Z) dense labels.
-    Returns:
-        xyz: (F, 3) int voxel coordinates; direction: (F,) int index into FACE_NORMALS.
-    """
-    solid = labels < BACKGROUND_INDEX
-    free = np.pad(labels == FREE_INDEX, 1, constant_values=True)
-    size_x, size_y, size_z = labels.shape
-    xyz, direction = [], []
-    for k, (dx, dy, dz) in enumerate(FACE_NORMALS):
-        neighbour_free = free[1 + dx:1 + dx + size_x, 1 + dy:1 + dy + size_y,
-                              1 + dz:1 + dz + size_z]
-        found = np.argwhere(solid & neighbour_free)
-        xyz.append(found)
-        direction.append(np.full(len(found), k))
-    return np.concatenate(xyz), np.concatenate(direction)
-
-
-def _hash01(ix, iy, salt):
+def hash01(ix, iy, salt):
     """Deterministic pseudo-random values in [0, 1) of integer cell coordinates (arrays)."""
     h = (ix.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
          ^ iy.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F) ^ np.uint64(salt))
@@ -93,14 +65,14 @@ def _hash01(ix, iy, salt):
     return (h >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)
 
 
-def ground_colours(global_xy, road_origin, crosswalk_offset):
-    """RGB float colours (M, 3) of ground points (M, 2) given in global metres: road surface
-    and markings from the road layout, plus a fine and a coarse texture fixed to global x, y."""
-    kind = surface_kind(global_xy[:, 0] - road_origin[0], global_xy[:, 1] - road_origin[1],
-                        crosswalk_offset)
+def ground_colours(global_xy, layout):
+    """RGB float colours (M, 3) of ground points (M, 2) given in global metres: road surface,
+    markings and roadside ground from the layout, plus a fine and a coarse texture fixed to
+    global x, y."""
+    kind = surface_kind(layout, *layout.road_coordinates(global_xy))
     fine = np.floor(global_xy / 0.2).astype(np.int64)
     coarse = np.floor(global_xy / 2.0).astype(np.int64)
-    noise = (0.7 * _hash01(fine[:, 0], fine[:, 1], 1) + 0.3 * _hash01(coarse[:, 0], coarse[:, 1], 2)
+    noise = (0.7 * hash01(fine[:, 0], fine[:, 1], 1) + 0.3 * hash01(coarse[:, 0], coarse[:, 1], 2)
              - 0.5) * 2.0
     return SURFACE_COLOURS[kind] + (SURFACE_TEXTURE[kind] * noise)[:, None]
 
@@ -110,9 +82,81 @@ def _haze(colours, distance):
     return colours * (1.0 - weight) + SKY_HORIZON * weight
 
 
+# The 12 edges of a box as pairs of indices into parts.box_corners' corner order.
+_BOX_EDGES = np.array([(a, b) for a in range(8) for b in range(a + 1, 8)
+                       if bin(a ^ b).count('1') == 1])
+
+
+def camera_rects(boxes, lidar2img, width, height):
+    """Pixel rectangles (N, 4) row_lo, row_hi, col_lo, col_hi (ends exclusive) holding the
+    projection of each box clipped to the near plane (empty for a box wholly behind it).
+    Pixel (row, col) is the ray through (col, row)."""
+    projected = box_corners(boxes) @ lidar2img[:3, :3].T + lidar2img[:3, 3]  # (N, 8, 3)
+    a, b = projected[:, _BOX_EDGES[:, 0]], projected[:, _BOX_EDGES[:, 1]]  # (N, 12, 3)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        cut = (NEAR_PLANE - a[..., 2]) / (b[..., 2] - a[..., 2])
+    crossing = (cut > 0) & (cut < 1)
+    points = np.concatenate([projected, a + np.where(crossing, cut, 0)[..., None] * (b - a)],
+                            axis=1)  # corners, then where edges cross the near plane
+    valid = np.concatenate([projected[..., 2] >= NEAR_PLANE, crossing], axis=1)
+    uv = points[..., :2] / np.maximum(points[..., 2:], NEAR_PLANE)
+    lo = np.where(valid[..., None], uv, np.inf).min(axis=1)
+    hi = np.where(valid[..., None], uv, -np.inf).max(axis=1)
+    rects = np.stack([np.ceil(lo[:, 1]), np.floor(hi[:, 1]) + 1,
+                      np.ceil(lo[:, 0]), np.floor(hi[:, 0]) + 1], axis=1)
+    rects[~valid.any(axis=1)] = 0
+    return np.clip(rects, 0, [height, height, width, width]).astype(np.int64)
+
+
+def _face_coordinates(points, boxes, face):
+    """Horizontal coordinate along the face and height above the box's bottom (metres) of hit
+    points (M, 3) on faces `face` (M,) of boxes (M, 7)."""
+    local = to_box_frame(points, boxes)
+    across = np.where(face < 2, local[:, 1], local[:, 0])
+    return across, local[:, 2] + boxes[:, 5] / 2
+
+
+def shade_parts(parts, part, face, points, lidar2global, sun_direction, layout):
+    """Colours (M, 3) of hits on parts: part index (M,), face entered (M,) and hit points (M, 3)
+    in the lidar frame, lit by the sun (global unit vector); paving tops take the ground
+    texture of the layout."""
+    colour = parts.colour[part].astype(np.float32)
+    material = parts.material[part]
+    yaw = parts.boxes[part, 6] + np.arctan2(lidar2global[1, 0], lidar2global[0, 0])
+    normal = FACE_NORMALS[face]
+    sunlight = ((np.cos(yaw) * normal[:, 0] - np.sin(yaw) * normal[:, 1]) * sun_direction[0]
+                + (np.sin(yaw) * normal[:, 0] + np.cos(yaw) * normal[:, 1]) * sun_direction[1]
+                + normal[:, 2] * sun_direction[2])
+    side = face < 4
+    colour[(material == MATERIAL['cabin']) & side] = GLASS
+    facade = np.flatnonzero((material == MATERIAL['facade']) & side)
+    if len(facade):
+        across, above = _face_coordinates(points[facade], parts.boxes[part[facade]], face[facade])
+        column, floor = np.mod(across / 3.2, 1.0), np.mod((above - 1.0) / 3.0, 1.0)
+        window = ((above > 1.0) & (column > 0.25) & (column < 0.75) & (floor > 0.3)
+                  & (floor < 0.8))
+        colour[facade[window]] = WINDOW_COLOUR
+    colour[(material == MATERIAL['facade']) & ~side] *= 0.7
+    stripes = np.flatnonzero(material == MATERIAL['stripes'])
+    if len(stripes):
+        across, above = _face_coordinates(points[stripes], parts.boxes[part[stripes]],
+                                          face[stripes])
+        colour[stripes[np.mod((across + above) / 0.5, 1.0) < 0.5]] = STRIPE_COLOUR
+    foliage = np.flatnonzero(material == MATERIAL['foliage'])
+    if len(foliage):
+        cell = np.floor((points[foliage] @ lidar2global[:3, :3].T) / 0.3).astype(np.int64)
+        speckle = hash01(cell[:, 0] + 7919 * cell[:, 2], cell[:, 1], 3)
+        colour[foliage] *= (0.7 + 0.5 * speckle)[:, None]
+    paving = np.flatnonzero((material == MATERIAL['paving']) & (face == 4))
+    if len(paving):
+        global_xy = points[paving, :2] @ lidar2global[:2, :2].T + lidar2global[:2, 3]
+        colour[paving] = ground_colours(global_xy, layout)
+    return colour * (SHADE_AMBIENT + SHADE_SUN * np.clip(sunlight, 0, None))[:, None]
+
+
 class RigRenderer:
-    """Renders the cameras of one vehicle. What depends only on the rig (pixel rays, the ground
-    under each pixel in the lidar frame, the sky, each voxel's projection) is computed once."""
+    """Renders the cameras of one vehicle. What depends only on the rig (pixel rays, the sky,
+    each voxel's projection) is computed once."""
 
     def __init__(self, cams, image_size):
         """Args: cams: dict CAM_* -> cams entry of the metadata; image_size: (width, height)."""
@@ -122,123 +166,86 @@ class RigRenderer:
                         for name in CAMERA_NAMES]
         u, v = np.meshgrid(np.arange(self.width), np.arange(self.height))
         pixels = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3).astype(np.float64)
-        self.sky, self.ground = [], []
-        for name, centre in zip(CAMERA_NAMES, self.centres):
+        self.rays, self.sky = [], []
+        for name in CAMERA_NAMES:
             # Rays with unit depth: a point at depth t along pixel p is centre + t * ray[p].
             rays = pixels @ np.linalg.inv(cams[name]['cam_intrinsic']).T
             rays = rays @ np.asarray(cams[name]['sensor2lidar_rotation']).T
             elevation = rays[:, 2] / np.linalg.norm(rays, axis=1)
             blend = np.clip(elevation / 0.5, 0, 1)[:, None] ** 0.8
             self.sky.append((SKY_HORIZON * (1 - blend) + SKY_ZENITH * blend).astype(np.float32))
-            with np.errstate(divide='ignore'):
-                depth = np.where(rays[:, 2] < 0, (GROUND_Z - centre[2]) / rays[:, 2], np.inf)
-            depth[depth >= FAR_GROUND] = np.inf
-            pixel = np.flatnonzero(np.isfinite(depth))
-            hit = centre[:2] + depth[pixel, None] * rays[pixel, :2]
-            self.ground.append({'pixel': pixel, 'xy': hit, 'depth': depth.astype(np.float32),
-                                'distance': np.linalg.norm(hit - centre[:2], axis=1)})
+            self.rays.append(rays)
         self.voxel_views = self._project_voxels()
 
     def _project_voxels(self):
-        """Per camera the voxels whose test point projects inside the image: index1d, pixel,
-        depth. Test point: the voxel centre, or for the ground layer its top face centre;
-        voxels under the ground layer are never visible."""
-        size_x, size_y, _ = GRID_SHAPE
-        points = voxel_centers().transpose(2, 1, 0, 3).reshape(-1, 3)
-        layer = np.arange(len(points)) // (size_x * size_y)
-        points[layer == GROUND_LAYER, 2] = GROUND_Z
-        candidates = np.flatnonzero(layer >= GROUND_LAYER)
+        """Per camera the voxel test points that project inside the image: voxel index1d,
+        pixel, depth. Test points: each voxel's centre and its top face centre; voxels under
+        the ground layer are never visible."""
+        size_x, size_y, size_z = GRID_SHAPE
+        centres = voxel_centers().transpose(2, 1, 0, 3).reshape(-1, 3)[
+            GROUND_LAYER * size_x * size_y:]
+        candidates = np.arange(GROUND_LAYER * size_x * size_y, size_x * size_y * size_z)
+        half_height = VOXEL_SIZE / 2
         views = []
         for lidar2img in self.lidar2img:
-            uv, depth = project_points(points[candidates], lidar2img)
-            col, row = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
-            inside = ((depth > NEAR_PLANE) & (col >= 0) & (col < self.width) & (row >= 0)
-                      & (row < self.height))
-            views.append({'index': candidates[inside].astype(np.int32),
-                          'pixel': (row * self.width + col)[inside].astype(np.int32),
-                          'depth': depth[inside].astype(np.float32)})
+            homo = centres @ lidar2img[:3, :3].T + lidar2img[:3, 3]
+            index, pixel, depth = [], [], []
+            for points in (homo, homo + half_height * lidar2img[:3, 2]):  # centre, top face
+                ahead = points[:, 2] > NEAR_PLANE
+                uv = points[:, :2] / np.where(ahead, points[:, 2], 1.0)[:, None]
+                col, row = np.round(uv[:, 0]), np.round(uv[:, 1])
+                inside = np.flatnonzero(ahead & (col >= 0) & (col < self.width) & (row >= 0)
+                                        & (row < self.height))
+                index.append(candidates[inside].astype(np.int32))
+                pixel.append((row[inside] * self.width + col[inside]).astype(np.int32))
+                depth.append(points[inside, 2].astype(np.float32))
+            views.append({'index': np.concatenate(index), 'pixel': np.concatenate(pixel),
+                          'depth': np.concatenate(depth)})
         return views
 
-    def render(self, labels, instance_ids, object_colours, lidar2global, world):
+    def render(self, parts, layout, lidar2global, sun_direction):
         """Render one frame.
 
         Args:
-            labels: (X, Y, Z) uint8 dense labels of the frame.
-            instance_ids: (X, Y, Z) int object index per voxel, -1 for none.
-            object_colours: (N_obj, 3) uint8 RGB base colour per object index.
+            parts: Parts of the frame in its lidar frame (scene.frame_parts).
+            layout: RoadLayout of the log (ground heights and surfaces).
             lidar2global: (4, 4) pose of the frame's lidar.
-            world: the log's World (road layout and sun direction).
+            sun_direction: (3,) unit vector towards the sun, global.
         Returns:
             RenderedFrame.
         """
         lidar2global = np.asarray(lidar2global, dtype=np.float64)
-        xyz, direction = exposed_faces(labels)
-        corners = (np.asarray(POINT_CLOUD_RANGE[:3])
-                   + (xyz[:, None, :] + FACE_CORNERS[direction]) * VOXEL_SIZE)  # (F, 4, 3)
-        face_centres = corners.mean(axis=1)
-        normals = FACE_NORMALS[direction].astype(np.float64)
-        sunlight = np.clip((normals @ lidar2global[:3, :3].T) @ world.sun_direction, 0, None)
-        face_instance = instance_ids[xyz[:, 0], xyz[:, 1], xyz[:, 2]]
-        face_colours = (np.asarray(object_colours, dtype=np.float64)[face_instance]
-                        * (SHADE_AMBIENT + SHADE_SUN * sunlight)[:, None])
-
-        ground_xy = [g['xy'] for g in self.ground]
-        flat = np.concatenate(ground_xy) @ lidar2global[:2, :2].T + (
-            lidar2global[:2, 2] * GROUND_Z + lidar2global[:2, 3])
-        colours = np.split(ground_colours(flat, world.road_origin, world.crosswalk_offset),
-                           np.cumsum([len(xy) for xy in ground_xy])[:-1])
-
-        num_pixels = self.width * self.height
         shape = (len(CAMERA_NAMES), self.height, self.width)
         images = np.empty((*shape, 3), dtype=np.uint8)
         depths = np.empty(shape, dtype=np.float32)
-        instances = np.empty(shape, dtype=np.int32)
+        drawn_parts = np.empty(shape, dtype=np.int32)
         visible = np.zeros(int(np.prod(GRID_SHAPE)), dtype=bool)
+        peak = TERRAIN_MAX_HEIGHT[1]
         for cam in range(len(CAMERA_NAMES)):
-            ground = self.ground[cam]
+            centre, rays = self.centres[cam], self.rays[cam]
+            t_ground = ground_hits(centre, rays, lidar2global, layout, FAR_GROUND, peak)
+            rects = camera_rects(parts.boxes, self.lidar2img[cam], self.width, self.height)
+            t_box, box, face = first_box_hits(centre, rays, self.width, parts.boxes, rects)
+            on_box = t_box < t_ground
+            depth = np.where(on_box, t_box, t_ground)
             image = self.sky[cam].copy()
-            image[ground['pixel']] = _haze(colours[cam], ground['distance'])
-            face_index, face_depth = self._draw_faces(cam, corners, face_centres, normals)
-            drawn = np.flatnonzero(face_index >= 0)
-            faces = face_index[drawn]
-            distance = np.linalg.norm(face_centres[faces] - self.centres[cam], axis=1)
-            image[drawn] = _haze(face_colours[faces], distance)
-            object_depth = np.full(num_pixels, np.inf, dtype=np.float32)
-            object_depth[drawn] = face_depth[drawn]
-            instance = np.full(num_pixels, -1, dtype=np.int32)
-            instance[drawn] = face_instance[faces]
+            ground = np.flatnonzero(~on_box & np.isfinite(t_ground))
+            points = centre + depth[ground, None] * rays[ground]
+            global_xy = points[:, :2] @ lidar2global[:2, :2].T + lidar2global[:2, 3]
+            image[ground] = ground_colours(global_xy, layout)
+            hits = np.flatnonzero(on_box)
+            points_box = centre + depth[hits, None] * rays[hits]
+            image[hits] = shade_parts(parts, box[hits], face[hits], points_box, lidar2global,
+                                      sun_direction, layout)
+            lit = np.flatnonzero(np.isfinite(depth))
+            distance = depth[lit] * np.linalg.norm(rays[lit], axis=1)
+            image[lit] = _haze(image[lit], distance)
 
             view = self.voxel_views[cam]
-            seen = view['depth'] <= object_depth[view['pixel']] + VISIBILITY_TOLERANCE
+            seen = view['depth'] <= depth[view['pixel']] + VISIBILITY_TOLERANCE
             visible[view['index'][seen]] = True
-            image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-            images[cam] = image.reshape(shape[1:] + (3,))
-            depths[cam] = np.where(instance >= 0, object_depth, ground['depth']).reshape(shape[1:])
-            instances[cam] = instance.reshape(shape[1:])
-        return RenderedFrame(images, depths, instances, visible)
-
-    def _draw_faces(self, cam, corners, face_centres, normals):
-        """Fill the camera-facing quads of one camera far to near.
-
-        Returns:
-            face_index: (H*W,) int64 face drawn at each pixel, -1 where none.
-            face_depth: (H*W,) float32 depth of that face's centre.
-        """
-        buffer = np.full((self.height, self.width, 2), -1.0, dtype=np.float32)
-        lidar2img = self.lidar2img[cam]
-        to_camera = self.centres[cam] - face_centres
-        facing = (to_camera * normals).sum(axis=1) > 0
-        projected = corners @ lidar2img[:3, :3].T + lidar2img[:3, 3]  # (F, 4, 3)
-        corner_depth = projected[..., 2]
-        keep = facing & (corner_depth.min(axis=1) > NEAR_PLANE)
-        uv = projected[..., :2] / np.maximum(corner_depth, NEAR_PLANE)[..., None]
-        keep &= ((uv[..., 0].max(axis=1) >= -0.5) & (uv[..., 0].min(axis=1) <= self.width - 0.5)
-                 & (uv[..., 1].max(axis=1) >= -0.5) & (uv[..., 1].min(axis=1) <= self.height - 0.5))
-        faces = np.flatnonzero(keep)
-        faces = faces[np.argsort(-np.linalg.norm(to_camera[faces], axis=1), kind='stable')]
-        centre_depth = face_centres @ lidar2img[2, :3] + lidar2img[2, 3]
-        points = np.round(uv * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-        for face in faces:
-            cv2.fillConvexPoly(buffer, points[face], (float(centre_depth[face]), float(face)),
-                               lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
-        return buffer[..., 1].reshape(-1).astype(np.int64), buffer[..., 0].reshape(-1)
+            images[cam] = np.clip(np.round(image), 0, 255).astype(np.uint8).reshape(
+                shape[1:] + (3,))
+            depths[cam] = depth.reshape(shape[1:])
+            drawn_parts[cam] = np.where(on_box, box, -1).reshape(shape[1:])
+        return RenderedFrame(images, depths, drawn_parts, visible)

@@ -2,7 +2,7 @@
 
     openscene-v1.1/meta_datas/mini/<log_name>.pkl                 list of frame dicts
     openscene-v1.1/sensor_blobs/mini/<log_name>/CAM_*/<token>.jpg
-    openscene-v1.1/sensor_blobs/mini/<log_name>/MergedPointCloud/<token>.pcd   (optional)
+    openscene-v1.1/sensor_blobs/mini/<log_name>/MergedPointCloud/<token>.pcd   (with_lidar)
     openscene-v1.0/meta_datas/meta_data_mini.pkl                  {'infos': [...], 'metadata'}
     openscene-v1.0/occupancy/mini/<scene_name>/occ_gt/NNN_{occ_final,flow_final,occ_invalid}.npy
 """
@@ -16,12 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES, POINT_CLOUD_RANGE, VOXEL_SIZE
+from occnet.constants import CAMERA_NAMES, POINT_CLOUD_RANGE
+from occnet.datasets.synthetic.lidar import LidarScanner, pcd_bytes
+from occnet.datasets.synthetic.objects import object_states
 from occnet.datasets.synthetic.render import RigRenderer
 from occnet.datasets.synthetic.rig import LIDAR2EGO_TRANSLATION, make_rig
+from occnet.datasets.synthetic.scene import frame_parts
 from occnet.datasets.synthetic.voxelize import voxelize_frame
-from occnet.datasets.synthetic.world import frame_time, make_world, object_states, roadblock_ids, \
-    traffic_lights
+from occnet.datasets.synthetic.world import frame_time, make_world, roadblock_ids, traffic_lights
 from occnet.geometry import dense_to_sparse, index1d_to_xyz, pose_matrix
 
 SPLIT = 'mini'
@@ -56,15 +58,9 @@ def write_jpeg(path, image_rgb):
 
 
 def write_pcd(path, points):
-    """Binary PCD with the nuPlan MergedPointCloud fields; points (N, 3) metres, lidar frame."""
-    data = np.zeros((len(points), 6), dtype=np.float32)
-    data[:, :3] = points
-    header = ('# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\n'
-              'FIELDS x y z intensity ring lidar_info\nSIZE 4 4 4 4 4 4\nTYPE F F F F F F\n'
-              f'COUNT 1 1 1 1 1 1\nWIDTH {len(data)}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\n'
-              f'POINTS {len(data)}\nDATA binary\n')
+    """Binary PCD with the nuPlan MergedPointCloud fields of (N, 6) float32 points."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header.encode('ascii') + data.tobytes())
+    path.write_bytes(pcd_bytes(points))
 
 
 def _token(rng):
@@ -89,7 +85,7 @@ def _yaw_quaternion(yaw):
 
 def _frame_boxes(world, frame_idx, ego2global, lidar2global):
     """Objects of one frame: global centres/velocities moved into the lidar and ego frames."""
-    centres, velocities = object_states(world.objects, frame_time(frame_idx))
+    centres, velocities = object_states(world.objects, frame_time(frame_idx), world.layout)
     yaw = world.objects.yaw - world.ego.yaw[frame_idx]
     yaw = (yaw + np.pi) % (2 * np.pi) - np.pi
     out = {}
@@ -204,19 +200,6 @@ class _Progress:
                  f'eta {eta:.1f} s')
 
 
-def _frame_labels(world, boxes):
-    """Dense labels, flow and per-voxel object index of a frame (objects near the grid only).
-
-    Returns the three grids and the world object index of each instance id."""
-    reach = np.linalg.norm(world.objects.size[:, :2], axis=1, keepdims=True) / 2
-    near = np.flatnonzero(np.all(np.abs(boxes['lidar'][:, :2]) < POINT_CLOUD_RANGE[3] + reach,
-                                 axis=1))
-    labels, flow, instance_ids = voxelize_frame(boxes['lidar'][near],
-                                                world.objects.class_index[near],
-                                                boxes['lidar_velocity'][near])
-    return labels, flow, instance_ids, near
-
-
 def _write_labels(v10_root, paths, labels, flow, visible):
     """The three v1.0 label files of a frame; returns the sparse occupancy rows (N, 2)."""
     occ = dense_to_sparse(labels)
@@ -228,11 +211,22 @@ def _write_labels(v10_root, paths, labels, flow, visible):
     return occ
 
 
+def _log_seeds(seed, log_idx):
+    """Independent seed sequences of a log's world, rig and metadata."""
+    return np.random.SeedSequence([seed, log_idx]).spawn(3)
+
+
+def log_world(seed, log_idx, num_frames):
+    """The World of log `log_idx` (0-based, as in its scene names) of a dataset generated with
+    `seed` and `num_frames` frames per log: its objects, their parts and colours."""
+    return make_world(np.random.default_rng(_log_seeds(seed, log_idx)[0]), num_frames)
+
+
 def _generate_log(out_dir, log_idx, seed, num_frames, image_size, frames_per_scene, label_digits,
                   with_lidar, on_frame):
     """Generate and write one log; returns its v1.0 infos (v1.1 infos plus label paths) and
     its number of scenes."""
-    world_seq, rig_seq, meta_seq = np.random.SeedSequence([seed, log_idx]).spawn(3)
+    world_seq, rig_seq, meta_seq = _log_seeds(seed, log_idx)
     world = make_world(np.random.default_rng(world_seq), num_frames)
     cams = make_rig(np.random.default_rng(rig_seq), image_size)
     meta_rng = np.random.default_rng(meta_seq)
@@ -240,21 +234,22 @@ def _generate_log(out_dir, log_idx, seed, num_frames, image_size, frames_per_sce
     scenes = _scenes(meta_rng, world, log_idx, num_frames, frames_per_scene)
     tokens = [_token(meta_rng) for _ in range(num_frames)]
     renderer = RigRenderer(cams, image_size)
+    scanner = LidarScanner() if with_lidar else None
     sensor_root = out_dir / V11_ROOT / 'sensor_blobs' / SPLIT
     infos, all_paths = [], []
     for k in range(num_frames):
-        info, boxes = _frame_info(meta_rng, world, cams, identity, scenes[k], k, tokens[k])
-        labels, flow, instance_ids, near = _frame_labels(world, boxes)
-        rendered = renderer.render(labels, instance_ids, world.objects.colour[near],
-                                   info['lidar2global'], world)
+        info, _ = _frame_info(meta_rng, world, cams, identity, scenes[k], k, tokens[k])
+        lidar2global = info['lidar2global']
+        parts = frame_parts(world, frame_time(k), lidar2global)
+        labels, flow, _, _ = voxelize_frame(parts, world.layout, lidar2global)
+        rendered = renderer.render(parts, world.layout, lidar2global, world.sun_direction)
         for cam, name in enumerate(CAMERA_NAMES):
             write_jpeg(sensor_root / info['cams'][name]['data_path'], rendered.images[cam])
         paths = label_paths(scenes[k]['name'], info['frame_idx'], label_digits)
-        occ = _write_labels(out_dir / V10_ROOT, paths, labels, flow, rendered.visible)
-        if with_lidar:
-            centres = np.asarray(POINT_CLOUD_RANGE[:3]) + (index1d_to_xyz(occ[:, 0]) + 0.5) \
-                * VOXEL_SIZE
-            write_pcd(sensor_root / info['lidar_path'], centres)
+        _write_labels(out_dir / V10_ROOT, paths, labels, flow, rendered.visible)
+        if scanner is not None:
+            write_pcd(sensor_root / info['lidar_path'],
+                      scanner.scan(parts, world.layout, lidar2global))
         infos.append(info)
         all_paths.append(paths)
         on_frame()
@@ -280,7 +275,7 @@ def generate_dataset(out_dir, num_logs=4, frames_per_log=40, image_size=(320, 18
         seed: same seed -> identical pickles and label files; another seed -> other scenes.
         frames_per_scene: each log is cut into scenes of this many frames (the last may be shorter).
         label_digits: zero-padding of the frame index in label file names (3 or 4).
-        with_lidar: also write a binary PCD of the occupied voxel centres per frame.
+        with_lidar: also write each frame's lidar sweep (lidar.py) as a binary PCD.
         log: callable for progress lines, or None for silence.
         workers: processes generating logs in parallel (the output does not depend on it).
     Returns:

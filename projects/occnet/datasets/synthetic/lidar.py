@@ -1,0 +1,117 @@
+"""Synthetic lidar sweeps: one spinning lidar at the lidar frame's origin, ray-cast against the
+same parts and ground as the cameras and the labels; written as nuPlan MergedPointCloud PCD.
+
+Each return is the first surface its beam meets within MAX_RANGE: the road, the terrain, a
+sidewalk, a structure or an object. Fields: x y z (metres, lidar frame), intensity (0-255, from
+the surface's material), ring (beam index, 0 = lowest), lidar_info (0: the only lidar).
+"""
+import numpy as np
+
+from occnet.datasets.synthetic.layout import SURFACES, TERRAIN_MAX_HEIGHT, surface_kind
+from occnet.datasets.synthetic.parts import MATERIAL
+from occnet.datasets.synthetic.raycast import first_box_hits, ground_hits, to_box_frame
+
+NUM_BEAMS = 32
+ELEVATION_RANGE_DEG = (-30.0, 10.0)  # lowest and highest beam
+AZIMUTH_STEP_DEG = 0.4
+MAX_RANGE = 80.0  # metres
+PCD_FIELDS = ('x', 'y', 'z', 'intensity', 'ring', 'lidar_info')
+_SURFACE_INTENSITY = {'asphalt': 12, 'lane_line': 70, 'centre_line': 65, 'bike_lane': 15,
+                      'parking': 14, 'curb': 30, 'sidewalk': 28, 'plaza': 25, 'lot': 12,
+                      'grass': 35, 'crosswalk': 70}
+SURFACE_INTENSITY = np.array([_SURFACE_INTENSITY[name] for name in SURFACES], dtype=np.float32)
+RETROREFLECTIVE_INTENSITY = 150.0  # striped barriers and signs
+
+
+class LidarScanner:
+    """Beam directions of the sweep (NUM_BEAMS rows x azimuth columns), computed once."""
+
+    def __init__(self):
+        self.elevations = np.deg2rad(np.linspace(*ELEVATION_RANGE_DEG, NUM_BEAMS))
+        self.elevation_step = self.elevations[1] - self.elevations[0]
+        self.azimuth_step = np.deg2rad(AZIMUTH_STEP_DEG)
+        self.num_columns = int(round(360.0 / AZIMUTH_STEP_DEG))
+        azimuths = np.arange(self.num_columns) * self.azimuth_step
+        el, az = np.meshgrid(self.elevations, azimuths, indexing='ij')
+        self.directions = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az),
+                                    np.sin(el)], axis=-1).reshape(-1, 3)
+        self.origin = np.zeros(3)
+
+    def rects(self, boxes):
+        """Beam/column rectangles (N, 4) row_lo, row_hi, col_lo, col_hi (ends exclusive, columns
+        to be taken modulo num_columns) holding each box as seen from the lidar."""
+        local = to_box_frame(np.broadcast_to(self.origin, (len(boxes), 3)), boxes)
+        half = boxes[:, 3:6] / 2
+        outside = np.clip(np.abs(local[:, :2]) - half[:, :2], 0, None)
+        near = np.hypot(outside[:, 0], outside[:, 1])  # footprint's nearest point, horizontally
+        cos, sin = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
+        signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float64)
+        corner_l, corner_w = signs[:, 0] * half[:, :1], signs[:, 1] * half[:, 1:2]
+        corner_x = boxes[:, :1] + cos * corner_l - sin * corner_w - self.origin[0]
+        corner_y = boxes[:, 1:2] + sin * corner_l + cos * corner_w - self.origin[1]
+        far = np.hypot(corner_x, corner_y).max(axis=1)
+        centre_az = np.arctan2(boxes[:, 1] - self.origin[1], boxes[:, 0] - self.origin[0])
+        relative = (np.arctan2(corner_y, corner_x) - centre_az[:, None] + np.pi) % (2 * np.pi) \
+            - np.pi
+        top = boxes[:, 2] + half[:, 2] - self.origin[2]
+        bottom = boxes[:, 2] - half[:, 2] - self.origin[2]
+        el_hi = np.arctan2(top, np.where(top > 0, near, far))
+        el_lo = np.arctan2(bottom, np.where(bottom < 0, near, far))
+        rows = np.stack([np.ceil((el_lo - self.elevations[0]) / self.elevation_step - 1e-9),
+                         np.floor((el_hi - self.elevations[0]) / self.elevation_step + 1e-9) + 1],
+                        axis=1)
+        cols = np.stack([np.ceil((centre_az + relative.min(1)) / self.azimuth_step - 1e-9),
+                         np.floor((centre_az + relative.max(1)) / self.azimuth_step + 1e-9) + 1],
+                        axis=1)
+        rects = np.concatenate([np.clip(rows, 0, NUM_BEAMS), cols], axis=1).astype(np.int64)
+        around = np.all(np.abs(local[:, :2]) <= half[:, :2], axis=1)
+        rects[around, 2:] = [0, self.num_columns]
+        rects[:, 3] = np.minimum(rects[:, 3], rects[:, 2] + self.num_columns)
+        rects[near > MAX_RANGE] = 0
+        return rects
+
+    def scan(self, parts, layout, lidar2global):
+        """One sweep.
+
+        Args:
+            parts: Parts of the frame in its lidar frame.
+            layout: RoadLayout of the log.
+            lidar2global: (4, 4) pose of the frame's lidar.
+        Returns:
+            (N, 6) float32 x, y, z, intensity, ring, lidar_info, ordered by ring then azimuth.
+        """
+        lidar2global = np.asarray(lidar2global, dtype=np.float64)
+        t_ground = ground_hits(self.origin, self.directions, lidar2global, layout, MAX_RANGE,
+                               TERRAIN_MAX_HEIGHT[1])
+        t_box, box, _ = first_box_hits(self.origin, self.directions, self.num_columns,
+                                       parts.boxes, self.rects(parts.boxes), wrap_cols=True)
+        on_box = t_box < t_ground
+        t = np.where(on_box, t_box, t_ground)
+        ray = np.flatnonzero(t <= MAX_RANGE)
+        points = self.origin + t[ray, None] * self.directions[ray]
+        intensity = np.empty(len(ray), dtype=np.float32)
+        hit_box = on_box[ray]
+        ground = np.flatnonzero(~hit_box)
+        global_xy = points[ground, :2] @ lidar2global[:2, :2].T + lidar2global[:2, 3]
+        intensity[ground] = SURFACE_INTENSITY[surface_kind(layout,
+                                                           *layout.road_coordinates(global_xy))]
+        part = box[ray[hit_box]]
+        brightness = parts.colour[part].astype(np.float32).mean(axis=1) / 255.0
+        reflective = parts.material[part] == MATERIAL['stripes']
+        intensity[hit_box] = np.where(reflective, RETROREFLECTIVE_INTENSITY,
+                                      8.0 + 70.0 * brightness)
+        out = np.zeros((len(ray), len(PCD_FIELDS)), dtype=np.float32)
+        out[:, :3] = points
+        out[:, 3] = intensity
+        out[:, 4] = ray // self.num_columns
+        return out
+
+
+def pcd_bytes(points):
+    """Binary PCD v0.7 with the nuPlan MergedPointCloud fields of (N, 6) float32 points."""
+    points = np.ascontiguousarray(points, dtype='<f4').reshape(-1, len(PCD_FIELDS))
+    header = ('# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\n'
+              f'FIELDS {" ".join(PCD_FIELDS)}\nSIZE 4 4 4 4 4 4\nTYPE F F F F F F\n'
+              f'COUNT 1 1 1 1 1 1\nWIDTH {len(points)}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\n'
+              f'POINTS {len(points)}\nDATA binary\n')
+    return header.encode('ascii') + points.tobytes()
