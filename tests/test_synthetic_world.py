@@ -11,7 +11,7 @@ from occnet.datasets.synthetic.lidar import MAX_RANGE, NUM_BEAMS, LidarScanner
 from occnet.datasets.synthetic.objects import COLLISION_MARGIN
 from occnet.datasets.synthetic.parts import MATERIAL, concat_parts, make_parts, rectangles_overlap
 from occnet.datasets.synthetic.raycast import first_box_hits
-from occnet.datasets.synthetic.render import RigRenderer, camera_rects
+from occnet.datasets.synthetic.render import NEAR_PLANE, RigRenderer, camera_rects
 from occnet.datasets.synthetic.rig import make_rig
 from occnet.datasets.synthetic.scene import frame_parts
 from occnet.datasets.synthetic.shapes import make_shape
@@ -30,6 +30,13 @@ def layout_of(zone, peak=0.0):
                       zone_edges=[np.array([-1e4, 1e4])] * 2,
                       zone_kind=[np.array([ZONE[zone]])] * 2,
                       terrain=np.array([[peak, 10.0, 14.0, 0.3, 1.1, 0.4]] * 2))
+
+
+def frame_pose(world, k):
+    """lidar2global of key frame k (the rig's lidar 1.5 m ahead of and 2 m above the ego)."""
+    yaw = world.ego.yaw[k]
+    ego2global = pose_matrix(world.ego.translation[k], [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)])
+    return ego2global @ pose_matrix([1.5, 0.0, 2.0], [1.0, 0.0, 0.0, 0.0])
 
 
 def voxel_of(point):
@@ -74,10 +81,21 @@ def test_ground_columns_and_terrain():
     height = terrain_height(green, s, np.full_like(s, 25.0))
     assert height.min() >= 0 and 0.1 < height.max() <= 0.45
     assert np.all(support_height(green, s, np.full_like(s, -12.0)) == SIDEWALK_HEIGHT)
-    labels, _, _, kinds = voxelize_frame(concat_parts([]), green, LIDAR_POSE)
+    # a turned frame: the layer above the road is occupied exactly in the columns where the
+    # terrain rises somewhere (checked on 20 x 20 samples per column)
+    pose = pose_matrix([3.0, -2.0, 2.0], [np.cos(0.15), 0.0, 0.0, np.sin(0.15)])
+    labels, _, _, kinds = voxelize_frame(concat_parts([]), green, pose)
     raised = labels[:, :, GROUND_LAYER + 1] == BACKGROUND_INDEX
-    assert raised[:, 100 + 60].sum() > 20 and not raised[:, 100:100 + 30].any()
-    assert np.all(kinds[:, 100 + 60, GROUND_LAYER] == KIND['terrain'])
+    offsets = (np.arange(20) + 0.5) / 20 * 0.5
+    local = np.stack(np.meshgrid(np.arange(200)[:, None] * 0.5 + offsets - 50.0,
+                                 np.arange(200)[:, None] * 0.5 + offsets - 50.0, indexing='ij'),
+                     axis=-1).reshape(-1, 2)
+    world = local @ pose[:2, :2].T + pose[:2, 3]
+    sampled = (terrain_height(green, world[:, 0], world[:, 1]) > 0).reshape(200, 20, 200, 20)
+    sampled = sampled.any(axis=(1, 3))
+    assert sampled.sum() > 5000 and np.all(raised[sampled])
+    assert (raised & ~sampled).sum() <= 0.01 * raised.sum()  # slivers between samples
+    assert (kinds[raised, GROUND_LAYER] == KIND['terrain']).mean() > 0.97  # by column centre
     assert not (labels[:, :, GROUND_LAYER + 2:] == BACKGROUND_INDEX).any()  # at most a voxel
 
 
@@ -121,30 +139,59 @@ def test_lidar_returns_lie_on_the_surfaces_they_hit():
 
 def test_culling_rectangles_miss_no_hit():
     world = make_world(np.random.default_rng(4), 2)
-    lidar2global = pose_matrix([*world.ego.translation[0, :2], 2.0],
-                               [np.cos(world.ego.yaw[0] / 2), 0, 0, np.sin(world.ego.yaw[0] / 2)])
-    parts = frame_parts(world, 0.0, lidar2global, reach=60.0)
+    lidar2global = frame_pose(world, 0)
+    awkward = make_parts([[10.0, 0.0, -1.0, 2.0, 4.0, 2.0, 0.1],  # across azimuth 0
+                          [-10.0, 0.3, -1.0, 2.0, 4.0, 2.0, -0.2],  # across azimuth 180
+                          [0.0, 0.0, 0.4, 6.0, 0.4, 0.2, 0.0],  # just above the lidar
+                          [-2.0, 1.0, 0.65, 2.0, 4.0, 0.7, 0.0]],  # through CAM_L1's plane
+                         BACKGROUND_INDEX, KIND['manmade'], -1, [90, 90, 90], MATERIAL['plain'])
     scanner = LidarScanner()
+    cams = make_rig(np.random.default_rng(0), (64, 36))
+    for parts in (awkward, frame_parts(world, 0.0, lidar2global, reach=60.0)):
+        check_culling(parts, scanner, cams)
+    for index in range(len(awkward)):  # each awkward box is met by some beam
+        assert (first_box_hits(scanner.origin, scanner.directions, scanner.num_columns,
+                               awkward.boxes, scanner.rects(awkward.boxes),
+                               wrap_cols=True)[1] == index).sum() > 5
+
+
+def check_culling(parts, scanner, cams):
+    """Lidar and camera first hits with culling rectangles equal those of testing every ray
+    against every box (distance, box and face)."""
     everywhere = np.tile([0, NUM_BEAMS, 0, scanner.num_columns], (len(parts), 1))
     culled = first_box_hits(scanner.origin, scanner.directions, scanner.num_columns,
                             parts.boxes, scanner.rects(parts.boxes), wrap_cols=True)
     brute = first_box_hits(scanner.origin, scanner.directions, scanner.num_columns,
                            parts.boxes, everywhere)
-    assert np.isfinite(brute[0]).sum() > 1000
-    np.testing.assert_array_equal(culled[0], brute[0])
-    cams = make_rig(np.random.default_rng(0), (64, 36))
+    assert np.isfinite(brute[0]).sum() > 100
+    for got, expected in zip(culled, brute):
+        np.testing.assert_array_equal(got, expected)
     for name in ('CAM_F0', 'CAM_L1', 'CAM_B0'):
-        lidar2img = lidar2img_matrix(cams[name])
         u, v = np.meshgrid(np.arange(64), np.arange(36))
         pixels = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3).astype(np.float64)
         rays = pixels @ np.linalg.inv(cams[name]['cam_intrinsic']).T \
             @ np.asarray(cams[name]['sensor2lidar_rotation']).T
         centre = np.asarray(cams[name]['sensor2lidar_translation'])
-        culled = first_box_hits(centre, rays, 64, parts.boxes,
-                                camera_rects(parts.boxes, lidar2img, 64, 36), near=1e-6)
+        rects = camera_rects(parts.boxes, lidar2img_matrix(cams[name]), 64, 36)
+        culled = first_box_hits(centre, rays, 64, parts.boxes, rects, near=NEAR_PLANE)
         brute = first_box_hits(centre, rays, 64, parts.boxes,
-                               np.tile([0, 36, 0, 64], (len(parts), 1)))
-        np.testing.assert_array_equal(culled[0], brute[0])
+                               np.tile([0, 36, 0, 64], (len(parts), 1)), near=NEAR_PLANE)
+        assert np.isfinite(brute[0]).sum() > 50
+        for got, expected in zip(culled, brute):
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_lidar_returns_on_the_terrain():
+    green = layout_of('green', peak=0.45)
+    points = LidarScanner().scan(concat_parts([]), green, LIDAR_POSE)
+    labels, _, _, _ = voxelize_frame(concat_parts([]), green, LIDAR_POSE)
+    beyond = np.abs(points[:, 1]) > 15.0
+    height = terrain_height(green, points[beyond, 0], points[beyond, 1])
+    assert (height > 0.1).sum() > 500
+    np.testing.assert_allclose(points[beyond, 2] + 2.0, height, atol=1e-3)  # on the surface
+    distance = np.linalg.norm(points[:, :3], axis=1, keepdims=True)
+    idx, inside = points_to_voxel_indices(points[:, :3] + 1e-3 * points[:, :3] / distance)
+    assert np.all(labels[tuple(idx[inside].T)] == BACKGROUND_INDEX)
 
 
 def test_a_building_occludes_an_object_in_images_and_visibility():
@@ -183,13 +230,6 @@ def test_a_building_occludes_an_object_in_images_and_visibility():
     assert not seen([8.0, 3.0, -2.75]) and not seen([0.0, 0.0, -1.25])  # under it; the ego
     assert not seen([13.0, 0.0, -1.25])  # inside the building
     assert np.all(hidden.part[CAMERA_NAMES.index('CAM_B0')] == -1)  # nothing behind
-
-
-def frame_pose(world, k):
-    """lidar2global of key frame k (the rig's lidar 1.5 m ahead of and 2 m above the ego)."""
-    yaw = world.ego.yaw[k]
-    ego2global = pose_matrix(world.ego.translation[k], [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)])
-    return ego2global @ pose_matrix([1.5, 0.0, 2.0], [1.0, 0.0, 0.0, 0.0])
 
 
 def test_images_agree_with_the_labels():
@@ -249,45 +289,56 @@ def test_shapes_say_what_a_thing_is():
         assert widths == sorted(widths, reverse=True) and widths[-1] < 0.5 * widths[0]
         size, parts = make_shape(rng, 'barrier', 'roadside')
         assert size[0] > 1.7 * size[2]
-        size, (foot, post, plate) = make_shape(rng, 'czone_sign', 'curbside')
+        size, (plate, post, foot) = make_shape(rng, 'czone_sign', 'curbside')
         assert post[3] < 0.1 and plate[2] > 0.7 and plate[2] + plate[5] == pytest.approx(size[2])
     trucks = [make_shape(rng, 'vehicle', 'lane')[0] for _ in range(60)]
     assert max(size[2] for size in trucks) > 2.9  # lanes carry trucks too
 
 
-def object_colours(world):
-    """Colour of each object's first (largest) part."""
-    first = np.unique(world.objects.part_object, return_index=True)[1]
-    return world.objects.part_colour[first].astype(np.float64)
-
-
 def test_colours_do_not_give_the_class_away():
     world = make_world(np.random.default_rng(1), 20)
-    colours, classes = object_colours(world), world.objects.class_index
+    colours = world.objects.colour.astype(np.float64)  # the paint each object drew
+    classes = world.objects.class_index
     distance = np.linalg.norm(colours[:, None] - colours[None], axis=2)
-    same = classes[:, None] == classes[None]
     # objects of one class differ: vehicles from near black to near white, for example
-    vehicles = classes == VEHICLE
-    assert distance[np.ix_(vehicles, vehicles)].max() > 250
-    for index in (VEHICLE, CLASS_NAMES.index('pedestrian'), BARRIER):
-        assert distance[np.ix_(classes == index, classes == index)].max() > 100
-    # and classes share colours: some object of another class is within a few grey levels
-    assert (distance[~same] < 25).sum() > 20
-    red_vehicle = vehicles & (colours[:, 0] > 120) & (colours[:, 1:].max(axis=1) < 60)
-    red_other = ~vehicles & (colours[:, 0] > 120) & (colours[:, 1:].max(axis=1) < 60)
-    assert red_vehicle.any() and red_other.any()
+    for name, spread in (('vehicle', 250), ('pedestrian', 150), ('barrier', 100),
+                         ('bicycle', 100), ('generic_object', 100)):
+        index = classes == CLASS_NAMES.index(name)
+        assert distance[np.ix_(index, index)].max() > spread, name
+    # and classes share paints: many pairs of classes have objects a few grey levels apart
+    pairs = np.argwhere((distance < 30) & (classes[:, None] != classes[None]))
+    shared = {tuple(sorted((CLASS_NAMES[classes[i]], CLASS_NAMES[classes[j]]))) for i, j in pairs}
+    assert {('barrier', 'vehicle'), ('pedestrian', 'vehicle'), ('czone_sign', 'traffic_cone'),
+            ('bicycle', 'vehicle')} <= shared and len(shared) >= 8, shared
 
 
-def test_objects_keep_clear_of_the_roadside_structures():
+def boxes_overlap(a, b):
+    """(N, M) whether yaw boxes a (N, 7) and b (M, 7) share a positive volume."""
+    footprint = rectangles_overlap(a[:, None, :2], a[:, None, 6], a[:, None, 3:5] / 2 - 1e-6,
+                                   b[None, :, :2], b[None, :, 6], b[None, :, 3:5] / 2 - 1e-6)
+    low = np.maximum(a[:, None, 2] - a[:, None, 5] / 2, b[None, :, 2] - b[None, :, 5] / 2)
+    high = np.minimum(a[:, None, 2] + a[:, None, 5] / 2, b[None, :, 2] + b[None, :, 5] / 2)
+    return footprint & (high - low > 1e-6)
+
+
+def test_objects_and_structures_do_not_intersect():
     world = make_world(np.random.default_rng(2), 10)
-    structures = world.structures.take(world.structures.kind != KIND['sidewalk'])
-    standing = structures.boxes[:, 2] - structures.boxes[:, 5] / 2 < 0.3  # on the ground
-    boxes = structures.boxes[standing]
+    structures = world.structures
+    sidewalk = structures.kind == KIND['sidewalk']
+    # tree crowns stay out of buildings, walls and sheds
+    crowns = structures.boxes[(structures.kind == KIND['vegetation'])
+                              & (structures.boxes[:, 2] - structures.boxes[:, 5] / 2 > 1.5)]
+    built = structures.boxes[(structures.kind == KIND['manmade'])
+                             & (structures.boxes[:, 3] * structures.boxes[:, 4] > 2.0)]
+    assert len(crowns) > 50 and len(built) > 10
+    assert not boxes_overlap(crowns, built).any()
+    moving = np.linalg.norm(world.objects.velocity, axis=1) > 0
     for t in frame_time(np.arange(10)):
         parts = frame_parts(world, t, np.eye(4), reach=1e6)
-        objects = parts.boxes[parts.owner >= 0]
-        overlap = rectangles_overlap(objects[:, None, :2], objects[:, None, 6],
-                                     objects[:, None, 3:5] / 2, boxes[None, :, :2],
-                                     boxes[None, :, 6], boxes[None, :, 3:5] / 2)
-        assert not overlap.any()
-    assert COLLISION_MARGIN > 0 and len(world.objects.category) > 50
+        objects = parts.owner >= 0
+        static = objects & ~moving[np.maximum(parts.owner, 0)]
+        # no object part inside a structure; static objects stand on, not in, the sidewalks
+        standing = parts.boxes[:len(structures)][~sidewalk]  # structures come first
+        assert not boxes_overlap(parts.boxes[objects], standing).any()
+        assert not boxes_overlap(parts.boxes[static], structures.boxes[sidewalk]).any()
+    assert len(world.objects.category) > 50 and COLLISION_MARGIN > 0

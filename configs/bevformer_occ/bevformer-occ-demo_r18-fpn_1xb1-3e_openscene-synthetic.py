@@ -22,9 +22,9 @@ use_camera_mask = True
 # frequencies of the camera-visible voxels of the synthetic training logs
 # (tools/dataset_stats.py measures them for any infos file); the loss weights are
 # (f_free / f_class) ** (1 / 3)
-class_frequencies = [3.80e-3, 0, 0, 0, 1.55e-4, 1.31e-4, 2.07e-4, 5.40e-4, 1.56e-4, 3.17e-4,
-                     7.54e-2, 0.919]
-class_weight = [6.2, 1.0, 1.0, 1.0, 18.1, 19.2, 16.4, 11.9, 18.1, 14.3, 2.3, 1.0]
+class_frequencies = [3.70e-3, 0, 0, 0, 1.46e-4, 1.54e-4, 2.20e-4, 5.07e-4, 1.53e-4, 3.26e-4,
+                     7.70e-2, 0.918]
+class_weight = [6.3, 1.0, 1.0, 1.0, 18.5, 18.1, 16.1, 12.2, 18.2, 14.1, 2.3, 1.0]
 
 model = dict(
     type='BEVFormerOcc',

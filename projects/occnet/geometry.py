@@ -104,10 +104,9 @@ def sparse_to_dense(occ_sparse, grid_shape=GRID_SHAPE, free_index=FREE_INDEX):
     """Dense label grid (X, Y, Z) uint8 from sparse `[index1d, class]` rows (N, 2);
     voxels not listed are free."""
     occ_sparse = np.asarray(occ_sparse).reshape(-1, 2).astype(np.int64)
-    dense = np.full(grid_shape, free_index, dtype=np.uint8)
-    xyz = index1d_to_xyz(occ_sparse[:, 0], grid_shape)
-    dense[xyz[:, 0], xyz[:, 1], xyz[:, 2]] = occ_sparse[:, 1]
-    return dense
+    flat = np.full(int(np.prod(grid_shape)), free_index, dtype=np.uint8)  # index1d order
+    flat[occ_sparse[:, 0]] = occ_sparse[:, 1]
+    return np.ascontiguousarray(flat.reshape(grid_shape[::-1]).transpose(2, 1, 0))
 
 
 def dense_to_sparse(dense, free_index=FREE_INDEX, ignore_index=None):
@@ -125,10 +124,9 @@ def flow_sparse_to_dense(occ_sparse, flow_sparse, grid_shape=GRID_SHAPE):
     """Dense flow (X, Y, Z, 2) float32 m/s from sparse flow rows (N, 2) aligned with the
     sparse occupancy rows (N, 2); zero where free."""
     occ_sparse = np.asarray(occ_sparse).reshape(-1, 2).astype(np.int64)
-    dense = np.zeros((*grid_shape, 2), dtype=np.float32)
-    xyz = index1d_to_xyz(occ_sparse[:, 0], grid_shape)
-    dense[xyz[:, 0], xyz[:, 1], xyz[:, 2]] = np.asarray(flow_sparse, dtype=np.float32)
-    return dense
+    flat = np.zeros((int(np.prod(grid_shape)), 2), dtype=np.float32)  # index1d order
+    flat[occ_sparse[:, 0]] = np.asarray(flow_sparse, dtype=np.float32)
+    return np.ascontiguousarray(flat.reshape(*grid_shape[::-1], 2).transpose(2, 1, 0, 3))
 
 
 def relative_pose(src_lidar2global, dst_lidar2global):

@@ -5,7 +5,7 @@ import numpy as np
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
 from occnet.datasets.infos import VERIFY_HINT, DataError, MissingFileError
-from occnet.geometry import flow_sparse_to_dense, index1d_to_xyz, sparse_to_dense
+from occnet.geometry import flow_sparse_to_dense, sparse_to_dense
 
 NUM_VOXELS = int(np.prod(GRID_SHAPE))
 
@@ -61,7 +61,6 @@ def load_visible_mask(path, token):
             invalid.size and (invalid.min() < 0 or invalid.max() >= NUM_VOXELS)):
         raise DataError(f'invalid-voxel file {path} (frame {token}) must hold integer voxel '
                         f'indices in [0, {NUM_VOXELS}); {VERIFY_HINT}')
-    visible = np.ones(GRID_SHAPE, dtype=bool)
-    xyz = index1d_to_xyz(invalid)
-    visible[xyz[:, 0], xyz[:, 1], xyz[:, 2]] = False
-    return visible
+    visible = np.ones(NUM_VOXELS, dtype=bool)  # in index1d order: z, then y, then x
+    visible[invalid] = False
+    return np.ascontiguousarray(visible.reshape(GRID_SHAPE[::-1]).transpose(2, 1, 0))

@@ -112,7 +112,20 @@ def green_between(layout, s_lo, s_hi, d):
     return result
 
 
+def terrain_regions(layout):
+    """Where the terrain rises above the road: per green zone, the global centre (2,) and half
+    extents (2,) of an axis-aligned rectangle (s inside the zone, |d| beyond the sidewalk on
+    its side; 10 km deep). The terrain is above 0 inside and 0 on the edges and outside."""
+    depth = 1e4
+    for k, side in enumerate((-1.0, 1.0)):
+        for zone in np.flatnonzero(layout.zone_kind[k] == ZONE['green']):
+            start, end = layout.zone_edges[k][zone], layout.zone_edges[k][zone + 1]
+            yield (layout.origin + [(start + end) / 2, side * (SIDEWALK_OUTER + depth / 2)],
+                   np.array([(end - start) / 2, depth / 2]))
+
+
 def _smoothstep(x):
+    """0 below 0, 1 above 1, a smooth cubic step between."""
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
 
@@ -146,6 +159,18 @@ def support_height(layout, s, d):
     d = np.asarray(d, dtype=np.float64)
     band = (np.abs(d) >= PARKING_OUTER) & (np.abs(d) < SIDEWALK_OUTER)
     return np.where(band, SIDEWALK_HEIGHT, terrain_height(layout, s, d))
+
+
+def stands_level(layout, x, y, yaw, length, width, tolerance=0.05):
+    """Whether a footprint (global centre x, y metres, yaw radians, length and width metres)
+    rests on one level: its corners' support heights differ from its centre's by less than
+    `tolerance` metres (so it does not straddle a curb)."""
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    local = np.array([[0, 0], [1, 1], [1, -1], [-1, 1], [-1, -1]]) * [length / 2, width / 2]
+    xy = np.stack([x + cos * local[:, 0] - sin * local[:, 1],
+                   y + sin * local[:, 0] + cos * local[:, 1]], axis=1)
+    height = support_height(layout, *layout.road_coordinates(xy))
+    return bool(np.abs(height - height[0]).max() < tolerance)
 
 
 def ground_kind(layout, s, d):

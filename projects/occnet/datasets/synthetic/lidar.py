@@ -2,14 +2,16 @@
 same parts and ground as the cameras and the labels; written as nuPlan MergedPointCloud PCD.
 
 Each return is the first surface its beam meets within MAX_RANGE: the road, the terrain, a
-sidewalk, a structure or an object. Fields: x y z (metres, lidar frame), intensity (0-255, from
-the surface's material), ring (beam index, 0 = lowest), lidar_info (0: the only lidar).
+sidewalk, a structure or an object. Fields: x y z (metres, lidar frame), intensity (0-255: by
+surface kind on the ground and sidewalk tops, high on striped barriers and signs, from the
+paint's brightness on other parts), ring (beam index, 0 = lowest), lidar_info (0: the only
+lidar).
 """
 import numpy as np
 
-from occnet.datasets.synthetic.layout import SURFACES, TERRAIN_MAX_HEIGHT, surface_kind
+from occnet.datasets.synthetic.layout import SURFACES, surface_kind
 from occnet.datasets.synthetic.parts import MATERIAL
-from occnet.datasets.synthetic.raycast import first_box_hits, ground_hits, to_box_frame
+from occnet.datasets.synthetic.raycast import FACE_UP, first_box_hits, ground_hits, to_box_frame
 
 NUM_BEAMS = 32
 ELEVATION_RANGE_DEG = (-30.0, 10.0)  # lowest and highest beam
@@ -81,25 +83,27 @@ class LidarScanner:
             (N, 6) float32 x, y, z, intensity, ring, lidar_info, ordered by ring then azimuth.
         """
         lidar2global = np.asarray(lidar2global, dtype=np.float64)
-        t_ground = ground_hits(self.origin, self.directions, lidar2global, layout, MAX_RANGE,
-                               TERRAIN_MAX_HEIGHT[1])
-        t_box, box, _ = first_box_hits(self.origin, self.directions, self.num_columns,
+        t_ground = ground_hits(self.origin, self.directions, lidar2global, layout, MAX_RANGE)
+        t_box, box, face = first_box_hits(self.origin, self.directions, self.num_columns,
                                        parts.boxes, self.rects(parts.boxes), wrap_cols=True)
         on_box = t_box < t_ground
         t = np.where(on_box, t_box, t_ground)
         ray = np.flatnonzero(t <= MAX_RANGE)
         points = self.origin + t[ray, None] * self.directions[ray]
-        intensity = np.empty(len(ray), dtype=np.float32)
-        hit_box = on_box[ray]
-        ground = np.flatnonzero(~hit_box)
-        global_xy = points[ground, :2] @ lidar2global[:2, :2].T + lidar2global[:2, 3]
-        intensity[ground] = SURFACE_INTENSITY[surface_kind(layout,
-                                                           *layout.road_coordinates(global_xy))]
-        part = box[ray[hit_box]]
-        brightness = parts.colour[part].astype(np.float32).mean(axis=1) / 255.0
-        reflective = parts.material[part] == MATERIAL['stripes']
-        intensity[hit_box] = np.where(reflective, RETROREFLECTIVE_INTENSITY,
-                                      8.0 + 70.0 * brightness)
+        part = np.where(on_box[ray], box[ray], -1)
+        material = np.full(len(ray), -1, dtype=np.int64)
+        intensity = np.zeros(len(ray), dtype=np.float32)
+        on_part = np.flatnonzero(part >= 0)
+        material[on_part] = parts.material[part[on_part]]
+        brightness = parts.colour[part[on_part]].astype(np.float32).mean(axis=1) / 255.0
+        intensity[on_part] = np.where(material[on_part] == MATERIAL['stripes'],
+                                      RETROREFLECTIVE_INTENSITY, 8.0 + 70.0 * brightness)
+        # the ground and the tops of sidewalks: by surface (markings are bright)
+        surface = np.flatnonzero((part < 0) | ((material == MATERIAL['paving'])
+                                               & (face[ray] == FACE_UP)))
+        global_xy = points[surface, :2] @ lidar2global[:2, :2].T + lidar2global[:2, 3]
+        intensity[surface] = SURFACE_INTENSITY[surface_kind(layout,
+                                                            *layout.road_coordinates(global_xy))]
         out = np.zeros((len(ray), len(PCD_FIELDS)), dtype=np.float32)
         out[:, :3] = points
         out[:, 3] = intensity

@@ -6,12 +6,13 @@ on the ground under their centre (layout.support_height): on the road, the raise
 terrain.
 """
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from occnet.constants import CLASS_NAMES
 from occnet.datasets.synthetic.layout import (CROSSWALK_SPACING, CURB_OUTER, LANE_WIDTH, ZONE,
-                                              support_height, zone_at)
+                                              stands_level, support_height, zone_at)
 from occnet.datasets.synthetic.parts import rectangles_overlap
 from occnet.datasets.synthetic.shapes import make_shape
 
@@ -49,6 +50,7 @@ class ObjectTracks:
     anchor_time: np.ndarray  # (N,) seconds
     velocity: np.ndarray  # (N, 2) m/s, global
     move_window: np.ndarray  # (N, 2) seconds
+    colour: np.ndarray  # (N, 3) uint8 RGB paint the object drew (shapes.CLASS_PAINTS)
     track_token: list  # N 16-hex strings
     part_boxes: np.ndarray  # (P, 6) cx, cy, z0, l, w, h in the object's frame (see shapes.py)
     part_object: np.ndarray  # (P,) int owning object
@@ -121,7 +123,7 @@ def _place(placement, rng, s_centre, layout, sample_time):
         if zone_at(layout, np.array([s]), np.array([side]))[0] != ZONE['lot']:
             return None
         yaw = rng.choice([0.0, 0.5, 1.0, -0.5]) * np.pi + rng.uniform(-0.1, 0.1)
-        return s, side * rng.uniform(17.0, 32.0), yaw, 0.0, always
+        return s, side * rng.uniform(18.5, 32.0), yaw, 0.0, always  # clear of the sidewalk
     if placement == 'edge':
         d = rng.uniform(7.25, 8.3) if rng.random() < 0.6 else rng.uniform(9.0, 10.5)
         return s, side * d, random_yaw, 0.0, always
@@ -137,6 +139,19 @@ def _place(placement, rng, s_centre, layout, sample_time):
         d = rng.uniform(11.6, 14.7) if rng.random() < 0.7 else rng.uniform(15.5, 30.0)
         return s, side * d, random_yaw, 0.0, always
     raise ValueError(f'unknown placement {placement!r}; valid: see OBJECT_KINDS in {__name__}')
+
+
+class _Track(NamedTuple):
+    """One accepted object while spawning (see ObjectTracks for the fields)."""
+    category: str
+    class_index: int
+    size: np.ndarray
+    yaw: float
+    anchor: np.ndarray
+    anchor_time: float
+    velocity: np.ndarray
+    move_window: tuple
+    parts: list  # shapes.make_shape parts, the object's paint first
 
 
 class _Occupancy:
@@ -218,6 +233,8 @@ def spawn_objects(rng, frame_times, lidar_xy, ego_yaw, ego_footprint, structures
             half = size[:2] / 2 + COLLISION_MARGIN
             if occupied.collides(path, yaw, half):
                 continue
+            if speed == 0 and not stands_level(layout, *anchor, yaw, *size[:2]):
+                continue  # a static object never straddles a curb
             offset = track_xy(anchor, velocity, anchor_time, *window, frame_times) - lidar_xy
             local = to_heading_frame(offset, ego_yaw)
             in_grid = int(np.all(np.abs(local) < grid_half, axis=1).sum())
@@ -226,22 +243,27 @@ def spawn_objects(rng, frame_times, lidar_xy, ego_yaw, ego_footprint, structures
             occupied.add(path, yaw, half)
             frames_in_grid += in_grid
             accepted += 1
-            records.append((category, class_index, size, (yaw + np.pi) % (2 * np.pi) - np.pi,
-                            anchor, anchor_time, velocity, window, parts))
+            records.append(_Track(category, class_index, size,
+                                  (yaw + np.pi) % (2 * np.pi) - np.pi, anchor, anchor_time,
+                                  velocity, window, parts))
     return _tracks(rng, records)
 
 
 def _tracks(rng, records):
-    parts = [(i, part) for i, record in enumerate(records) for part in record[8]]
+    """ObjectTracks of the accepted _Track records (track tokens drawn last, in order)."""
+    parts = [(i, part) for i, record in enumerate(records) for part in record.parts]
+
+    def column(name, width=None):
+        values = np.array([getattr(r, name) for r in records], dtype=np.float64)
+        return values if width is None else values.reshape(-1, width)
+
     return ObjectTracks(
-        category=[r[0] for r in records],
-        class_index=np.array([r[1] for r in records], dtype=np.int64),
-        size=np.array([r[2] for r in records]).reshape(-1, 3),
-        yaw=np.array([r[3] for r in records]),
-        anchor=np.array([r[4] for r in records]).reshape(-1, 2),
-        anchor_time=np.array([r[5] for r in records]),
-        velocity=np.array([r[6] for r in records]).reshape(-1, 2),
-        move_window=np.array([r[7] for r in records]).reshape(-1, 2),
+        category=[r.category for r in records],
+        class_index=np.array([r.class_index for r in records], dtype=np.int64),
+        size=column('size', 3), yaw=column('yaw'), anchor=column('anchor', 2),
+        anchor_time=column('anchor_time'), velocity=column('velocity', 2),
+        move_window=column('move_window', 2),
+        colour=np.array([r.parts[0][6] for r in records], dtype=np.uint8).reshape(-1, 3),
         track_token=[rng.bytes(8).hex() for _ in records],
         part_boxes=np.array([p[:6] for _, p in parts], dtype=np.float64).reshape(-1, 6),
         part_object=np.array([i for i, _ in parts], dtype=np.int64),

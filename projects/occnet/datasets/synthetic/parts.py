@@ -12,7 +12,8 @@ import numpy as np
 # lidar (lidar.py).
 #   plain: the part's colour; cabin: dark glass on the sides, paint on top; facade: rows of dark
 #   windows on the sides; foliage: speckled leaves; stripes: diagonal white bands (barriers,
-#   cones); paving: the ground's surface texture on top (sidewalks), curb stone on the sides.
+#   construction-sign plates); paving: the ground's surface texture on top (sidewalks), curb
+#   stone on the sides.
 MATERIALS = ('plain', 'cabin', 'facade', 'foliage', 'stripes', 'paving')
 MATERIAL = {name: i for i, name in enumerate(MATERIALS)}
 
@@ -111,3 +112,12 @@ def rectangles_overlap(centre_a, yaw_a, half_a, centre_b, yaw_b, half_b):
         reach_b = half_b[..., 0] * dot(ub, axis) + half_b[..., 1] * dot(vb, axis)
         separated |= dot(delta, axis) > reach_a + reach_b
     return ~separated
+
+
+def expand_groups(counts):
+    """For consecutive groups of the given sizes (G,): the group (M,) of every element and its
+    rank (M,) inside its group, M = counts.sum()."""
+    counts = np.asarray(counts, dtype=np.int64)
+    group = np.repeat(np.arange(len(counts)), counts)
+    rank = np.arange(len(group)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return group, rank

@@ -8,13 +8,15 @@ grows with the boxes' image area, not with boxes x rays.
 import numpy as np
 
 from occnet.datasets.synthetic.layout import SIDEWALK_OUTER, green_between, terrain_height
+from occnet.datasets.synthetic.parts import expand_groups
 
-# Box faces as in render.FACE_NORMALS: 0 +x, 1 -x, 2 +y, 3 -y, 4 +z, 5 -z of the box's frame.
+# Box faces: 0 +x, 1 -x, 2 +y, 3 -y, 4 +z (top), 5 -z of the box's frame.
 FACE_NORMALS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
                         dtype=np.float64)
+FACE_UP = 4
 MAX_PAIRS = 1 << 21  # (ray, box) pairs tested at once
 TERRAIN_SAMPLES = 12  # samples along the part of a ray that may meet the terrain
-TERRAIN_REFINES = 2  # secant steps after the first sample under the surface
+TERRAIN_REFINES = 6  # regula falsi steps after the first sample under the surface
 
 
 def to_box_frame(points, boxes):
@@ -100,9 +102,8 @@ def first_box_hits(origin, directions, grid_cols, boxes, rects, wrap_cols=False,
                           bounds[-1] + 1))
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         chunk = order[lo:hi]
-        box = np.repeat(chunk, counts[chunk])
-        offset = np.arange(len(box)) - np.repeat(np.cumsum(counts[chunk]) - counts[chunk],
-                                                 counts[chunk])
+        group, offset = expand_groups(counts[chunk])
+        box = chunk[group]
         row = rects[box, 0] + offset // widths[box]
         col = rects[box, 2] + offset % widths[box]
         if wrap_cols:
@@ -110,16 +111,20 @@ def first_box_hits(origin, directions, grid_cols, boxes, rects, wrap_cols=False,
         ray = row * grid_cols + col
         local_directions = rotate_to_box_frame(directions[ray], box, cos, sin)
         t, face = ray_box_entry(box_origin[box], local_directions, half[box], near)
-        hit = np.isfinite(t)
-        ray, t, face, box = ray[hit], t[hit], face[hit], box[hit]
-        np.minimum.at(best_t, ray, t)
-        won = t == best_t[ray]
-        best_box[ray[won]] = box[won]
-        best_face[ray[won]] = face[won]
+        hit = np.flatnonzero(np.isfinite(t))
+        if len(hit) == 0:
+            continue
+        # per ray the nearest entry; at equal t the later box, as in the voxeliser
+        ranked = hit[np.lexsort((-box[hit], t[hit], ray[hit]))]
+        first = ranked[np.append(True, ray[ranked][1:] != ray[ranked][:-1])]
+        ray, t, face, box = ray[first], t[first], face[first], box[first]
+        better = (t < best_t[ray]) | ((t == best_t[ray]) & (box > best_box[ray]))
+        ray, t, face, box = ray[better], t[better], face[better], box[better]
+        best_t[ray], best_box[ray], best_face[ray] = t, box, face
     return best_t, best_box, best_face
 
 
-def ground_hits(origin, directions, lidar2global, layout, max_t, terrain_peak):
+def ground_hits(origin, directions, lidar2global, layout, max_t):
     """First hit of rays on the ground: the road plane z = 0 (global) and the terrain.
 
     Args:
@@ -127,11 +132,11 @@ def ground_hits(origin, directions, lidar2global, layout, max_t, terrain_peak):
         lidar2global: (4, 4) pose of the frame (a rotation about z and a translation).
         layout: RoadLayout (terrain heights).
         max_t: rays reaching no ground before this parameter get inf.
-        terrain_peak: metres, an upper bound of the terrain height.
     Returns:
         t: (R,) ray parameter of the hit, inf for none.
     """
     height = origin[2] + lidar2global[2, 3]  # of the origin above the road
+    terrain_peak = float(layout.terrain[:, 0].max())  # no terrain rises higher
     dz = directions[:, 2]
     t = np.full(len(directions), np.inf)
     down = np.flatnonzero(dz < 0)
@@ -173,14 +178,19 @@ def ground_hits(origin, directions, lidar2global, layout, max_t, terrain_peak):
     k = np.argmax(under, axis=0)
     k_prev = np.maximum(k - 1, 0)
     cols = np.arange(len(rays))
-    a, b = samples[k_prev, cols], samples[k, cols]
+    a, b = samples[k_prev, cols], samples[k, cols]  # the ray is above at a, under at b
     fa, fb = gap[k_prev, cols], gap[k, cols]
-    for _ in range(TERRAIN_REFINES + 1):
+    last = np.zeros(len(rays), dtype=np.int8)  # which end moved last: 1 a, -1 b
+    for _ in range(TERRAIN_REFINES):  # regula falsi, Illinois variant
         with np.errstate(divide='ignore', invalid='ignore'):
             m = np.where(fa - fb > 0, a + (b - a) * fa / (fa - fb), b)
         fm = above(m[None])[0]
-        a, fa = np.where(fm > 0, m, a), np.where(fm > 0, fm, fa)
-        b, fb = np.where(fm > 0, b, m), np.where(fm > 0, fb, fm)
+        up = fm > 0
+        a, fa = np.where(up, m, a), np.where(up, fm, fa)
+        b, fb = np.where(up, b, m), np.where(up, fb, fm)
+        fb = np.where(up & (last == 1), fb / 2, fb)  # the same end twice: pull the other
+        fa = np.where(~up & (last == -1), fa / 2, fa)
+        last = np.where(up, 1, -1).astype(np.int8)
     # b is the nearest parameter known to lie on or under the surface
     t[rays] = np.where(has, b, t[rays])
     return t

@@ -11,15 +11,15 @@ from typing import NamedTuple
 import numpy as np
 
 from occnet.constants import CAMERA_NAMES, GRID_SHAPE, VOXEL_SIZE
-from occnet.datasets.synthetic.layout import SURFACES, TERRAIN_MAX_HEIGHT, surface_kind
+from occnet.datasets.synthetic.layout import surface_kind
 from occnet.datasets.synthetic.parts import MATERIAL, box_corners
-from occnet.datasets.synthetic.raycast import (FACE_NORMALS, first_box_hits, ground_hits,
+from occnet.datasets.synthetic.raycast import (FACE_NORMALS, FACE_UP, first_box_hits, ground_hits,
                                                to_box_frame)
-from occnet.datasets.synthetic.shapes import GLASS
+from occnet.datasets.synthetic.shapes import GLASS, SURFACE_COLOURS, SURFACE_TEXTURE
 from occnet.datasets.synthetic.voxelize import GROUND_LAYER
 from occnet.geometry import lidar2img_matrix, voxel_centers
 
-NEAR_PLANE = 0.1  # metres; boxes with a corner closer to the camera plane are tested everywhere
+NEAR_PLANE = 0.1  # metres; surfaces nearer than this to a camera's image plane are not drawn
 VISIBILITY_TOLERANCE = 0.5  # metres a voxel test point may lie behind the drawn surface
 FAR_GROUND = 2000.0  # metres; farther ground pixels are drawn as horizon
 HAZE_DISTANCE = 350.0  # metres; colours fade towards the horizon as 1 - exp(-dist / this)
@@ -29,22 +29,6 @@ STRIPE_COLOUR = np.array([232.0, 232.0, 228.0])
 
 SKY_HORIZON = np.array([200.0, 220.0, 238.0])
 SKY_ZENITH = np.array([135.0, 175.0, 228.0])
-# RGB base colour and texture amplitude of each ground surface, in SURFACES order.
-_SURFACE_STYLE = {
-    'asphalt': ((88, 90, 94), 7.0),
-    'lane_line': ((220, 220, 214), 5.0),
-    'centre_line': ((222, 184, 60), 5.0),
-    'bike_lane': ((108, 94, 92), 7.0),
-    'parking': ((104, 104, 106), 7.0),
-    'curb': ((176, 174, 168), 5.0),
-    'sidewalk': ((160, 157, 150), 6.0),
-    'plaza': ((150, 140, 128), 8.0),
-    'lot': ((80, 82, 86), 8.0),
-    'grass': ((92, 124, 62), 18.0),
-    'crosswalk': ((225, 225, 220), 5.0),
-}
-SURFACE_COLOURS = np.array([_SURFACE_STYLE[name][0] for name in SURFACES], dtype=np.float32)
-SURFACE_TEXTURE = np.array([_SURFACE_STYLE[name][1] for name in SURFACES], dtype=np.float32)
 
 
 class RenderedFrame(NamedTuple):
@@ -144,10 +128,11 @@ def shade_parts(parts, part, face, points, lidar2global, sun_direction, layout):
         colour[stripes[np.mod((across + above) / 0.5, 1.0) < 0.5]] = STRIPE_COLOUR
     foliage = np.flatnonzero(material == MATERIAL['foliage'])
     if len(foliage):
-        cell = np.floor((points[foliage] @ lidar2global[:3, :3].T) / 0.3).astype(np.int64)
+        world = points[foliage] @ lidar2global[:3, :3].T + lidar2global[:3, 3]
+        cell = np.floor(world / 0.3).astype(np.int64)  # leaves fixed to the world
         speckle = hash01(cell[:, 0] + 7919 * cell[:, 2], cell[:, 1], 3)
         colour[foliage] *= (0.7 + 0.5 * speckle)[:, None]
-    paving = np.flatnonzero((material == MATERIAL['paving']) & (face == 4))
+    paving = np.flatnonzero((material == MATERIAL['paving']) & (face == FACE_UP))
     if len(paving):
         global_xy = points[paving, :2] @ lidar2global[:2, :2].T + lidar2global[:2, 3]
         colour[paving] = ground_colours(global_xy, layout)
@@ -220,12 +205,12 @@ class RigRenderer:
         depths = np.empty(shape, dtype=np.float32)
         drawn_parts = np.empty(shape, dtype=np.int32)
         visible = np.zeros(int(np.prod(GRID_SHAPE)), dtype=bool)
-        peak = TERRAIN_MAX_HEIGHT[1]
         for cam in range(len(CAMERA_NAMES)):
             centre, rays = self.centres[cam], self.rays[cam]
-            t_ground = ground_hits(centre, rays, lidar2global, layout, FAR_GROUND, peak)
+            t_ground = ground_hits(centre, rays, lidar2global, layout, FAR_GROUND)
             rects = camera_rects(parts.boxes, self.lidar2img[cam], self.width, self.height)
-            t_box, box, face = first_box_hits(centre, rays, self.width, parts.boxes, rects)
+            t_box, box, face = first_box_hits(centre, rays, self.width, parts.boxes, rects,
+                                              near=NEAR_PLANE)
             on_box = t_box < t_ground
             depth = np.where(on_box, t_box, t_ground)
             image = self.sky[cam].copy()

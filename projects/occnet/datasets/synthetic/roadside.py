@@ -9,14 +9,15 @@ import numpy as np
 
 from occnet.constants import CLASS_NAMES
 from occnet.datasets.synthetic.layout import (KIND, PARKING_OUTER, SIDEWALK_HEIGHT,
-                                              SIDEWALK_OUTER, ZONE, support_height)
+                                              SIDEWALK_OUTER, SURFACE, ZONE, stands_level,
+                                              support_height)
 from occnet.datasets.synthetic.parts import MATERIAL, concat_parts, make_parts, rectangles_overlap
-from occnet.datasets.synthetic.shapes import METAL, PAINTS, paint
+from occnet.datasets.synthetic.shapes import METAL, PAINTS, SURFACE_COLOURS, paint
 
 BACKGROUND = CLASS_NAMES.index('background')
 SIDEWALK_SEGMENT = 10.0  # metres along s per sidewalk box
 SIDEWALK_BOTTOM = -0.5  # metres; the sidewalk box reaches down to the bottom of the ground layer
-CURB_COLOUR = (176, 174, 168)
+CURB_COLOUR = SURFACE_COLOURS[SURFACE['curb']].astype(np.uint8)
 BARK = (92, 70, 50)
 FOLIAGE = ('green', 'green', 'dark_green', 'olive')
 _FOLIAGE_PAINT = {'green': (58, 118, 52), 'dark_green': (36, 84, 44), 'olive': (104, 116, 50)}
@@ -84,12 +85,15 @@ def _along(rng, s_lo, s_hi, spacing):
     return positions[:-1]
 
 
-def _tree(builder, rng, x, y, trunk_height=None):
+def _tree(builder, rng, x, y):
+    """A tree at global (x, y) if its crown stays clear of everything standing so far."""
     yaw = rng.uniform(-np.pi, np.pi)
-    trunk = rng.uniform(2.0, 3.0) if trunk_height is None else trunk_height
+    trunk = rng.uniform(2.4, 3.2)  # crowns clear the tallest van (2.3 m)
     width, height = rng.uniform(2.4, 4.0), rng.uniform(2.5, 4.2)
     leaves = np.array(_FOLIAGE_PAINT[str(rng.choice(FOLIAGE))]) * rng.uniform(0.85, 1.1)
     leaves = np.clip(leaves, 0, 255).astype(np.uint8)
+    if not builder.free(x, y, yaw, width, width):
+        return
     boxes = [(0, 0, 0, 0.3, 0.3, trunk + 0.3),
              (0, 0, trunk, 0.75 * width, 0.75 * width, 0.3 * height),
              (0, 0, trunk + 0.3 * height, width, width, 0.45 * height),
@@ -132,7 +136,7 @@ def _furniture(builder, rng, x, y):
     else:
         colour = paint(rng, str(rng.choice(('grey', 'black'))))
         boxes, size = [(0, 0, 0, 0.2, 0.2, 0.9)], (0.2, 0.2)
-    if builder.free(x, y, yaw, *size):
+    if builder.free(x, y, yaw, *size) and stands_level(builder.layout, x, y, yaw, *size):
         builder.add(x, y, yaw, boxes, 'manmade', colour, MATERIAL['plain'], footprint=size)
 
 
@@ -145,7 +149,7 @@ def _sidewalk_fittings(builder, rng, side, s_lo, s_hi):
         if builder.free(ox + s, oy + side * 11.35, 0.0, 0.6, 0.6):
             _sign_pole(builder, rng, ox + s, oy + side * 11.35)
     for s in _along(rng, s_lo, s_hi, STREET_TREE_SPACING):
-        if rng.random() < 0.6 and builder.free(ox + s, oy + side * 14.25, 0.0, 1.0, 0.6):
+        if rng.random() < 0.6:
             _tree(builder, rng, ox + s, oy + side * 14.25)
     for s in _along(rng, s_lo, s_hi, FURNITURE_SPACING):
         d = rng.uniform(11.3, 11.6) if rng.random() < 0.6 else rng.uniform(14.35, 14.6)
@@ -191,9 +195,7 @@ def _green_zone(builder, rng, side, start, end):
     ox, oy = builder.layout.origin
     area = (end - start) * (GREEN_DEPTH[1] - GREEN_DEPTH[0])
     for _ in range(rng.poisson(area / GREEN_TREE_AREA)):
-        x, y = ox + rng.uniform(start, end), oy + side * rng.uniform(*GREEN_DEPTH)
-        if builder.free(x, y, 0.0, 2.0, 2.0):
-            _tree(builder, rng, x, y)
+        _tree(builder, rng, ox + rng.uniform(start, end), oy + side * rng.uniform(*GREEN_DEPTH))
     for _ in range(rng.poisson(area / GREEN_BUSH_AREA)):
         x, y = ox + rng.uniform(start, end), oy + side * rng.uniform(*GREEN_DEPTH)
         length, width, yaw = rng.uniform(1.0, 3.0), rng.uniform(0.8, 1.5), rng.uniform(0, np.pi)
@@ -217,13 +219,23 @@ def make_roadside(rng, layout, s_range):
             structure (sidewalks excluded), for placing objects clear of them.
     """
     builder = _Builder(layout)
-    for k, side in enumerate((-1.0, 1.0)):
+    sides = list(enumerate((-1.0, 1.0)))
+
+    def zones(kinds):
+        for k, side in sides:
+            edges = layout.zone_edges[k]
+            for zone in np.flatnonzero(np.isin(layout.zone_kind[k], kinds)):
+                start, end = max(edges[zone], s_range[0]), min(edges[zone + 1], s_range[1])
+                if end - start > 4.0:
+                    yield int(layout.zone_kind[k][zone]), side, start, end
+
+    # buildings, walls and sheds first: trees then keep their crowns clear of them
+    for kind, side, start, end in zones([ZONE['building'], ZONE['lot']]):
+        _ZONE_BUILDERS[kind](builder, rng, side, start, end)
+    for _, side in sides:
         _sidewalks(builder, side, s_range[0], s_range[1])
         _sidewalk_fittings(builder, rng, side, s_range[0], s_range[1])
-        edges, kinds = layout.zone_edges[k], layout.zone_kind[k]
-        for zone in range(len(kinds)):
-            start, end = max(edges[zone], s_range[0]), min(edges[zone + 1], s_range[1])
-            if end - start > 4.0:
-                _ZONE_BUILDERS[int(kinds[zone])](builder, rng, side, start, end)
+    for kind, side, start, end in zones([ZONE['green']]):
+        _ZONE_BUILDERS[kind](builder, rng, side, start, end)
     footprints = np.asarray(builder.footprints, dtype=np.float64).reshape(-1, 5)
     return concat_parts(builder.parts), footprints

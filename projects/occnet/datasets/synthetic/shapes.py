@@ -1,4 +1,5 @@
-"""What the synthetic objects look like: their shape as a few parts and their colours.
+"""What the synthetic world looks like: the objects' shapes as a few parts, the paints of
+objects and structures, and the colours of the ground surfaces.
 
 Colours do not give the class away: every class draws from a palette of paints that other classes
 share (a red car beside a red barrier, a grey pedestrian beside a grey bin), with a per-object
@@ -14,6 +15,7 @@ import colorsys
 
 import numpy as np
 
+from occnet.datasets.synthetic.layout import SURFACES
 from occnet.datasets.synthetic.parts import MATERIAL
 
 PAINTS = {
@@ -27,6 +29,23 @@ GLASS = (48, 58, 70)
 TYRE = (30, 30, 32)
 METAL = (140, 142, 146)
 SKIN = (196, 158, 128)
+
+# RGB base colour and texture amplitude of each ground surface, in SURFACES order.
+_SURFACE_STYLE = {
+    'asphalt': ((88, 90, 94), 7.0),
+    'lane_line': ((220, 220, 214), 5.0),
+    'centre_line': ((222, 184, 60), 5.0),
+    'bike_lane': ((108, 94, 92), 7.0),
+    'parking': ((104, 104, 106), 7.0),
+    'curb': ((176, 174, 168), 5.0),
+    'sidewalk': ((160, 157, 150), 6.0),
+    'plaza': ((150, 140, 128), 8.0),
+    'lot': ((80, 82, 86), 8.0),
+    'grass': ((92, 124, 62), 18.0),
+    'crosswalk': ((225, 225, 220), 5.0),
+}
+SURFACE_COLOURS = np.array([_SURFACE_STYLE[name][0] for name in SURFACES], dtype=np.float32)
+SURFACE_TEXTURE = np.array([_SURFACE_STYLE[name][1] for name in SURFACES], dtype=np.float32)
 
 # Paints each class draws from (a name may repeat to weight it).
 CLASS_PAINTS = {
@@ -94,8 +113,8 @@ def _pedestrian(rng, size):
     shirt = paint(rng, str(rng.choice(CLASS_PAINTS['pedestrian'])))
     trousers = paint(rng, str(rng.choice(TROUSER_PAINTS)))
     plain = MATERIAL['plain']
-    return [(0, 0, 0, 0.8 * depth, 0.7 * width, 0.47 * h, trousers, plain),
-            (0, 0, 0.47 * h, depth, width, 0.37 * h, shirt, plain),
+    return [(0, 0, 0.47 * h, depth, width, 0.37 * h, shirt, plain),
+            (0, 0, 0, 0.8 * depth, 0.7 * width, 0.47 * h, trousers, plain),
             (0, 0, 0.84 * h, 0.6 * depth, 0.4 * width, 0.16 * h, np.array(SKIN), plain)]
 
 
@@ -103,8 +122,8 @@ def _bicycle(rng, size):
     length, w, h = size
     frame = paint(rng, str(rng.choice(CLASS_PAINTS['bicycle'])))
     plain = MATERIAL['plain']
-    return [(0, 0, 0, length, 0.1, 0.66, np.array(TYRE), plain),  # both wheels
-            (0, 0, 0.33, 0.6 * length, 0.08, h - 0.43, frame, plain),
+    return [(0, 0, 0.33, 0.6 * length, 0.08, h - 0.43, frame, plain),
+            (0, 0, 0, length, 0.1, 0.66, np.array(TYRE), plain),  # both wheels
             (0.32 * length, 0, h - 0.1, 0.08, w, 0.1, np.array(TYRE), plain),  # handlebar
             (-0.2 * length, 0, h - 0.16, 0.26, 0.14, 0.08, np.array(TYRE), plain)]  # saddle
 
@@ -130,18 +149,18 @@ def _barrier(rng, size):
         return [(0, 0, 0, length, w, 0.35 * h, colour, material),
                 (0, 0, 0.35 * h, length, 0.55 * w, 0.65 * h, colour, material)]
     feet = np.array(TYRE)
-    return [(-0.38 * length, 0, 0, 0.18, w, 0.15, feet, MATERIAL['plain']),
-            (0.38 * length, 0, 0, 0.18, w, 0.15, feet, MATERIAL['plain']),
-            (0, 0, 0.15, length, 0.12, h - 0.15, colour, material)]
+    return [(0, 0, 0.15, length, 0.12, h - 0.15, colour, material),
+            (-0.38 * length, 0, 0, 0.18, w, 0.15, feet, MATERIAL['plain']),
+            (0.38 * length, 0, 0, 0.18, w, 0.15, feet, MATERIAL['plain'])]
 
 
 def _czone_sign(rng, size):
     foot, width, h = size
     plate = rng.uniform(0.6, 0.85)
     colour = paint(rng, str(rng.choice(CLASS_PAINTS['czone_sign'])))
-    return [(0, 0, 0, foot, 0.45, 0.08, np.array(TYRE), MATERIAL['plain']),
+    return [(0, 0, h - plate, 0.05, width, plate, colour, MATERIAL['stripes']),
             (0, 0, 0.08, 0.08, 0.08, h - 0.08 - plate, np.array(METAL), MATERIAL['plain']),
-            (0, 0, h - plate, 0.05, width, plate, colour, MATERIAL['stripes'])]
+            (0, 0, 0, foot, 0.45, 0.08, np.array(TYRE), MATERIAL['plain'])]
 
 
 def _generic_object(rng, size):
@@ -164,7 +183,8 @@ def make_shape(rng, category, placement):
 
     Returns:
         size: (3,) float64.
-        parts: list of (cx, cy, z0, l, w, h, rgb (3,) uint8, material).
+        parts: list of (cx, cy, z0, l, w, h, rgb (3,) uint8, material); the first carries the
+            paint the object drew from CLASS_PAINTS.
     """
     if category == 'vehicle':
         size, parts = _vehicle(rng, placement)

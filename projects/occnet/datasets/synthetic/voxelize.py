@@ -8,58 +8,45 @@ overlap one voxel, so objects, listed after the structures, keep their class.
 import numpy as np
 
 from occnet.constants import BACKGROUND_INDEX, FREE_INDEX, GRID_SHAPE, POINT_CLOUD_RANGE, VOXEL_SIZE
-from occnet.datasets.synthetic.layout import (NO_KIND, SIDEWALK_OUTER, green_between,
-                                              ground_kind, terrain_height)
+from occnet.datasets.synthetic.layout import (NO_KIND, TERRAIN_MAX_HEIGHT, ground_kind,
+                                              terrain_regions)
+from occnet.datasets.synthetic.parts import expand_groups, rectangles_overlap
 from occnet.datasets.synthetic.rig import GROUND_Z
 
 # Voxel layer whose top face is the road surface (z index 3 for OpenScene's grid).
 GROUND_LAYER = int(round((GROUND_Z - POINT_CLOUD_RANGE[2]) / VOXEL_SIZE)) - 1
 OVERLAP_EPS = 1e-6  # metres; solids that only touch a voxel's face do not occupy it
-TERRAIN_SAMPLES = 4  # per column and axis, edges included, to find its highest terrain
-TERRAIN_MARGIN = 0.005  # metres added to that sampled maximum (the terrain is smooth)
+assert TERRAIN_MAX_HEIGHT[1] < VOXEL_SIZE  # the terrain reaches one layer above the road at most
 
 
 def ground_columns(layout, lidar2global):
     """Top ground layer and background kind of every column of the grid.
 
+    The ground is solid from the bottom of GROUND_LAYER up to the road plane, and up to the
+    terrain surface where the terrain rises (by less than a voxel). A column therefore reaches
+    one layer higher exactly where it overlaps a green zone's terrain.
+
     Args:
         layout: RoadLayout of the log.
         lidar2global: (4, 4) pose of the frame's lidar (a rotation about z and a translation).
     Returns:
-        top: (X, Y) int index of the highest ground voxel (>= GROUND_LAYER).
+        top: (X, Y) int index of the highest ground voxel (GROUND_LAYER or GROUND_LAYER + 1).
         kind: (X, Y) int8 background kind of the ground (layout.BACKGROUND_KINDS).
     """
     size_x, size_y, _ = GRID_SHAPE
-    rotation, translation = lidar2global[:2, :2], lidar2global[:2, 3]
     local = np.stack(np.meshgrid(
         POINT_CLOUD_RANGE[0] + (np.arange(size_x) + 0.5) * VOXEL_SIZE,
         POINT_CLOUD_RANGE[1] + (np.arange(size_y) + 0.5) * VOXEL_SIZE, indexing='ij'),
         axis=-1).reshape(-1, 2)
-    s, d = layout.road_coordinates(local @ rotation.T + translation)
-    kind = ground_kind(layout, s, d).astype(np.int8).reshape(size_x, size_y)
-    # the highest terrain inside each column that may hold some: sampled on a grid that
-    # includes the column's edges, plus a margin for the curvature between samples
-    reach = VOXEL_SIZE / np.sqrt(2)
-    maybe = np.flatnonzero((np.abs(d) > SIDEWALK_OUTER - reach)
-                           & green_between(layout, s - reach, s + reach, d))
-    offsets = np.linspace(-VOXEL_SIZE / 2, VOXEL_SIZE / 2, TERRAIN_SAMPLES)
-    grid = np.stack(np.meshgrid(offsets, offsets, indexing='ij'), axis=-1).reshape(-1, 2)
-    samples = (local[maybe, None] + grid).reshape(-1, 2) @ rotation.T + translation
-    peak = np.zeros(size_x * size_y)
-    if len(maybe):
-        peak[maybe] = terrain_height(layout, *layout.road_coordinates(samples)).reshape(
-            len(maybe), len(grid)).max(axis=1)
-    peak = np.where(peak > 0, peak + TERRAIN_MARGIN, 0.0)
-    surface_z = peak - lidar2global[2, 3]  # terrain surface in the lidar frame
-    top = np.ceil((surface_z - POINT_CLOUD_RANGE[2]) / VOXEL_SIZE - 1e-9).astype(np.int64) - 1
-    return np.clip(top, GROUND_LAYER, GRID_SHAPE[2] - 1).reshape(size_x, size_y), kind
-
-
-def _expand(counts):
-    """For groups of the given sizes: the group of every element and its rank in the group."""
-    group = np.repeat(np.arange(len(counts)), counts)
-    rank = np.arange(len(group)) - np.repeat(np.cumsum(counts) - counts, counts)
-    return group, rank
+    centres = local @ lidar2global[:2, :2].T + lidar2global[:2, 3]
+    kind = ground_kind(layout, *layout.road_coordinates(centres)).astype(np.int8)
+    yaw = np.arctan2(lidar2global[1, 0], lidar2global[0, 0])
+    column_half = np.full(2, VOXEL_SIZE / 2 - OVERLAP_EPS)  # touching is not overlapping
+    raised = np.zeros(len(centres), dtype=bool)
+    for zone_centre, zone_half in terrain_regions(layout):
+        raised |= rectangles_overlap(centres, yaw, column_half, zone_centre, 0.0, zone_half)
+    top = GROUND_LAYER + raised.astype(np.int64)
+    return top.reshape(size_x, size_y), kind.reshape(size_x, size_y)
 
 
 def part_voxels(boxes):
@@ -82,7 +69,7 @@ def part_voxels(boxes):
     hi = np.clip(hi, 0, np.asarray(GRID_SHAPE))  # exclusive
     span = np.clip(hi - lo, 0, None)
     # x-y columns of each box's bounding rectangle, kept where the rectangles overlap (SAT)
-    part, rank = _expand(span[:, 0] * span[:, 1])
+    part, rank = expand_groups(span[:, 0] * span[:, 1])
     ix = lo[part, 0] + rank // span[part, 1]
     iy = lo[part, 1] + rank % span[part, 1]
     centre_x = lower[0] + (ix + 0.5) * VOXEL_SIZE - boxes[part, 0]
@@ -94,7 +81,7 @@ def part_voxels(boxes):
               & (np.abs(c * centre_x + s * centre_y) < half_l[part] + square - OVERLAP_EPS)
               & (np.abs(-s * centre_x + c * centre_y) < half_w[part] + square - OVERLAP_EPS))
     part, ix, iy = part[inside], ix[inside], iy[inside]
-    column, layer = _expand(span[part, 2])
+    column, layer = expand_groups(span[part, 2])
     xyz = np.stack([ix[column], iy[column], lo[part[column], 2] + layer], axis=1)
     return part[column], xyz
 

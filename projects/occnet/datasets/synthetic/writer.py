@@ -121,7 +121,7 @@ def _cams_entry(rng, cams, log_name, token):
 
 def _frame_info(rng, world, cams, identity, scene, frame_idx, token):
     """v1.1 frame dict of key frame `frame_idx` of a log (sample_prev / sample_next are linked
-    once the whole log exists) and the frame's object boxes."""
+    once the whole log exists)."""
     ego = world.ego
     ego2global = pose_matrix(ego.translation[frame_idx], _yaw_quaternion(ego.yaw[frame_idx]))
     lidar2ego = pose_matrix(LIDAR2EGO_TRANSLATION, _IDENTITY_QUATERNION)
@@ -160,7 +160,7 @@ def _frame_info(rng, world, cams, identity, scene, frame_idx, token):
         'lidar2global': lidar2global,
         'anns': _annotations(rng, world, boxes),
     }
-    return info, boxes
+    return info
 
 
 def _scenes(rng, world, log_idx, num_frames, frames_per_scene):
@@ -238,7 +238,7 @@ def _generate_log(out_dir, log_idx, seed, num_frames, image_size, frames_per_sce
     sensor_root = out_dir / V11_ROOT / 'sensor_blobs' / SPLIT
     infos, all_paths = [], []
     for k in range(num_frames):
-        info, _ = _frame_info(meta_rng, world, cams, identity, scenes[k], k, tokens[k])
+        info = _frame_info(meta_rng, world, cams, identity, scenes[k], k, tokens[k])
         lidar2global = info['lidar2global']
         parts = frame_parts(world, frame_time(k), lidar2global)
         labels, flow, _, _ = voxelize_frame(parts, world.layout, lidar2global)
