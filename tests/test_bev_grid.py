@@ -76,8 +76,12 @@ def test_pillar_is_seen_exactly_by_the_cameras_whose_frustum_holds_it():
     azimuths = [0, 30, 105, -170]
     pillars = torch.tensor([[[20 * math.cos(math.radians(a)), 20 * math.sin(math.radians(a)),
                               z] for z in (-3.0, -1.0, 1.0, 3.0)] for a in azimuths])
-    _, visible = project_to_cameras(pillars, lidar2img, torch.tensor([[32, 64]] * 2), (32, 64))
-    _, _, hit = select_camera_queries(visible)  # (B, N, P)
+    ref_cam, visible = project_to_cameras(pillars, lidar2img, torch.tensor([[32, 64]] * 2),
+                                          (32, 64))
+    cams = select_camera_queries(ref_cam, visible)
+    hit = torch.zeros(visible.shape[:3], dtype=torch.bool)  # (B, N, P) from the selection
+    hit.scatter_(2, cams.index, cams.valid)
+    assert torch.equal(cams.num_views, hit.sum(1).clamp(min=1).float())
     for sample, offset in ((0, 0), (1, 180)):
         for p, azimuth in enumerate(azimuths):
             # in the frustum: less than 45 degrees off the optical axis (|z| / 20 m < 0.5)

@@ -48,6 +48,8 @@ def make_batch(batch_size, num_frames=2, seed=0):
         samples.append(dict(token=f't{b}', prev_token=None,
                             lidar2img=np.tile(camera_rig(), (num_frames, 1, 1, 1)),
                             img_shape=(32, 64), cur2prev=cur2prev,
+                            can_bus=np.tile(np.linspace(0, 1, 18, dtype=np.float32),
+                                            (num_frames, 1)),
                             queue_valid=np.array([b == 0, True])[-num_frames:],
                             voxel_semantics=labels))
     imgs = [torch.randint(0, 256, (num_frames, 8, 3, 32, 64), generator=gen,

@@ -1,7 +1,8 @@
 # BEVFormer-Occ base: ResNet-101-DCN (stages 2-4 out) + FPN with 4 levels, BEV 200x200, 4
 # encoder layers over 4 feature levels, the BEVFormer-Occ head, full-resolution 1920x1088
 # inputs (1080 padded to a multiple of 32), focal + Lovasz-softmax losses, 24 epochs on
-# 8 GPUs x 1 sample.
+# 8 GPUs x 1 sample. Lovasz-softmax needs a free logit, so this config keeps occnet's focal
+# loss with free as a twelfth class (OccFocalLoss) instead of the baseline's.
 _base_ = ['./bevformer-occ-small_r101-dcn-fpn_8xb1-24e_openscene.py']
 
 embed_dims = 256

@@ -19,6 +19,9 @@ bev_h = bev_w = 100
 queue_length = 1
 max_epochs = 3
 use_camera_mask = True
+# BEVFormer's initial point spread is (p + 1) feature cells for point p; the demo's points
+# start a quarter of that from their anchors (within 1.5 cells of the 32x20 feature map)
+offset_init_scale = 0.25
 # frequencies of the camera-visible voxels of the synthetic training logs
 # (tools/dataset_stats.py measures them for any infos file); the loss weights are
 # (f_free / f_class) ** (1 / 3)
@@ -39,9 +42,10 @@ model = dict(
                      # ground line tells where an object stands; the head infers the height
                      # of buildings and trees from their lower part
                      num_points_in_pillar=6, spatial_points=6, pillar_z_range=(-2.5, 0.5),
-                     ffn_dims=128, dropout=0.0),
+                     ffn_dims=128, dropout=0.0, use_can_bus=True, tsa_mode='published',
+                     offset_init_scale=offset_init_scale),
     occ_head=dict(type='BEVOccHead', in_channels=embed_dims, bev_h=bev_h, bev_w=bev_w,
-                  hidden_dims=16, activation='relu', bev_convs=2,
+                  hidden_dims=16, classifier='openscene', bev_convs=2,
                   class_frequencies=class_frequencies, use_camera_mask=use_camera_mask,
                   loss=dict(type='OccCrossEntropyLoss', class_weight=class_weight)),
     video_test_mode=False,

@@ -139,11 +139,23 @@ if triton is not None:
                               mask=cmask & i11)
 
 
+_LEVEL_TABLES = {}  # (shapes, device) -> (shapes, starts) int32 tensors on the device
+
+
 def _level_tables(value_spatial_shapes, device):
-    shapes = torch.as_tensor(value_spatial_shapes, dtype=torch.int32, device=device).view(-1, 2)
-    sizes = (shapes[:, 0] * shapes[:, 1]).to(torch.int64)
-    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]]).to(torch.int32)
-    return shapes.contiguous(), starts
+    """int32 (levels, 2) shapes and (levels,) first rows of each level, on `device`. Made
+    once per (shapes, device) and reused: no host-to-device copy per call."""
+    key = (tuple((int(h), int(w)) for h, w in value_spatial_shapes), str(device))
+    tables = _LEVEL_TABLES.get(key)
+    if tables is None:
+        sizes = [h * w for h, w in key[0]]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        tables = (torch.tensor(key[0], dtype=torch.int32, device=device).view(-1, 2),
+                  torch.tensor(starts, dtype=torch.int32, device=device))
+        if len(_LEVEL_TABLES) >= 64:
+            _LEVEL_TABLES.clear()
+        _LEVEL_TABLES[key] = tables
+    return tables
 
 
 class _MSDATriton(torch.autograd.Function):

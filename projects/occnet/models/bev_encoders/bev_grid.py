@@ -54,18 +54,21 @@ def project_to_cameras(points, lidar2img, image_hw, padded_hw, eps=1e-5):
         uv: (B, N, P, D, 2) locations normalised by the padded size (feature-map coordinates
             in [0, 1], x then y).
         visible: (B, N, P, D) bool, in front of the camera and inside the valid image area.
+    Always computed in fp32, also under autocast (bf16 would move a point by pixels at
+    960 x 544, and fp16 camera coordinates overflow).
     """
-    points = points.float()
-    homo = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)  # (P, D, 4)
-    cam = torch.einsum('bnij,pdj->bnpdi', lidar2img.float(), homo)  # (B, N, P, D, 4)
-    depth = cam[..., 2]
-    pixels = cam[..., :2] / depth.clamp(min=eps)[..., None]
-    height = image_hw[:, 0].float().view(-1, 1, 1, 1)
-    width = image_hw[:, 1].float().view(-1, 1, 1, 1)
-    visible = ((depth > eps) & (pixels[..., 0] >= 0) & (pixels[..., 0] < width) &
-               (pixels[..., 1] >= 0) & (pixels[..., 1] < height))
-    scale = pixels.new_tensor([padded_hw[1], padded_hw[0]])
-    return pixels / scale, visible
+    with torch.autocast(points.device.type, enabled=False):  # fp32 whatever the caller's mode
+        points = points.float()
+        homo = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)  # (P, D, 4)
+        cam = torch.einsum('bnij,pdj->bnpdi', lidar2img.float(), homo)  # (B, N, P, D, 4)
+        depth = cam[..., 2]
+        pixels = cam[..., :2] / depth.clamp(min=eps)[..., None]
+        height = image_hw[:, 0].float().view(-1, 1, 1, 1)
+        width = image_hw[:, 1].float().view(-1, 1, 1, 1)
+        visible = ((depth > eps) & (pixels[..., 0] >= 0) & (pixels[..., 0] < width) &
+                   (pixels[..., 1] >= 0) & (pixels[..., 1] < height))
+        scale = pixels.new_tensor([padded_hw[1], padded_hw[0]])
+        return pixels / scale, visible
 
 
 def align_prev_bev(prev_bev, cur2prev, bev_h, bev_w, pc_range):
@@ -78,18 +81,20 @@ def align_prev_bev(prev_bev, cur2prev, bev_h, bev_w, pc_range):
         prev_bev: (B, bev_h * bev_w, C) features in the previous frame's grid.
         cur2prev: (B, 4, 4) transform from current to previous lidar coordinates.
     Returns:
-        (B, bev_h * bev_w, C) previous features aligned with the current grid.
+        (B, bev_h * bev_w, C) previous features aligned with the current grid, in
+        prev_bev's dtype (the resampling runs in fp32 under autocast).
     """
     batch, _, channels = prev_bev.shape
-    centers = bev_cell_centers(bev_h, bev_w, pc_range, prev_bev.device)  # (HW, 2)
-    homo = torch.cat([centers, torch.zeros_like(centers[:, :1]),
-                      torch.ones_like(centers[:, :1])], dim=-1)  # (HW, 4)
-    prev_xy = torch.einsum('bij,pj->bpi', cur2prev.float(), homo)[..., :2]  # (B, HW, 2)
-    x_min, y_min, _, x_max, y_max, _ = pc_range
-    # grid_sample: grid[..., 0] indexes columns (y), grid[..., 1] rows (x), both in [-1, 1]
-    grid = torch.stack([(prev_xy[..., 1] - y_min) / (y_max - y_min),
-                        (prev_xy[..., 0] - x_min) / (x_max - x_min)], dim=-1) * 2 - 1
-    prev_map = prev_bev.transpose(1, 2).reshape(batch, channels, bev_h, bev_w)
-    aligned = F.grid_sample(prev_map, grid.view(batch, bev_h, bev_w, 2).to(prev_map.dtype),
-                            mode='bilinear', padding_mode='zeros', align_corners=False)
-    return aligned.flatten(2).transpose(1, 2)
+    with torch.autocast(prev_bev.device.type, enabled=False):  # geometry and sampling in fp32
+        centers = bev_cell_centers(bev_h, bev_w, pc_range, prev_bev.device)  # (HW, 2)
+        homo = torch.cat([centers, torch.zeros_like(centers[:, :1]),
+                          torch.ones_like(centers[:, :1])], dim=-1)  # (HW, 4)
+        prev_xy = torch.einsum('bij,pj->bpi', cur2prev.float(), homo)[..., :2]  # (B, HW, 2)
+        x_min, y_min, _, x_max, y_max, _ = pc_range
+        # grid_sample: grid[..., 0] indexes columns (y), grid[..., 1] rows (x), both in [-1, 1]
+        grid = torch.stack([(prev_xy[..., 1] - y_min) / (y_max - y_min),
+                            (prev_xy[..., 0] - x_min) / (x_max - x_min)], dim=-1) * 2 - 1
+        prev_map = prev_bev.float().transpose(1, 2).reshape(batch, channels, bev_h, bev_w)
+        aligned = F.grid_sample(prev_map, grid.view(batch, bev_h, bev_w, 2), mode='bilinear',
+                                padding_mode='zeros', align_corners=False)
+    return aligned.flatten(2).transpose(1, 2).to(prev_bev.dtype)

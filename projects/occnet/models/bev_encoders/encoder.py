@@ -8,16 +8,23 @@ from torch.utils.checkpoint import checkpoint
 from occnet.constants import CAMERA_NAMES, POINT_CLOUD_RANGE
 from occnet.models.bev_encoders.bev_grid import (align_prev_bev, bev_reference_points_2d,
                                                  pillar_reference_points, project_to_cameras)
-from occnet.models.bev_encoders.spatial_cross_attention import SpatialCrossAttention
+from occnet.models.bev_encoders.spatial_cross_attention import (SpatialCrossAttention,
+                                                                select_camera_queries)
 from occnet.models.bev_encoders.temporal_self_attention import TemporalSelfAttention
 from occnet.registry import MODELS
 
+CAN_BUS_DIMS = 18
+
 
 class BEVFormerLayer(nn.Module):
-    """temporal self-attn -> norm -> spatial cross-attn -> norm -> FFN -> norm."""
+    """temporal self-attn -> norm -> spatial cross-attn -> norm -> FFN -> norm. The BEV
+    positional embedding enters the temporal self-attention only (as BEVFormer), or also
+    the spatial cross-attention's offsets and weights with spatial_query_pos."""
 
-    def __init__(self, temporal_attn, spatial_attn, embed_dims, ffn_dims, dropout):
+    def __init__(self, temporal_attn, spatial_attn, embed_dims, ffn_dims, dropout,
+                 spatial_query_pos=False):
         super().__init__()
+        self.spatial_query_pos = spatial_query_pos
         self.temporal_attn = temporal_attn
         self.spatial_attn = spatial_attn
         self.ffn = nn.Sequential(nn.Linear(embed_dims, ffn_dims), nn.ReLU(inplace=True),
@@ -25,11 +32,13 @@ class BEVFormerLayer(nn.Module):
                                  nn.Dropout(dropout))
         self.norms = nn.ModuleList(nn.LayerNorm(embed_dims) for _ in range(3))
 
-    def forward(self, query, query_pos, prev_bev, ref_2d, bev_hw, img_feats, spatial_shapes,
-                ref_cam, visible):
-        query = self.norms[0](self.temporal_attn(query, query_pos, prev_bev, ref_2d, bev_hw))
-        query = self.norms[1](self.spatial_attn(query, query_pos, img_feats, spatial_shapes,
-                                                ref_cam, visible))
+    def forward(self, query, query_pos, initial, prev_bev, has_prev, ref_2d, bev_hw, img_feats,
+                spatial_shapes, cams):
+        query = self.norms[0](self.temporal_attn(query, query_pos, ref_2d, bev_hw, initial,
+                                                 prev_bev, has_prev))
+        spatial_pos = query_pos if self.spatial_query_pos else torch.zeros_like(query_pos)
+        query = self.norms[1](self.spatial_attn(query, spatial_pos, img_feats, spatial_shapes,
+                                                cams))
         return self.norms[2](query + self.ffn(query))
 
 
@@ -54,15 +63,26 @@ class BEVFormerEncoder(BaseModule):
             pc_range heights. Narrowing it to where objects are puts more anchors on them.
         with_cp: activation checkpointing: in training each layer keeps only its inputs and
             recomputes its activations in the backward pass (dropout masks are replayed).
-    Geometry stays fp32 under autocast: the anchors' projections into the cameras and the
-    attention sampling locations.
+        use_can_bus: add an MLP of the frame's (18,) CAN-bus vector (ego motion since the
+            previous frame, pose, speed, acceleration, yaw rate; datasets.temporal) to every
+            BEV query before the first layer, as BEVFormer does.
+        tsa_mode: temporal self-attention form, 'published' (BEVFormer) or 'joint'
+            (TemporalSelfAttention).
+        offset_init_scale: spatial cross-attention's initial point spread, in feature cells
+            per point index (1.0 as in BEVFormer; SpatialCrossAttention).
+        spatial_query_pos: also add the BEV positional embedding to the queries the spatial
+            cross-attention predicts offsets and weights from (occnet before issue 13;
+            BEVFormer does not).
+    Geometry stays fp32 under autocast: the anchors' projections into the cameras, the
+    ego-motion alignment of the previous BEV and the attention sampling locations.
     """
 
     def __init__(self, bev_h=200, bev_w=200, embed_dims=256, num_layers=3, num_heads=8,
                  num_levels=1, num_cams=len(CAMERA_NAMES), num_points_in_pillar=4,
                  temporal_points=4, spatial_points=8, ffn_dims=512, dropout=0.1,
                  pc_range=POINT_CLOUD_RANGE, pillar_z_range=None, with_cp=False,
-                 init_cfg=None):
+                 use_can_bus=False, tsa_mode='published', offset_init_scale=1.0,
+                 spatial_query_pos=False, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
         self.bev_h, self.bev_w, self.embed_dims = bev_h, bev_w, embed_dims
@@ -74,10 +94,17 @@ class BEVFormerEncoder(BaseModule):
         self.level_embeds = nn.Parameter(torch.randn(num_levels, embed_dims) * 0.02)
         self.layers = nn.ModuleList(
             BEVFormerLayer(
-                TemporalSelfAttention(embed_dims, num_heads, temporal_points, dropout),
+                TemporalSelfAttention(embed_dims, num_heads, temporal_points, dropout,
+                                      mode=tsa_mode),
                 SpatialCrossAttention(embed_dims, num_heads, num_levels, spatial_points,
-                                      num_points_in_pillar, dropout),
-                embed_dims, ffn_dims, dropout) for _ in range(num_layers))
+                                      num_points_in_pillar, dropout, offset_init_scale),
+                embed_dims, ffn_dims, dropout, spatial_query_pos) for _ in range(num_layers))
+        self.use_can_bus = use_can_bus
+        if use_can_bus:
+            self.can_bus_mlp = nn.Sequential(
+                nn.Linear(CAN_BUS_DIMS, embed_dims // 2), nn.ReLU(inplace=True),
+                nn.Linear(embed_dims // 2, embed_dims), nn.ReLU(inplace=True),
+                nn.LayerNorm(embed_dims))
         anchor_range = list(self.pc_range)
         if pillar_z_range is not None:
             anchor_range[2], anchor_range[5] = pillar_z_range
@@ -99,8 +126,18 @@ class BEVFormerEncoder(BaseModule):
             flat.append(feat + self.cams_embeds[None, :, None] + self.level_embeds[level])
         return torch.cat(flat, dim=2), [tuple(f.shape[-2:]) for f in mlvl_feats]
 
+    def initial_queries(self, batch, can_bus=None):
+        """(B, HW, C) learned BEV queries, plus the CAN-bus MLP's output when it is on."""
+        query = self.bev_queries.weight[None].expand(batch, -1, -1)
+        if not self.use_can_bus:
+            return query
+        if can_bus is None:
+            raise ValueError('use_can_bus=True but no can_bus was given: the samples need '
+                             "'can_bus' (OpenSceneOccDataset adds it)")
+        return query + self.can_bus_mlp(can_bus.float())[:, None, :]
+
     def forward(self, mlvl_feats, lidar2img, image_hw, padded_hw, prev_bev=None,
-                cur2prev=None, has_prev=None):
+                cur2prev=None, has_prev=None, can_bus=None):
         """
         Args:
             mlvl_feats: list of (B, N, C, h_l, w_l) camera features.
@@ -110,25 +147,24 @@ class BEVFormerEncoder(BaseModule):
             prev_bev: (B, HW, C) previous frame's BEV in its own grid, or None.
             cur2prev: (B, 4, 4) current -> previous lidar transform (needed with prev_bev).
             has_prev: (B,) bool, which samples have a usable prev_bev.
+            can_bus: (B, 18) CAN-bus vectors of the frame (needed with use_can_bus).
         Returns:
             (B, bev_h * bev_w, C) BEV features.
         """
         batch = mlvl_feats[0].shape[0]
-        query = self.bev_queries.weight[None].expand(batch, -1, -1)
+        initial = self.initial_queries(batch, can_bus)
         query_pos = self.positional_embedding()
         img_feats, spatial_shapes = self.flatten_features(mlvl_feats)
-        with torch.autocast(lidar2img.device.type, enabled=False):
-            ref_cam, visible = project_to_cameras(self.ref_3d, lidar2img.float(), image_hw,
-                                                  padded_hw)
-        if prev_bev is None:
-            prev = query
-        else:
+        # the frame's geometry, once for all layers (fp32 under autocast)
+        ref_cam, visible = project_to_cameras(self.ref_3d, lidar2img, image_hw, padded_hw)
+        cams = select_camera_queries(ref_cam, visible)
+        aligned = None
+        if prev_bev is not None:
             aligned = align_prev_bev(prev_bev, cur2prev, self.bev_h, self.bev_w, self.pc_range)
-            keep = has_prev.view(batch, 1, 1).to(aligned.dtype)
-            prev = aligned * keep + query * (1 - keep)
+        query = initial
         for layer in self.layers:
-            args = (query, query_pos, prev, self.ref_2d, (self.bev_h, self.bev_w), img_feats,
-                    spatial_shapes, ref_cam, visible)
+            args = (query, query_pos, initial, aligned, has_prev, self.ref_2d,
+                    (self.bev_h, self.bev_w), img_feats, spatial_shapes, cams)
             if self.with_cp and self.training and torch.is_grad_enabled():
                 query = checkpoint(layer, *args, use_reentrant=False)
             else:

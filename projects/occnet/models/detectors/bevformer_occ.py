@@ -12,6 +12,21 @@ def _stack(values, device, dtype=torch.float32):
                            device=device)
 
 
+def without_history_motion(can_bus, prev_bev, has_prev):
+    """(B, 18) CAN-bus vectors with the motion since the previous frame ([0:3] translation,
+    [17] heading change) zeroed where the frame runs without a previous BEV, as BEVFormer
+    does (the dataset measures it against the previous frame even when that frame's BEV is
+    not at hand, e.g. at test time without video mode)."""
+    if prev_bev is not None and has_prev is None:
+        return can_bus
+    keep = torch.zeros(can_bus.shape[0], dtype=torch.bool, device=can_bus.device)
+    if prev_bev is not None:
+        keep = has_prev.to(torch.bool)
+    motion = torch.zeros_like(can_bus, dtype=torch.bool)
+    motion[:, [0, 1, 2, 17]] = True
+    return torch.where(motion & ~keep[:, None], torch.zeros_like(can_bus), can_bus)
+
+
 @MODELS.register_module()
 class BEVFormerOcc(BaseModel):
     """Image backbone + neck -> BEV encoder (temporal + spatial attention) -> occupancy head.
@@ -34,7 +49,8 @@ class BEVFormerOcc(BaseModel):
             convolutions on recent GPUs, especially under AMP; the same function).
     Data samples (dicts, one per sample) carry: `token`, `prev_token` (or None),
     `lidar2img` (T, N, 4, 4), `img_shape` (H, W), `cur2prev` (T, 4, 4) from each frame's lidar
-    to the previous frame's, `queue_valid` (T,) bool, and in training `voxel_semantics`
+    to the previous frame's, `queue_valid` (T,) bool, `can_bus` (T, 18) (read when the encoder
+    has use_can_bus), and in training `voxel_semantics`
     (X, Y, Z) uint8 (optionally `mask_camera`, and `voxel_flow` (X, Y, Z, 2) for the flow
     head).
     """
@@ -81,9 +97,17 @@ class BEVFormerOcc(BaseModel):
                        image_hw=_stack([s['img_shape'] for s in data_samples], device),
                        padded_hw=imgs.shape[-2:])
         cur2prev = _stack([s['cur2prev'][t] for s in data_samples], device)
+        can_bus = None
+        if getattr(self.bev_encoder, 'use_can_bus', False):
+            if not all('can_bus' in s for s in data_samples):
+                raise ValueError("the encoder's use_can_bus needs 'can_bus' (T, 18) in the "
+                                 'samples, as OpenSceneOccDataset adds it; or set '
+                                 'model.bev_encoder.use_can_bus=False')
+            can_bus = without_history_motion(
+                _stack([s['can_bus'][t] for s in data_samples], device), prev_bev, has_prev)
         bev = self.bev_encoder(context['mlvl_feats'], context['lidar2img'],
                                context['image_hw'], context['padded_hw'], prev_bev, cur2prev,
-                               has_prev)
+                               has_prev, can_bus)
         return bev, context
 
     def occ_logits(self, bev, context):

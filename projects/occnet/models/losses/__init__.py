@@ -1,7 +1,8 @@
 from occnet.models.losses.flow_losses import FlowL1Loss
 from occnet.models.losses.lovasz_softmax import LovaszSoftmaxLoss
-from occnet.models.losses.occupancy_losses import OccCrossEntropyLoss, OccFocalLoss
+from occnet.models.losses.occupancy_losses import (OccCrossEntropyLoss, OccFocalLoss,
+                                                     OccupiedFocalLoss)
 from occnet.models.losses.scene_class_affinity import GeometryScalLoss, SemanticScalLoss
 
 __all__ = ['FlowL1Loss', 'GeometryScalLoss', 'LovaszSoftmaxLoss', 'OccCrossEntropyLoss',
-           'OccFocalLoss', 'SemanticScalLoss']
+           'OccFocalLoss', 'OccupiedFocalLoss', 'SemanticScalLoss']

@@ -60,3 +60,55 @@ class OccFocalLoss(nn.Module):
         loss = sigmoid_focal_loss(logits, one_hot, alpha=self.alpha, gamma=self.gamma,
                                   reduction='sum')
         return self.loss_weight * loss / target.numel()
+
+
+@MODELS.register_module()
+class OccupiedFocalLoss(nn.Module):
+    """The published OpenScene / OccNet baseline's sigmoid focal loss: one logit per occupied
+    class (free has none), free voxels are negatives of every class (an all-zero target), and
+    the sum is divided by the number of occupied voxels (mmdet's FocalLoss with
+    avg_factor = occupied voxels).
+
+    The head then has K - 1 outputs, its classifier bias starts at `prior_prob`, and a voxel
+    is predicted free when its highest class probability is below `free_threshold`
+    (OccupancyLosses reads these three attributes).
+
+    Args:
+        alpha: weight of positives (negatives get 1 - alpha); < 0 disables it.
+        gamma: focusing exponent.
+        loss_weight: multiplier of the loss.
+        free_threshold: highest sigmoid probability below which a voxel is free at
+            prediction (0.25 in the baseline).
+        prior_prob: initial probability of every class (0.01 in the baseline).
+        ignore_index: target value excluded from the loss.
+    """
+
+    free_as_background = True
+
+    def __init__(self, alpha=0.25, gamma=2.0, loss_weight=1.0, free_threshold=0.25,
+                 prior_prob=0.01, ignore_index=IGNORE_INDEX):
+        super().__init__()
+        if not 0.0 < free_threshold < 1.0 or not 0.0 < prior_prob < 1.0:
+            raise ValueError(f'free_threshold {free_threshold} and prior_prob {prior_prob} '
+                             'must lie in (0, 1)')
+        self.alpha, self.gamma = alpha, gamma
+        self.loss_weight, self.ignore_index = loss_weight, ignore_index
+        self.free_threshold, self.prior_prob = free_threshold, prior_prob
+
+    def forward(self, logits, target):
+        """logits (B, K - 1, ...) channels-first, one per occupied class; target (B, ...)
+        long with occupied classes 0..K-2, free K-1 and ignore_index -> scalar."""
+        num_occupied = logits.shape[1]
+        logits = logits.movedim(1, -1).reshape(-1, num_occupied)
+        target = target.reshape(-1)
+        keep = target != self.ignore_index
+        logits, target = logits[keep], target[keep]
+        if target.numel() and int(target.max()) > num_occupied:
+            raise ValueError(f'OccupiedFocalLoss: target class {int(target.max())} with '
+                             f'{num_occupied} occupied-class logits (free must be '
+                             f'{num_occupied})')
+        one_hot = F.one_hot(target, num_occupied + 1)[:, :num_occupied].to(logits.dtype)
+        loss = sigmoid_focal_loss(logits, one_hot, alpha=self.alpha, gamma=self.gamma,
+                                  reduction='sum')
+        occupied = (target < num_occupied).sum().clamp(min=1)
+        return self.loss_weight * loss / occupied

@@ -3,9 +3,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, argmax_classes,
-                                                   bev_upsample, cells_to_voxels,
-                                                   init_logit_prior)
+from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+                                                   cells_to_voxels)
 from occnet.registry import MODELS
 
 
@@ -22,8 +21,15 @@ class BEVOccHead(BaseModule):
         grid_shape: (X, Y, Z) occupancy grid; X and Y must be the same multiple s of bev_h
             and bev_w.
         hidden_dims: channels per voxel after lifting.
-        num_classes: logits per voxel (classes 0..10 and free).
-        activation: 'softplus' (as the published baseline) or 'relu' (cheaper on CPU).
+        num_classes: classes 0..10 and free; the head outputs that many logits per voxel,
+            or one fewer with a loss that gives free no logit (OccupiedFocalLoss).
+        classifier: 'openscene', the published baseline's branch: `num_fcs` x (Linear,
+            LayerNorm, ReLU) at hidden_dims, then a Linear to the logits; or 'mlp' (occnet
+            before issue 13, OccNet's predictor): Linear to 2 x hidden_dims, `activation`,
+            Linear to the logits.
+        num_fcs: hidden layers of the 'openscene' classifier (2 in the baseline).
+        activation: of the 'mlp' classifier, 'softplus' (as OccNet) or 'relu' (cheaper on
+            CPU).
         bev_convs: 3x3 conv + ReLU layers on the BEV map before lifting (0 in the baseline);
             they let a cell see its neighbours, e.g. whether it lies behind an object.
         use_camera_mask: ignore voxels no camera sees (`mask_camera`) in the loss.
@@ -36,28 +42,35 @@ class BEVOccHead(BaseModule):
     """
 
     def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=GRID_SHAPE,
-                 hidden_dims=128, num_classes=NUM_CLASSES, activation='softplus', bev_convs=0,
-                 use_camera_mask=False, class_frequencies=None, loss=dict(type='OccFocalLoss'),
-                 init_cfg=None):
+                 hidden_dims=128, num_classes=NUM_CLASSES, classifier='openscene', num_fcs=2,
+                 activation='softplus', bev_convs=0, use_camera_mask=False,
+                 class_frequencies=None, loss=dict(type='OccFocalLoss'), init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
         self.upsample = bev_upsample(grid_shape, bev_h, bev_w)
+        self.losses = OccupancyLosses(loss, use_camera_mask)
         size_z = grid_shape[2]
         self.hidden_dims, self.num_classes = hidden_dims, num_classes
         activations = dict(softplus=nn.Softplus, relu=nn.ReLU)
         if activation not in activations:
             raise ValueError(f'activation {activation!r} not in {sorted(activations)}')
+        if classifier not in ('openscene', 'mlp'):
+            raise ValueError(f"classifier {classifier!r} is unknown; choose 'openscene' or 'mlp'")
         self.bev_convs = nn.Sequential(*[
             layer for _ in range(bev_convs)
             for layer in (nn.Conv2d(in_channels, in_channels, 3, padding=1), nn.ReLU(True))])
         self.lift = nn.Linear(in_channels, size_z * hidden_dims)
-        self.classifier = nn.Sequential(
-            nn.Linear(hidden_dims, hidden_dims * 2), activations[activation](),
-            nn.Linear(hidden_dims * 2, self.upsample**2 * num_classes))
-        self.losses = OccupancyLosses(loss, use_camera_mask)
-        if class_frequencies is not None:
-            init_logit_prior(self.classifier[-1], class_frequencies, self.losses.class_weight,
-                             self.upsample)
+        num_out = self.upsample**2 * self.losses.logit_channels(num_classes)
+        if classifier == 'openscene':
+            layers = [layer for _ in range(num_fcs)
+                      for layer in (nn.Linear(hidden_dims, hidden_dims),
+                                    nn.LayerNorm(hidden_dims), nn.ReLU(True))]
+            self.classifier = nn.Sequential(*layers, nn.Linear(hidden_dims, num_out))
+        else:
+            self.classifier = nn.Sequential(
+                nn.Linear(hidden_dims, hidden_dims * 2), activations[activation](),
+                nn.Linear(hidden_dims * 2, num_out))
+        self.losses.init_classifier(self.classifier[-1], class_frequencies, self.upsample)
 
     def forward(self, bev):
         """bev (B, bev_h * bev_w, C) -> occ_logits (B, num_classes, X, Y, Z)."""
@@ -74,4 +87,6 @@ class BEVOccHead(BaseModule):
         voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
         return self.losses(occ_logits, voxel_semantics, mask_camera)
 
-    predict = staticmethod(argmax_classes)
+    def predict(self, occ_logits):
+        """(B, X, Y, Z) uint8 classes from the logits (OccupancyLosses.predict)."""
+        return self.losses.predict(occ_logits)

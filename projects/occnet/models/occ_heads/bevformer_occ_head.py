@@ -3,9 +3,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, argmax_classes,
-                                                   bev_upsample, cells_to_voxels,
-                                                   init_logit_prior)
+from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+                                                   cells_to_voxels)
 from occnet.registry import MODELS
 
 
@@ -22,7 +21,8 @@ class BEVFormerOccHead(BaseModule):
         grid_shape: (X, Y, Z) occupancy grid, an integer multiple s of the BEV along x and y.
         voxel_dims: channels per voxel after channel-to-height.
         num_convs: Conv3d layers (2 in BEVFormer-Occ).
-        num_classes: logits per voxel (classes 0..10 and free).
+        num_classes: classes 0..10 and free; the head outputs that many logits per voxel,
+            or one fewer with a loss that gives free no logit (OccupiedFocalLoss).
         use_camera_mask: ignore voxels no camera sees in the loss.
         class_frequencies: optional (num_classes,) voxel frequencies: start the logits at
             the class prior (occupancy_loss.init_logit_prior).
@@ -35,6 +35,7 @@ class BEVFormerOccHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
         self.upsample = bev_upsample(grid_shape, bev_h, bev_w)
+        self.losses = OccupancyLosses(loss, use_camera_mask)
         self.voxel_dims, self.num_classes = voxel_dims, num_classes
         self.channel_to_height = nn.Conv2d(in_channels, grid_shape[2] * voxel_dims, 1)
         self.convs = nn.Sequential(*[
@@ -43,11 +44,9 @@ class BEVFormerOccHead(BaseModule):
                           nn.BatchNorm3d(voxel_dims), nn.ReLU(True))])
         self.predictor = nn.Sequential(
             nn.Linear(voxel_dims, voxel_dims * 2), nn.Softplus(),
-            nn.Linear(voxel_dims * 2, self.upsample**2 * num_classes))
-        self.losses = OccupancyLosses(loss, use_camera_mask)
-        if class_frequencies is not None:
-            init_logit_prior(self.predictor[-1], class_frequencies, self.losses.class_weight,
-                             self.upsample)
+            nn.Linear(voxel_dims * 2,
+                      self.upsample**2 * self.losses.logit_channels(num_classes)))
+        self.losses.init_classifier(self.predictor[-1], class_frequencies, self.upsample)
 
     def forward(self, bev):
         """bev (B, bev_h * bev_w, C) -> occ_logits (B, num_classes, X, Y, Z)."""
@@ -65,4 +64,6 @@ class BEVFormerOccHead(BaseModule):
         voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
         return self.losses(occ_logits, voxel_semantics, mask_camera)
 
-    predict = staticmethod(argmax_classes)
+    def predict(self, occ_logits):
+        """(B, X, Y, Z) uint8 classes from the logits (OccupancyLosses.predict)."""
+        return self.losses.predict(occ_logits)

@@ -1,5 +1,7 @@
 """What every occupancy head shares: named classification losses and the BEV-cell to voxel
 rearrangement."""
+import math
+
 import torch
 import torch.nn as nn
 
@@ -7,6 +9,7 @@ from occnet.constants import IGNORE_INDEX
 from occnet.registry import MODELS
 
 SHORT_NAMES = {'OccCrossEntropyLoss': 'ce', 'OccFocalLoss': 'focal',
+               'OccupiedFocalLoss': 'focal',
                'LovaszSoftmaxLoss': 'lovasz', 'SemanticScalLoss': 'sem_scal',
                'GeometryScalLoss': 'geo_scal'}
 
@@ -78,6 +81,39 @@ class OccupancyLosses(nn.Module):
             raise ValueError(f'the same loss type twice in {[c["type"] for c in configs]}')
         self.losses = nn.ModuleList([MODELS.build(c) for c in configs])
         self.use_camera_mask = use_camera_mask
+        kinds = {bool(getattr(loss, 'free_as_background', False)) for loss in self.losses}
+        if len(kinds) > 1:
+            raise ValueError(f'losses {[c["type"] for c in configs]} disagree on free space: '
+                             'OccupiedFocalLoss gives free no logit, the others treat it as '
+                             'a class; use one kind')
+        self.free_as_background = kinds.pop()
+
+    def logit_channels(self, num_classes):
+        """Outputs per voxel a head needs: K, or K - 1 when free has no logit."""
+        return num_classes - 1 if self.free_as_background else num_classes
+
+    def init_classifier(self, linear, class_frequencies, upsample):
+        """Start a head's last Linear at its prior: prior_prob for every class when free has
+        no logit (the published baseline), else the class prior (init_logit_prior) when
+        class_frequencies are given."""
+        if self.free_as_background:
+            prior = self.losses[0].prior_prob
+            with torch.no_grad():
+                linear.bias.fill_(-math.log((1 - prior) / prior))
+        elif class_frequencies is not None:
+            init_logit_prior(linear, class_frequencies, self.class_weight, upsample)
+
+    def predict(self, occ_logits):
+        """(B, K or K - 1, X, Y, Z) logits -> (B, X, Y, Z) uint8 classes (free = K - 1).
+        Without a free logit: free where the highest sigmoid probability is below the loss's
+        free_threshold, else the most probable class."""
+        if not self.free_as_background:
+            return argmax_classes(occ_logits)
+        best, classes = occ_logits.max(1)
+        threshold = self.losses[0].free_threshold
+        free = best.float().sigmoid() < threshold
+        return torch.where(free, torch.full_like(classes, occ_logits.shape[1]),
+                           classes).to(torch.uint8)
 
     @property
     def class_weight(self):
