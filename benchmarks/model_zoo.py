@@ -27,10 +27,14 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 def input_size(cfg):
     """(W, H) the test pipeline feeds, padded to a multiple of 32, from the release's
-    1920x1080 images (320x180 for the synthetic demo data `make demo` writes)."""
+    1920x1080 images (320x180 for the synthetic demo data `make demo` writes), after the
+    loader's decode_scale and any resize."""
     synthetic = 'synthetic' in cfg.test_dataloader.dataset.data_root
     width, height = (320, 180) if synthetic else (1920, 1080)
     for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'] == 'LoadMultiViewImages' and step.get('decode_scale', 1.0) != 1.0:
+            width, height = round(width * step['decode_scale']), round(height *
+                                                                        step['decode_scale'])
         if step['type'] == 'ResizeMultiViewImages':
             width, height = round(width * step['scale']), round(height * step['scale'])
     return -(-width // 32) * 32, -(-height // 32) * 32
