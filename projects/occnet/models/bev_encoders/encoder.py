@@ -36,7 +36,7 @@ class BEVFormerLayer(nn.Module):
                 spatial_shapes, cams):
         query = self.norms[0](self.temporal_attn(query, query_pos, ref_2d, bev_hw, initial,
                                                  prev_bev, has_prev))
-        spatial_pos = query_pos if self.spatial_query_pos else torch.zeros_like(query_pos)
+        spatial_pos = query_pos if self.spatial_query_pos else None
         query = self.norms[1](self.spatial_attn(query, spatial_pos, img_feats, spatial_shapes,
                                                 cams))
         return self.norms[2](query + self.ffn(query))

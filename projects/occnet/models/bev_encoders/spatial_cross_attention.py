@@ -109,7 +109,8 @@ class SpatialCrossAttention(nn.Module):
         """
         Args:
             query: (B, HW, C) BEV queries.
-            query_pos: (1 or B, HW, C) positional embedding.
+            query_pos: (1 or B, HW, C) positional embedding added to the queries the offsets
+                and weights are predicted from, or None (BEVFormer's encoder).
             img_feats: (B, N, S, C) flattened multi-level camera features, S = sum h_l * w_l.
             spatial_shapes: list of (h_l, w_l) per level.
             cams: CameraQueries of this frame (select_camera_queries).
@@ -121,7 +122,8 @@ class SpatialCrossAttention(nn.Module):
         heads, levels, points = self.num_heads, self.num_levels, self.num_points
         max_len = cams.index.shape[-1]
         # gather the selected queries per (b, n): (B*N, L, C)
-        query_with_pos = (query + query_pos).unsqueeze(1).expand(-1, num_cams, -1, -1)
+        query_with_pos = query if query_pos is None else query + query_pos
+        query_with_pos = query_with_pos.unsqueeze(1).expand(-1, num_cams, -1, -1)
         picked = torch.gather(query_with_pos, 2,
                               cams.index[..., None].expand(-1, -1, -1, channels)).flatten(0, 1)
         value = self.value_proj(img_feats).flatten(0, 1)

@@ -32,6 +32,15 @@ class OccCrossEntropyLoss(nn.Module):
                                                   ignore_index=self.ignore_index)
 
 
+def kept_voxels(logits, target, ignore_index):
+    """(B, K, ...) logits and (B, ...) target -> (V, K) logits and (V,) target of the voxels
+    whose target is not ignore_index."""
+    logits = logits.movedim(1, -1).reshape(-1, logits.shape[1])
+    target = target.reshape(-1)
+    keep = target != ignore_index
+    return logits[keep], target[keep]
+
+
 @MODELS.register_module()
 class OccFocalLoss(nn.Module):
     """Sigmoid focal loss over one-hot voxel classes, averaged over non-ignored voxels.
@@ -50,10 +59,7 @@ class OccFocalLoss(nn.Module):
 
     def forward(self, logits, target):
         """logits (B, K, ...) channels-first, target (B, ...) long -> scalar."""
-        logits = logits.movedim(1, -1).reshape(-1, logits.shape[1])
-        target = target.reshape(-1)
-        keep = target != self.ignore_index
-        logits, target = logits[keep], target[keep]
+        logits, target = kept_voxels(logits, target, self.ignore_index)
         if target.numel() == 0:
             return logits.sum() * 0.0
         one_hot = F.one_hot(target, logits.shape[-1]).to(logits.dtype)
@@ -99,10 +105,7 @@ class OccupiedFocalLoss(nn.Module):
         """logits (B, K - 1, ...) channels-first, one per occupied class; target (B, ...)
         long with occupied classes 0..K-2, free K-1 and ignore_index -> scalar."""
         num_occupied = logits.shape[1]
-        logits = logits.movedim(1, -1).reshape(-1, num_occupied)
-        target = target.reshape(-1)
-        keep = target != self.ignore_index
-        logits, target = logits[keep], target[keep]
+        logits, target = kept_voxels(logits, target, self.ignore_index)
         # a class above num_occupied makes one_hot raise (no extra host sync here)
         one_hot = F.one_hot(target, num_occupied + 1)[:, :num_occupied].to(logits.dtype)
         loss = sigmoid_focal_loss(logits, one_hot, alpha=self.alpha, gamma=self.gamma,
