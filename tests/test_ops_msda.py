@@ -69,7 +69,7 @@ def make_inputs(seed=0):
     return value, shapes, locations, weights
 
 
-@pytest.mark.parametrize('backend', ['pytorch', 'cpu'])
+@pytest.mark.parametrize('backend', ['pytorch', 'cpu', 'sparse'])
 def test_forward_matches_loop(backend):
     value, shapes, locations, weights = make_inputs()
     expected = loop_msda(value, shapes, locations, weights)
@@ -88,7 +88,7 @@ def test_pixel_centre_returns_that_pixel():
     assert out.item() == 1 * 4 + 2
 
 
-@pytest.mark.parametrize('backend', ['pytorch', 'cpu'])
+@pytest.mark.parametrize('backend', ['pytorch', 'cpu', 'sparse'])
 def test_gradients_match_loop(backend):
     value, shapes, locations, weights = make_inputs(seed=1)
     grads = []
@@ -127,27 +127,60 @@ def test_a_point_off_the_image_gives_zero_and_no_gradient():
 
 
 TRITON_CHECK = """
+import warnings
 import torch
 from occnet.ops import multi_scale_deformable_attn
 from msda_cases import outputs_and_grads, random_case
-case = random_case(5, bs=1, queries=6, heads=2, dims=8, points=2, shapes=((5, 7), (2, 3)))
+warnings.simplefilter('error', RuntimeWarning)  # a failed self-check would warn
+names = ('output', 'd value', 'd locations', 'd weights')
+# 37 queries of 32 channels: 3 tiles of 16 queries, the last one partly masked
+case = random_case(5, bs=2, queries=37, heads=2, dims=32, points=2, shapes=((5, 7), (2, 3)))
 want = outputs_and_grads('pytorch', *case)
-got = outputs_and_grads('triton', *case)
-for g, w, name in zip(got, want, ('output', 'd value', 'd locations', 'd weights')):
-    torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, msg=name)
-print('triton matches')
+value, shapes, locations, weights = case
+rounded = (value.bfloat16(), shapes, locations, weights.bfloat16())
+want_bf16 = outputs_and_grads('pytorch', rounded[0].double(), shapes, locations.double(),
+                              rounded[3].double())
+broken = locations.clone()
+broken[0, 1, 0, 0, 0] = torch.tensor([float('nan'), 0.5])
+broken[1, 2, 1, 1, 1] = torch.tensor([0.5, float('inf')])
+for backend in ('triton', 'triton_csr'):
+    for g, w, name in zip(outputs_and_grads(backend, *case), want, names):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, msg=f'{backend} {name}')
+    for g, w, name in zip(outputs_and_grads(backend, *rounded), want_bf16, names):
+        error = (g.double() - w).abs().max() / w.abs().max()
+        assert g.dtype == (torch.float32 if name == 'd locations' else torch.bfloat16)
+        assert error < 1e-2, f'{backend} bf16 {name}: {error}'
+    off = outputs_and_grads(backend, value, shapes, broken, weights)
+    ref = outputs_and_grads('cpu', value, shapes, broken, weights)
+    assert all(torch.isfinite(t).all() for t in off), backend
+    for g, w, name in zip(off, ref, names):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, msg=f'{backend} NaN {name}')
+    print(backend, 'matches')
 """
 
 
 def test_triton_kernels_match_the_reference_under_the_interpreter():
-    """The Triton forward and backward kernels, run by Triton's CPU interpreter."""
+    """Both Triton variants (atomic and CSR value gradient), run by Triton's CPU
+    interpreter, against the reference: fp32 and bf16, values and all gradients, partial
+    query tiles, non-finite locations; their self-check runs first and must pass."""
     pytest.importorskip('triton')
-    env = dict(os.environ, TRITON_INTERPRET='1',
+    env = dict(os.environ, TRITON_INTERPRET='1', OCCNET_MSDA_SELF_CHECK='1',
                PYTHONPATH=os.pathsep.join([os.path.dirname(__file__)] + sys.path))
     result = subprocess.run([sys.executable, '-c', TRITON_CHECK], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert 'triton matches' in result.stdout
+    assert 'triton matches' in result.stdout and 'triton_csr matches' in result.stdout
+
+
+def test_sparse_value_gradient_alone_matches_the_loop():
+    """value_gradient (the CSR product the 'triton_csr' backend uses on CUDA) equals the
+    value gradient of the per-sample loop."""
+    value, shapes, locations, weights = make_inputs(seed=2)
+    grad_out = torch.linspace(-1, 1, 2 * 3 * 8, dtype=torch.float64).view(2, 3, 8)
+    leaf = value.clone().requires_grad_(True)
+    loop_msda(leaf, shapes, locations, weights).backward(grad_out)
+    got = msda_cpu.value_gradient(grad_out, value.shape, shapes, locations, weights)
+    torch.testing.assert_close(got, leaf.grad, rtol=1e-10, atol=1e-10)
 
 
 def test_backend_choice():
@@ -156,9 +189,11 @@ def test_backend_choice():
     assert resolve_backend(cpu_value, 'pytorch') == 'pytorch'
     with pytest.raises(ValueError, match="choose one of"):
         resolve_backend(cpu_value, 'cuda_ext')
+    assert resolve_backend(cpu_value, 'sparse') == 'sparse'
     if os.environ.get('TRITON_INTERPRET') != '1':
-        with pytest.raises(ValueError, match='needs CUDA tensors'):
-            resolve_backend(cpu_value, 'triton')
+        for name in ('triton', 'triton_csr'):
+            with pytest.raises(ValueError, match='needs CUDA tensors'):
+                resolve_backend(cpu_value, name)
     old = set_msda_backend('pytorch')
     try:
         assert resolve_backend(cpu_value) == 'pytorch'

@@ -1,4 +1,5 @@
-"""Multi-scale deformable attention for CPUs as sparse products, with a hand-written backward.
+"""Multi-scale deformable attention as sparse products, with a hand-written backward: the
+'cpu' backend, and the 'sparse' backend on any device (torch.sparse on CUDA).
 
 The reference (`multi_scale_deformable_attn_pytorch`) samples with `F.grid_sample` into a
 (bs * heads, C, Q, L * P) tensor, copies it, multiplies it by the attention weights and sums,
@@ -111,7 +112,7 @@ def _chunks(num_blocks, corners_per_block):
     return [(b, min(b + step, num_blocks)) for b in range(0, num_blocks, step)]
 
 
-def _as_blocks(value, sampling_locations, attention_weights):
+def _as_blocks(sampling_locations, attention_weights):
     """Locations (bs*heads, Q, L, P, 2) and weights (bs*heads, Q, L, P), block-major."""
     bs, num_queries, heads = sampling_locations.shape[:3]
     return (sampling_locations.transpose(1, 2).reshape(bs * heads, num_queries,
@@ -130,7 +131,7 @@ class _MSDASparseCPU(torch.autograd.Function):
         bs, _, heads, channels = value.shape
         _, num_queries, _, levels, points, _ = sampling_locations.shape
         shapes, starts, per_block = _levels(value_spatial_shapes)
-        locations, attention = _as_blocks(value, sampling_locations, attention_weights)
+        locations, attention = _as_blocks(sampling_locations, attention_weights)
         if bs * heads * per_block >= 2 ** 31:
             raise ValueError(f'value too large for int32 indices ({bs * heads * per_block} '
                              "padded rows); use msda_backend 'pytorch'")
@@ -157,7 +158,7 @@ class _MSDASparseCPU(torch.autograd.Function):
         bs, _, heads, channels = value.shape
         _, num_queries, _, levels, points, _ = sampling_locations.shape
         shapes, starts, per_block = _levels(ctx.shapes)
-        locations, attention = _as_blocks(value, sampling_locations, attention_weights)
+        locations, attention = _as_blocks(sampling_locations, attention_weights)
         table = _padded_table(value, shapes)
         grad = grad_out.reshape(bs, num_queries, heads, channels).transpose(1, 2).reshape(
             bs * heads, num_queries, channels).to(value.dtype)
@@ -238,10 +239,40 @@ def _transposed_product(key, corner_weights, grad, offsets, shapes, starts, per_
     return out
 
 
+def value_gradient(grad_out, value_shape, value_spatial_shapes, sampling_locations,
+                   attention_weights):
+    """d output / d value contracted with grad_out, W^T @ grad_out, by the sorted-corner CSR
+    product, with no atomics (the Triton backend's value_grad='csr' uses it on CUDA).
+
+    Args:
+        grad_out: (bs, Q, heads * C); value_shape: (bs, S, heads, C);
+        sampling_locations: (bs, Q, heads, L, P, 2); attention_weights: (bs, Q, heads, L, P).
+    Returns:
+        (bs, S, heads, C) in grad_out's dtype.
+    """
+    bs, _, heads, channels = value_shape
+    _, num_queries, _, levels, points, _ = sampling_locations.shape
+    shapes, starts, per_block = _levels(value_spatial_shapes)
+    locations, attention = _as_blocks(sampling_locations, attention_weights)
+    grad = grad_out.reshape(bs, num_queries, heads, channels).transpose(1, 2).reshape(
+        bs * heads, num_queries, channels)
+    grad_table = grad.new_empty(bs * heads * per_block, channels)
+    for first, end in _chunks(bs * heads, num_queries * levels * points * 4):
+        key, offsets, fx, fy, attn, _ = _points(shapes, starts, per_block,
+                                                locations[first:end], attention[first:end])
+        grad_table[first * per_block:end * per_block] = _transposed_product(
+            key.reshape(-1), _bilinear(fx, fy) * attn[..., None],
+            grad[first:end].reshape(-1, channels), offsets, shapes, starts, per_block,
+            end - first, levels * points)
+    return _unpad(grad_table, shapes, bs, heads)
+
+
 def multi_scale_deformable_attn_cpu(value, value_spatial_shapes, sampling_locations,
                                     attention_weights):
     """Multi-scale deformable attention by sparse products (see the module docstring); same
     arguments and result as `multi_scale_deformable_attn_pytorch`, with the shapes as a list
-    of (h, w) (the dispatcher converts tensors)."""
-    return _MSDASparseCPU.apply(value, value_spatial_shapes, sampling_locations,
-                                attention_weights)
+    of (h, w) (the dispatcher converts tensors). Runs on any device (torch.sparse on CUDA:
+    the 'sparse' backend), with autocast off."""
+    with torch.autocast(value.device.type, enabled=False):
+        return _MSDASparseCPU.apply(value, value_spatial_shapes, sampling_locations,
+                                    attention_weights)

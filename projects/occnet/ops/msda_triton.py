@@ -1,18 +1,31 @@
-"""Multi-scale deformable attention as a Triton kernel pair (forward and backward) for CUDA.
+"""Multi-scale deformable attention as Triton kernels for CUDA.
 
-One program handles one (batch, query, head): it walks the levels and points, gathers the
-four bilinear corners of each sampling point as head_dims-wide vectors and accumulates them
-with the attention weight in fp32. The backward program recomputes the corners, scatters
-weight x grad_out into the value gradient with atomic adds (so the value gradient is not
-bitwise deterministic), and reduces the attention and location gradients in registers.
-Inputs may be fp32, fp16 or bf16; accumulation is fp32 (fp64 inputs are computed in fp32).
-Offsets are int64.
+One program handles a tile of BLOCK_Q queries of one (batch, head), with `num_warps` warps:
+it walks the levels and points, gathers the four bilinear corners of each query's sampling
+point as a (BLOCK_Q, head_dims) tile and accumulates them with the attention weights in fp32.
+The backward program recomputes the corners, reduces the attention and location gradients
+over the channels, and (value_grad='atomic') scatters weight x grad_out into the value
+gradient with relaxed atomic adds: the order of a sum does not matter, so no acquire/release
+fence is needed, and the value gradient is not bitwise deterministic.
+
+value_grad='csr' is the candidate without atomics: the backward kernel leaves the value
+gradient out, and it is computed as the sparse product W^T @ grad_out over the points sorted
+by corner (ops/msda_cpu.py `value_gradient`, through torch.sparse). In spatial
+cross-attention thousands of points land on each 17x30 map, so each value row takes hundreds
+of atomic adds; the GPU run (tools/gpu_check.py) decides between the two.
+
+Inputs may be fp32, fp16 or bf16 (the sampling locations fp32 or more); accumulation is fp32
+(fp64 inputs are computed in fp32). Offsets are int64. Non-finite locations count as off the
+image, like the 'cpu' backend.
 
 The kernels also run on CPU tensors under `TRITON_INTERPRET=1` (slowly), which is how the
-tests check them on machines without a GPU. Shapes and conventions are those of
+tests check them on machines without a GPU; tools/check_kernels.py compiles them to cubin for
+real GPU targets from `AOT_SPECS`. Shapes and conventions are those of
 `occnet.ops.multi_scale_deformable_attn`.
 """
 import torch
+
+from occnet.ops.msda_cpu import value_gradient
 
 try:
     import triton
@@ -20,35 +33,22 @@ try:
 except ImportError:  # pragma: no cover - triton ships with CUDA builds of torch
     triton = None
 
+TILE = dict(block_c_elements=512, num_warps=4)  # BLOCK_Q * BLOCK_C per program; warps
+VALUE_GRADS = ('atomic', 'csr')
+
 
 def triton_available():
     """True when the Triton package can be imported."""
     return triton is not None
 
 
+def tile_queries(channels):
+    """BLOCK_Q, the queries one program handles, for a head of `channels` channels."""
+    block_c = triton.next_power_of_2(channels)
+    return max(1, TILE['block_c_elements'] // block_c)
+
+
 if triton is not None:
-
-    @triton.jit
-    def _corner(value_ptr, row_base, x, y, width, height, heads, channels, offs, cmask):
-        """Value vector at integer pixel (x, y) of a level, zero outside it, and its row."""
-        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-        row = row_base + (y * width + x) * heads
-        vec = tl.load(value_ptr + row * channels + offs, mask=cmask & inside,
-                      other=0.0).to(tl.float32)
-        return vec, row, inside
-
-    @triton.jit
-    def _corners(value_ptr, row_base, x0, y0, width, height, heads, channels, offs, cmask):
-        """The 4 corners x0y0, x1y0, x0y1, x1y1: value vectors, rows and on-image flags."""
-        v00, r00, i00 = _corner(value_ptr, row_base, x0, y0, width, height, heads, channels,
-                                offs, cmask)
-        v01, r01, i01 = _corner(value_ptr, row_base, x0 + 1, y0, width, height, heads,
-                                channels, offs, cmask)
-        v10, r10, i10 = _corner(value_ptr, row_base, x0, y0 + 1, width, height, heads,
-                                channels, offs, cmask)
-        v11, r11, i11 = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height, heads,
-                                channels, offs, cmask)
-        return v00, v01, v10, v11, r00, r01, r10, r11, i00, i01, i10, i11
 
     @triton.jit
     def _level(shapes_ptr, starts_ptr, level, batch, num_values, heads, head):
@@ -58,85 +58,166 @@ if triton is not None:
         return height, width, (batch * num_values + tl.load(starts_ptr + level)) * heads + head
 
     @triton.jit
-    def _point(loc_ptr, attn_ptr, k, width, height):
-        """Sampling point k: top-left corner pixel (x0, y0), position inside the corner
-        square (fx, fy) and attention weight, all from the normalised location."""
-        x = tl.load(loc_ptr + 2 * k).to(tl.float32) * width - 0.5
-        y = tl.load(loc_ptr + 2 * k + 1).to(tl.float32) * height - 0.5
+    def _points(loc_ptr, attn_ptr, k, qmask, width, height):
+        """Sampling point k of each query in the tile (BLOCK_Q,): top-left corner pixel
+        (x0, y0), position inside the corner square (fx, fy) and attention weight. Pixel
+        coordinates are clamped to [-2, size + 1], which keeps off-image points off the
+        image, and NaN counts as -2 (off the image)."""
+        wf = width.to(tl.float32)
+        hf = height.to(tl.float32)
+        x = tl.load(loc_ptr + 2 * k, mask=qmask, other=0.0).to(tl.float32) * wf - 0.5
+        y = tl.load(loc_ptr + 2 * k + 1, mask=qmask, other=0.0).to(tl.float32) * hf - 0.5
+        x = tl.minimum(tl.maximum(tl.where(x == x, x, -2.0), -2.0), wf + 1.0)
+        y = tl.minimum(tl.maximum(tl.where(y == y, y, -2.0), -2.0), hf + 1.0)
         x0f = tl.floor(x)
         y0f = tl.floor(y)
-        weight = tl.load(attn_ptr + k).to(tl.float32)
+        weight = tl.load(attn_ptr + k, mask=qmask, other=0.0).to(tl.float32)
         return x0f.to(tl.int32), y0f.to(tl.int32), x - x0f, y - y0f, weight
+
+    @triton.jit
+    def _corner(value_ptr, row_base, x, y, width, height, heads, channels, offs, cmask,
+                qmask):
+        """Value tile (BLOCK_Q, BLOCK_C) at integer pixels (x, y), zero outside the level;
+        the value rows (BLOCK_Q,) and the tile's load mask."""
+        inside = qmask & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        row = row_base + (y * width + x).to(tl.int64) * heads
+        mask = inside[:, None] & cmask[None, :]
+        tile = tl.load(value_ptr + row[:, None] * channels + offs[None, :], mask=mask,
+                       other=0.0).to(tl.float32)
+        return tile, row, mask
 
     @triton.jit
     def _msda_forward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
                              num_values, num_queries, heads, channels,
                              LEVELS: tl.constexpr, POINTS: tl.constexpr,
-                             BLOCK_C: tl.constexpr):
-        pid = tl.program_id(0).to(tl.int64)  # (batch * query) * heads + head
-        head = pid % heads
-        bq = pid // heads
-        batch = bq // num_queries
+                             BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr):
+        """Grid (cdiv(queries, BLOCK_Q), batch * heads)."""
+        bh = tl.program_id(1).to(tl.int64)
+        batch = bh // heads
+        head = bh % heads
+        q = tl.program_id(0).to(tl.int64) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+        qmask = q < num_queries
+        slot = (batch * num_queries + q) * heads + head  # (BLOCK_Q,) row of out
         offs = tl.arange(0, BLOCK_C)
         cmask = offs < channels
-        acc = tl.zeros([BLOCK_C], dtype=tl.float32)
+        acc = tl.zeros([BLOCK_Q, BLOCK_C], dtype=tl.float32)
         for level in tl.static_range(LEVELS):
             height, width, row_base = _level(shapes_ptr, starts_ptr, level, batch, num_values,
                                              heads, head)
-            for point in tl.static_range(POINTS):
-                k = (pid * LEVELS + level) * POINTS + point
-                x0, y0, fx, fy, weight = _point(loc_ptr, attn_ptr, k, width, height)
-                (v00, v01, v10, v11, _, _, _, _, _, _, _, _) = _corners(
-                    value_ptr, row_base, x0, y0, width, height, heads, channels, offs, cmask)
-                sampled = ((1 - fx) * (1 - fy) * v00 + fx * (1 - fy) * v01
-                           + (1 - fx) * fy * v10 + fx * fy * v11)
-                acc += weight * sampled
-        tl.store(out_ptr + pid * channels + offs, acc.to(out_ptr.dtype.element_ty), mask=cmask)
+            for point in range(POINTS):
+                k = (slot * LEVELS + level) * POINTS + point
+                x0, y0, fx, fy, weight = _points(loc_ptr, attn_ptr, k, qmask, width, height)
+                v00, _, _ = _corner(value_ptr, row_base, x0, y0, width, height, heads,
+                                    channels, offs, cmask, qmask)
+                v01, _, _ = _corner(value_ptr, row_base, x0 + 1, y0, width, height, heads,
+                                    channels, offs, cmask, qmask)
+                v10, _, _ = _corner(value_ptr, row_base, x0, y0 + 1, width, height, heads,
+                                    channels, offs, cmask, qmask)
+                v11, _, _ = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height,
+                                    heads, channels, offs, cmask, qmask)
+                sampled = (((1 - fx) * (1 - fy))[:, None] * v00
+                           + (fx * (1 - fy))[:, None] * v01
+                           + ((1 - fx) * fy)[:, None] * v10 + (fx * fy)[:, None] * v11)
+                acc += weight[:, None] * sampled
+        tl.store(out_ptr + slot[:, None] * channels + offs[None, :],
+                 acc.to(out_ptr.dtype.element_ty), mask=qmask[:, None] & cmask[None, :])
 
     @triton.jit
     def _msda_backward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr,
                               grad_out_ptr, grad_value_ptr, grad_loc_ptr, grad_attn_ptr,
                               num_values, num_queries, heads, channels,
                               LEVELS: tl.constexpr, POINTS: tl.constexpr,
-                              BLOCK_C: tl.constexpr):
-        pid = tl.program_id(0).to(tl.int64)
-        head = pid % heads
-        bq = pid // heads
-        batch = bq // num_queries
+                              BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr,
+                              VALUE_GRAD: tl.constexpr):
+        """Grid as the forward. VALUE_GRAD: scatter the value gradient with atomics (else
+        grad_value_ptr is not touched)."""
+        bh = tl.program_id(1).to(tl.int64)
+        batch = bh // heads
+        head = bh % heads
+        q = tl.program_id(0).to(tl.int64) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+        qmask = q < num_queries
+        slot = (batch * num_queries + q) * heads + head
         offs = tl.arange(0, BLOCK_C)
         cmask = offs < channels
-        grad = tl.load(grad_out_ptr + pid * channels + offs, mask=cmask,
-                       other=0.0).to(tl.float32)
+        grad = tl.load(grad_out_ptr + slot[:, None] * channels + offs[None, :],
+                       mask=qmask[:, None] & cmask[None, :], other=0.0).to(tl.float32)
         for level in tl.static_range(LEVELS):
             height, width, row_base = _level(shapes_ptr, starts_ptr, level, batch, num_values,
                                              heads, head)
-            for point in tl.static_range(POINTS):
-                k = (pid * LEVELS + level) * POINTS + point
-                x0, y0, fx, fy, weight = _point(loc_ptr, attn_ptr, k, width, height)
-                (v00, v01, v10, v11, r00, r01, r10, r11, i00, i01, i10, i11) = _corners(
-                    value_ptr, row_base, x0, y0, width, height, heads, channels, offs, cmask)
-                w00 = (1 - fx) * (1 - fy)
-                w01 = fx * (1 - fy)
-                w10 = (1 - fx) * fy
-                w11 = fx * fy
+            for point in range(POINTS):
+                k = (slot * LEVELS + level) * POINTS + point
+                x0, y0, fx, fy, weight = _points(loc_ptr, attn_ptr, k, qmask, width, height)
+                v00, r00, m00 = _corner(value_ptr, row_base, x0, y0, width, height, heads,
+                                        channels, offs, cmask, qmask)
+                v01, r01, m01 = _corner(value_ptr, row_base, x0 + 1, y0, width, height,
+                                        heads, channels, offs, cmask, qmask)
+                v10, r10, m10 = _corner(value_ptr, row_base, x0, y0 + 1, width, height,
+                                        heads, channels, offs, cmask, qmask)
+                v11, r11, m11 = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height,
+                                        heads, channels, offs, cmask, qmask)
+                w00 = ((1 - fx) * (1 - fy))[:, None]
+                w01 = (fx * (1 - fy))[:, None]
+                w10 = ((1 - fx) * fy)[:, None]
+                w11 = (fx * fy)[:, None]
                 sampled = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
-                tl.store(grad_attn_ptr + k, tl.sum(sampled * grad, axis=0))
-                # d sampled / d fx and d fy, then chain to the normalised location
-                d_fx = (1 - fy) * (v01 - v00) + fy * (v11 - v10)
-                d_fy = (1 - fx) * (v10 - v00) + fx * (v11 - v01)
+                tl.store(grad_attn_ptr + k, tl.sum(sampled * grad, axis=1), mask=qmask)
+                # d sampled / d fx and d fy, then chained to the normalised location
+                d_fx = (1 - fy)[:, None] * (v01 - v00) + fy[:, None] * (v11 - v10)
+                d_fy = (1 - fx)[:, None] * (v10 - v00) + fx[:, None] * (v11 - v01)
                 tl.store(grad_loc_ptr + 2 * k,
-                         weight * width.to(tl.float32) * tl.sum(d_fx * grad, axis=0))
+                         weight * width.to(tl.float32) * tl.sum(d_fx * grad, axis=1),
+                         mask=qmask)
                 tl.store(grad_loc_ptr + 2 * k + 1,
-                         weight * height.to(tl.float32) * tl.sum(d_fy * grad, axis=0))
-                scaled = weight * grad
-                tl.atomic_add(grad_value_ptr + r00 * channels + offs, w00 * scaled,
-                              mask=cmask & i00)
-                tl.atomic_add(grad_value_ptr + r01 * channels + offs, w01 * scaled,
-                              mask=cmask & i01)
-                tl.atomic_add(grad_value_ptr + r10 * channels + offs, w10 * scaled,
-                              mask=cmask & i10)
-                tl.atomic_add(grad_value_ptr + r11 * channels + offs, w11 * scaled,
-                              mask=cmask & i11)
+                         weight * height.to(tl.float32) * tl.sum(d_fy * grad, axis=1),
+                         mask=qmask)
+                if VALUE_GRAD:
+                    scaled = weight[:, None] * grad
+                    columns = offs[None, :]
+                    tl.atomic_add(grad_value_ptr + r00[:, None] * channels + columns,
+                                  w00 * scaled, mask=m00, sem='relaxed')
+                    tl.atomic_add(grad_value_ptr + r01[:, None] * channels + columns,
+                                  w01 * scaled, mask=m01, sem='relaxed')
+                    tl.atomic_add(grad_value_ptr + r10[:, None] * channels + columns,
+                                  w10 * scaled, mask=m10, sem='relaxed')
+                    tl.atomic_add(grad_value_ptr + r11[:, None] * channels + columns,
+                                  w11 * scaled, mask=m11, sem='relaxed')
+
+
+def _spec(dtype, levels, points, channels, backward, value_grad=True):
+    """(signature, constexprs, options) of one kernel for tools/check_kernels.py: value,
+    attention weights and out / grad_out of `dtype` ('fp32', 'bf16', 'fp16'), locations fp32
+    as the dispatcher passes them, gradients fp32."""
+    signature = {'value_ptr': f'*{dtype}', 'shapes_ptr': '*i32', 'starts_ptr': '*i32',
+                 'loc_ptr': '*fp32', 'attn_ptr': f'*{dtype}'}
+    if backward:
+        signature.update(grad_out_ptr=f'*{dtype}', grad_value_ptr='*fp32',
+                         grad_loc_ptr='*fp32', grad_attn_ptr='*fp32')
+    else:
+        signature['out_ptr'] = f'*{dtype}'
+    signature.update(num_values='i32', num_queries='i32', heads='i32', channels='i32')
+    block_c = 1 << (channels - 1).bit_length()
+    constexprs = dict(LEVELS=levels, POINTS=points, BLOCK_C=block_c,
+                      BLOCK_Q=max(1, TILE['block_c_elements'] // block_c))
+    if backward:
+        constexprs['VALUE_GRAD'] = value_grad
+    signature.update({name: 'constexpr' for name in constexprs})
+    return signature, constexprs, dict(num_warps=TILE['num_warps'])
+
+
+# Representative constexprs: the baseline's spatial cross-attention (1 level, 8 points, 32
+# channels) and temporal self-attention (2 levels of BEV, 4 points, 32 channels).
+SHAPES = {'sca': (1, 8, 32), 'tsa': (2, 4, 32)}
+AOT_SPECS = {
+    '_msda_forward_kernel': {
+        shape: (lambda dtype, s=s: _spec(dtype, *s, backward=False))
+        for shape, s in SHAPES.items()},
+    '_msda_backward_kernel': {
+        **{f'{shape}-atomic': (lambda dtype, s=s: _spec(dtype, *s, backward=True))
+           for shape, s in SHAPES.items()},
+        **{f'{shape}-csr': (lambda dtype, s=s: _spec(dtype, *s, backward=True,
+                                                     value_grad=False))
+           for shape, s in SHAPES.items()}},
+}
 
 
 _LEVEL_TABLES = {}  # (shapes, device) -> (shapes, starts) int32 tensors on the device
@@ -158,11 +239,20 @@ def _level_tables(value_spatial_shapes, device):
     return tables
 
 
+def _launch_config(sampling_locations, value):
+    """Grid, BLOCK_Q and BLOCK_C of a call."""
+    bs, num_queries, heads = sampling_locations.shape[:3]
+    block_c = triton.next_power_of_2(value.shape[-1])
+    block_q = tile_queries(value.shape[-1])
+    return (triton.cdiv(num_queries, block_q), bs * heads), block_q, block_c
+
+
 class _MSDATriton(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type='cuda')
-    def forward(ctx, value, value_spatial_shapes, sampling_locations, attention_weights):
+    def forward(ctx, value, value_spatial_shapes, sampling_locations, attention_weights,
+                value_grad):
         value = value.contiguous()
         sampling_locations = sampling_locations.contiguous()
         attention_weights = attention_weights.contiguous()
@@ -170,12 +260,14 @@ class _MSDATriton(torch.autograd.Function):
         _, num_queries, _, levels, points, _ = sampling_locations.shape
         shapes, starts = _level_tables(value_spatial_shapes, value.device)
         out = value.new_empty(bs, num_queries, heads, channels)
-        block = triton.next_power_of_2(channels)
-        _msda_forward_kernel[(bs * num_queries * heads,)](
+        grid, block_q, block_c = _launch_config(sampling_locations, value)
+        _msda_forward_kernel[grid](
             value, shapes, starts, sampling_locations, attention_weights, out,
             num_values, num_queries, heads, channels, LEVELS=levels, POINTS=points,
-            BLOCK_C=block, num_warps=1)  # one head's channels: a single warp is enough
+            BLOCK_Q=block_q, BLOCK_C=block_c, num_warps=TILE['num_warps'])
         ctx.save_for_backward(value, shapes, starts, sampling_locations, attention_weights)
+        ctx.value_spatial_shapes = value_spatial_shapes
+        ctx.value_grad = value_grad
         return out.view(bs, num_queries, heads * channels)
 
     @staticmethod
@@ -184,27 +276,39 @@ class _MSDATriton(torch.autograd.Function):
         value, shapes, starts, sampling_locations, attention_weights = ctx.saved_tensors
         bs, num_values, heads, channels = value.shape
         _, num_queries, _, levels, points, _ = sampling_locations.shape
-        grad_value = torch.zeros(value.shape, dtype=torch.float32, device=value.device)
+        grad_out = grad_out.contiguous()
+        atomic = ctx.value_grad == 'atomic'
+        grad_value = torch.zeros(value.shape if atomic else (1,), dtype=torch.float32,
+                                 device=value.device)
         grad_loc = torch.empty(sampling_locations.shape, dtype=torch.float32,
                                device=value.device)
         grad_attn = torch.empty(attention_weights.shape, dtype=torch.float32,
                                 device=value.device)
-        _msda_backward_kernel[(bs * num_queries * heads,)](
+        grid, block_q, block_c = _launch_config(sampling_locations, value)
+        _msda_backward_kernel[grid](
             value, shapes, starts, sampling_locations, attention_weights,
-            grad_out.contiguous(), grad_value, grad_loc, grad_attn,
+            grad_out, grad_value, grad_loc, grad_attn,
             num_values, num_queries, heads, channels, LEVELS=levels, POINTS=points,
-            BLOCK_C=triton.next_power_of_2(channels), num_warps=1)
-        return (grad_value.to(value.dtype), None, grad_loc.to(sampling_locations.dtype),
-                grad_attn.to(attention_weights.dtype))
+            BLOCK_Q=block_q, BLOCK_C=block_c, VALUE_GRAD=atomic,
+            num_warps=TILE['num_warps'])
+        if not atomic and ctx.needs_input_grad[0]:
+            grad_value = value_gradient(grad_out.float(), value.shape,
+                                        ctx.value_spatial_shapes, sampling_locations.float(),
+                                        attention_weights.float())
+        return (grad_value.to(value.dtype) if ctx.needs_input_grad[0] else None, None,
+                grad_loc.to(sampling_locations.dtype), grad_attn.to(attention_weights.dtype),
+                None)
 
 
 def multi_scale_deformable_attn_triton(value, value_spatial_shapes, sampling_locations,
-                                       attention_weights):
+                                       attention_weights, value_grad='atomic'):
     """Multi-scale deformable attention with the Triton kernels; same arguments and result
     as `multi_scale_deformable_attn_pytorch`. Needs CUDA tensors, or CPU tensors with
     TRITON_INTERPRET=1 set before triton is imported. The shapes are a list of (h, w) (the
-    dispatcher converts tensors)."""
+    dispatcher converts tensors). value_grad: 'atomic' or 'csr' (see the module docstring)."""
     if triton is None:
         raise RuntimeError('the Triton backend needs the triton package (pip install triton)')
+    if value_grad not in VALUE_GRADS:
+        raise ValueError(f"value_grad '{value_grad}' is unknown; choose one of {VALUE_GRADS}")
     return _MSDATriton.apply(value, value_spatial_shapes, sampling_locations,
-                             attention_weights)
+                             attention_weights, value_grad)

@@ -10,11 +10,17 @@ Shapes (contract 7 of shared/DESIGN.md):
 Sampling is bilinear with zero padding and align_corners=False, like `F.grid_sample`.
 
 Backends (all compute the same function, checked against each other in tests/test_ops_msda.py):
-    'pytorch'  the reference below: one `F.grid_sample` per level; any device.
-    'cpu'      sparse products with a hand-written backward (ops/msda_cpu.py); CPU tensors.
-    'triton'   a Triton kernel pair (ops/msda_triton.py); CUDA tensors, or CPU tensors under
-               TRITON_INTERPRET=1 (for tests).
-    'auto'     'triton' on CUDA when triton imports, else 'pytorch'; 'cpu' on CPU.
+    'pytorch'     the reference below: one `F.grid_sample` per level; any device.
+    'sparse'      sparse products with a hand-written backward (ops/msda_cpu.py); any device
+                  (torch.sparse on CUDA).
+    'cpu'         'sparse', for CPU tensors only.
+    'triton'      a Triton kernel pair (ops/msda_triton.py), value gradient by relaxed atomic
+                  adds; CUDA tensors, or CPU tensors under TRITON_INTERPRET=1 (for tests).
+    'triton_csr'  the Triton kernels with the value gradient by the sparse product instead
+                  of atomics (a candidate for the GPU run to decide on).
+    'auto'        'triton' on CUDA when triton imports, else 'pytorch'; 'cpu' on CPU.
+The Triton backends check themselves on their first call on a CUDA device and fall back to
+'pytorch' with one warning when they fail (ops/msda_self_check.py).
 The default is 'auto'. Override it with `msda_backend = '...'` in a config (applied by
 tools/train.py, test.py and benchmark.py), `set_msda_backend()`, or the OCCNET_MSDA_BACKEND
 environment variable.
@@ -25,9 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from occnet.ops.msda_cpu import multi_scale_deformable_attn_cpu
+from occnet.ops.msda_self_check import checked_backend
 from occnet.ops.msda_triton import multi_scale_deformable_attn_triton, triton_available
 
-BACKENDS = ('auto', 'pytorch', 'cpu', 'triton')
+BACKENDS = ('auto', 'pytorch', 'sparse', 'cpu', 'triton', 'triton_csr')
 _default_backend = os.environ.get('OCCNET_MSDA_BACKEND', 'auto')
 
 
@@ -56,9 +63,10 @@ def resolve_backend(value, backend=None):
         return 'cpu' if value.device.type == 'cpu' else 'pytorch'
     if name == 'cpu' and value.device.type != 'cpu':
         raise ValueError(f"msda_backend 'cpu' needs CPU tensors, got {value.device}; use "
-                         "'auto', 'triton' or 'pytorch'")
-    if name == 'triton' and not value.is_cuda and os.environ.get('TRITON_INTERPRET') != '1':
-        raise ValueError("msda_backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 "
+                         "'auto', 'sparse', 'triton' or 'pytorch'")
+    if (name.startswith('triton') and not value.is_cuda
+            and os.environ.get('TRITON_INTERPRET') != '1'):
+        raise ValueError(f"msda_backend '{name}' needs CUDA tensors (or TRITON_INTERPRET=1 "
                          "for a slow CPU check); use 'auto' or 'cpu'")
     return name
 
@@ -102,21 +110,30 @@ def multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_lo
     return output.transpose(1, 2).contiguous().to(out_dtype)
 
 
-def multi_scale_deformable_attn(value, value_spatial_shapes, sampling_locations,
-                                attention_weights, backend=None):
-    """Multi-scale deformable attention (contract 7) with the backend `resolve_backend`
-    picks (default: the fastest correct one for the device). Under autocast the sampling
-    locations stay fp32; the 'cpu' backend computes in fp32 and returns value's dtype."""
-    name = resolve_backend(value, backend)
-    value_spatial_shapes = _as_shape_list(value_spatial_shapes)  # one device-to-host copy
-    sampling_locations = _at_least_fp32(sampling_locations)
-    if name == 'triton':
-        return multi_scale_deformable_attn_triton(value, value_spatial_shapes,
-                                                  sampling_locations, attention_weights)
-    if name == 'cpu':
+def _run_backend(value, value_spatial_shapes, sampling_locations, attention_weights, name):
+    """The op with backend `name` as resolved (no check); shapes as a list of (h, w)."""
+    if name.startswith('triton'):
+        return multi_scale_deformable_attn_triton(
+            value, value_spatial_shapes, sampling_locations, attention_weights,
+            value_grad='csr' if name == 'triton_csr' else 'atomic')
+    if name in ('cpu', 'sparse'):
         out = multi_scale_deformable_attn_cpu(_at_least_fp32(value), value_spatial_shapes,
                                               sampling_locations,
                                               _at_least_fp32(attention_weights))
         return out.to(value.dtype)
     return multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_locations,
                                                attention_weights)
+
+
+def multi_scale_deformable_attn(value, value_spatial_shapes, sampling_locations,
+                                attention_weights, backend=None):
+    """Multi-scale deformable attention (contract 7) with the backend `resolve_backend`
+    picks (default: the fastest correct one for the device), self-checked on first use
+    when it is a Triton one. Under autocast the sampling locations stay fp32; the sparse
+    backends compute in fp32 and return value's dtype."""
+    name = resolve_backend(value, backend)
+    value_spatial_shapes = _as_shape_list(value_spatial_shapes)  # one device-to-host copy
+    sampling_locations = _at_least_fp32(sampling_locations)
+    name = checked_backend(_run_backend, name, value, *sampling_locations.shape[3:5])
+    return _run_backend(value, value_spatial_shapes, sampling_locations, attention_weights,
+                        name)
