@@ -129,7 +129,7 @@ def test_a_point_off_the_image_gives_zero_and_no_gradient():
 TRITON_CHECK = """
 import warnings
 import torch
-from occnet.ops import multi_scale_deformable_attn
+from occnet.ops import msda_triton, multi_scale_deformable_attn
 from msda_cases import outputs_and_grads, random_case
 warnings.simplefilter('error', RuntimeWarning)  # a failed self-check would warn
 names = ('output', 'd value', 'd locations', 'd weights')
@@ -156,6 +156,11 @@ for backend in ('triton', 'triton_csr'):
     for g, w, name in zip(off, ref, names):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, msg=f'{backend} NaN {name}')
     print(backend, 'matches')
+# one query per program, one warp (the tile the first kernels had)
+msda_triton.TILE.update(block_c_elements=32, num_warps=1)
+for g, w, name in zip(outputs_and_grads('triton', *case), want, names):
+    torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, msg=f'1-query tiles {name}')
+print('1-query tiles match')
 """
 
 
@@ -170,6 +175,7 @@ def test_triton_kernels_match_the_reference_under_the_interpreter():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert 'triton matches' in result.stdout and 'triton_csr matches' in result.stdout
+    assert '1-query tiles match' in result.stdout
 
 
 def test_sparse_value_gradient_alone_matches_the_loop():

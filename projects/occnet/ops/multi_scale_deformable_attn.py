@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from occnet.ops.msda_cpu import multi_scale_deformable_attn_cpu
-from occnet.ops.msda_self_check import checked_backend
+from occnet.ops.msda_self_check import SELF_CHECKED, checked_backend
 from occnet.ops.msda_triton import multi_scale_deformable_attn_triton, triton_available
 
 BACKENDS = ('auto', 'pytorch', 'sparse', 'cpu', 'triton', 'triton_csr')
@@ -134,6 +134,7 @@ def multi_scale_deformable_attn(value, value_spatial_shapes, sampling_locations,
     name = resolve_backend(value, backend)
     value_spatial_shapes = _as_shape_list(value_spatial_shapes)  # one device-to-host copy
     sampling_locations = _at_least_fp32(sampling_locations)
-    name = checked_backend(_run_backend, name, value, *sampling_locations.shape[3:5])
+    if name in SELF_CHECKED:
+        name = checked_backend(_run_backend, name, value, *sampling_locations.shape[3:5])
     return _run_backend(value, value_spatial_shapes, sampling_locations, attention_weights,
                         name)
