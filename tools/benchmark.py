@@ -2,7 +2,7 @@
 
     python tools/benchmark.py CONFIG [--mode train|infer] [--iters N] [--warmup N]
         [--amp bf16|fp16] [--img-size W H] [--batch-size B] [--msda-backend NAME]
-        [--cfg-options model.bev_encoder.with_cp=True ...]
+        [--[no-]cudnn-benchmark] [--cfg-options model.bev_encoder.with_cp=True ...]
 
 The batches are random images of --img-size (default 960x540, the baseline's input) on the
 8 cameras of the OpenScene-like synthetic rig, so the spatial cross-attention sees the real
@@ -11,8 +11,12 @@ number of visible pillars, and random labels; training runs the config's whole q
 is not included (see benchmarks/input_pipeline.py). Peak memory is the peak during the
 iterations minus what was in use before the first one (model, inputs): from
 torch.cuda.max_memory_allocated on CUDA, from the resident-set high-water mark on CPU. So it
-counts activations, gradients and optimiser state, not the weights.
-The last line printed is JSON with sec_per_iter, samples_per_sec, peak_mem_mb and device.
+counts activations, gradients and optimiser state, not the weights; on CUDA
+max_memory_allocated_mb is the absolute peak (weights included), what has to fit on the GPU.
+cuDNN's autotuning follows the config's env_cfg.cudnn_benchmark unless --[no-]cudnn-benchmark
+says otherwise. A CUDA out-of-memory error ends the run with the options that cut memory.
+The last line printed is JSON with sec_per_iter, samples_per_sec, peak_mem_mb,
+max_memory_allocated_mb (null on CPU) and device.
 """
 import argparse
 import json
@@ -31,7 +35,9 @@ from occnet.constants import CAMERA_NAMES, GRID_SHAPE
 from occnet.datasets.synthetic.rig import make_rig
 from occnet.engine.amp import configure_amp
 from occnet.engine.launch import apply_runtime_options, load_config
+from occnet.engine.memory_advice import out_of_memory_advice
 from occnet.geometry import lidar2img_matrix
+from occnet.models.bev_encoders.encoder import CAN_BUS_DIMS
 from occnet.peak_memory import peak_growth_mb, reset_peak
 from occnet.registry import MODELS
 
@@ -50,13 +56,17 @@ def parse_args():
     parser.add_argument('--msda-backend', help='override the config: auto, cpu, triton, '
                         'pytorch')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cudnn-benchmark', action=argparse.BooleanOptionalAction,
+                        help="cuDNN's per-shape algorithm search (default: the config's "
+                        'env_cfg.cudnn_benchmark)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
 
 def synthetic_batch(batch_size, num_frames, img_size, seed=0):
     """Data in the dataset's format: uint8 images (T, N, 3, H, W) per sample and the sample
-    dicts the model reads (rig projections, identity ego motion, random labels)."""
+    dicts the model reads (rig projections, identity ego motion, zero CAN-bus vectors,
+    random labels, every voxel seen by a camera)."""
     rng = np.random.default_rng(seed)
     width, height = img_size
     rig = make_rig(rng, (width, height))
@@ -69,23 +79,18 @@ def synthetic_batch(batch_size, num_frames, img_size, seed=0):
             lidar2img=np.tile(lidar2img, (num_frames, 1, 1, 1)),
             cur2prev=np.tile(np.eye(4), (num_frames, 1, 1)),
             queue_valid=np.ones(num_frames, dtype=bool),
-            voxel_semantics=torch.from_numpy(labels)))
+            can_bus=np.zeros((num_frames, CAN_BUS_DIMS), dtype=np.float32),
+            voxel_semantics=torch.from_numpy(labels),
+            mask_camera=torch.ones(GRID_SHAPE, dtype=torch.bool)))
         imgs.append(torch.from_numpy(rng.integers(0, 256, (num_frames, len(CAMERA_NAMES), 3,
                                                            height, width), dtype=np.uint8)))
     return dict(inputs=dict(imgs=imgs), data_samples=samples)
 
 
-def main():
-    args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
-    if args.msda_backend:
-        cfg.msda_backend = args.msda_backend
-    apply_runtime_options(cfg)
-    init_default_scope(cfg.get('default_scope', 'occnet'))
-    try:
-        configure_amp(cfg, args.amp, args.device.split(':')[0])
-    except ValueError as err:
-        sys.exit(f'error: {err}')
+def measure(args, cfg):
+    """Build the model and run --warmup + --iters steps on a synthetic batch; returns the
+    timed iterations' seconds, the peak memory growth (MB) and, on CUDA, the absolute peak
+    of allocated memory (MB, None on CPU)."""
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(args.device)
     train = args.mode == 'train'
@@ -108,7 +113,8 @@ def main():
             with torch.no_grad(), autocast:
                 model(**data, mode='predict')
 
-    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
+    on_cuda = args.device.startswith('cuda')
+    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     baseline = reset_peak(args.device)
     times = []
     for i in range(args.warmup + args.iters):
@@ -120,14 +126,37 @@ def main():
             times.append(time.perf_counter() - start)
         print(f'[benchmark] {args.mode} iteration {i + 1}/{args.warmup + args.iters}: '
               f'{time.perf_counter() - start:.3f} s', file=sys.stderr, flush=True)
+    max_allocated = torch.cuda.max_memory_allocated(args.device) / 2 ** 20 if on_cuda else None
+    return times, peak_growth_mb(args.device, baseline), max_allocated
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    if args.msda_backend:
+        cfg.msda_backend = args.msda_backend
+    apply_runtime_options(cfg)
+    init_default_scope(cfg.get('default_scope', 'occnet'))
+    try:
+        configure_amp(cfg, args.amp, args.device.split(':')[0])
+    except ValueError as err:
+        sys.exit(f'error: {err}')
+    cudnn_benchmark = (bool((cfg.get('env_cfg') or {}).get('cudnn_benchmark', False))
+                       if args.cudnn_benchmark is None else args.cudnn_benchmark)
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    with out_of_memory_advice(cfg, 'train' if args.mode == 'train' else 'infer',
+                              ('--batch-size B', args.batch_size),
+                              ('--img-size W H', '{} {}'.format(*args.img_size))):
+        times, peak_mem_mb, max_allocated_mb = measure(args, cfg)
     sec = statistics.median(times)
     device = (torch.cuda.get_device_name() if args.device.startswith('cuda')
               else f'{platform.machine()} CPU, {torch.get_num_threads()} threads')
     print(json.dumps(dict(sec_per_iter=sec, samples_per_sec=args.batch_size / sec,
-                          peak_mem_mb=peak_growth_mb(args.device, baseline), device=device,
-                          mode=args.mode, amp=args.amp, img_size=list(args.img_size),
-                          batch_size=args.batch_size, iters=args.iters,
-                          msda_backend=cfg.get('msda_backend', 'auto'))))
+                          peak_mem_mb=peak_mem_mb, max_memory_allocated_mb=max_allocated_mb,
+                          device=device, mode=args.mode, amp=args.amp,
+                          img_size=list(args.img_size), batch_size=args.batch_size,
+                          iters=args.iters, msda_backend=cfg.get('msda_backend', 'auto'),
+                          cudnn_benchmark=cudnn_benchmark)))
 
 
 if __name__ == '__main__':

@@ -53,3 +53,15 @@ def configure_amp(cfg, amp, device_type=None):
         wrapper.update(type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic')
     cfg.optim_wrapper = wrapper
     return cfg
+
+
+def amp_mode(cfg):
+    """The mixed precision configure_amp gave cfg's training: 'bf16', 'fp16' or None (fp32),
+    read from cfg.optim_wrapper.type."""
+    wrapper = dict(cfg.get('optim_wrapper') or {})
+    if wrapper.get('type') == 'AmpOptimWrapper':
+        return 'fp16'
+    if wrapper.get('type') == 'AutocastOptimWrapper':
+        dtype = getattr(torch, str(wrapper.get('dtype', 'bfloat16')).replace('torch.', ''))
+        return next(name for name, value in AMP_DTYPES.items() if value == dtype)
+    return None

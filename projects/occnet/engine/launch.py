@@ -7,6 +7,7 @@ from mmengine.runner import Runner
 from occnet.engine.config_check import ConfigError, check_config
 from occnet.engine.distributed import (configure_runner_for_device, finalize_distributed,
                                        init_distributed)
+from occnet.engine.memory_advice import out_of_memory_advice
 from occnet.ops import set_msda_backend
 
 
@@ -29,7 +30,8 @@ def apply_runtime_options(cfg):
 
 def run(cfg, mode):
     """Set up the process group for cfg.launcher, build the Runner and call its `mode`
-    ('train' or 'test'), then tear the process group down."""
+    ('train' or 'test'), then tear the process group down. A CUDA out-of-memory error ends
+    the run with the options that cut memory (memory_advice)."""
     apply_runtime_options(cfg)
     sections = ['test_dataloader'] if mode == 'test' else ['train_dataloader'] + (
         ['val_dataloader'] if cfg.get('val_cfg') and cfg.get('val_dataloader') else [])
@@ -41,5 +43,6 @@ def run(cfg, mode):
     timeout_s = (cfg.get('env_cfg') or {}).get('dist_cfg', {}).get('timeout', 1800)
     init_distributed(cfg.launcher, timeout_s=timeout_s)
     configure_runner_for_device(cfg)
-    getattr(Runner.from_cfg(cfg), mode)()
+    with out_of_memory_advice(cfg, mode):
+        getattr(Runner.from_cfg(cfg), mode)()
     finalize_distributed()
