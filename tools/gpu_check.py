@@ -14,7 +14,8 @@ Items, in the order they run:
             max |ref| per tensor; passes at 1e-4 in fp32 (sums in another order give ~1e-6)
             and 2e-2 in bf16 (one bf16 rounding of an input or output is up to 4e-3).
     speed   fp32 forward + backward per backend at the same shapes: median ms, speed-up over
-            'pytorch' (grid_sample), peak memory growth
+            'pytorch' (grid_sample), peak memory growth; and 'triton' with other tiles
+            (queries per program x warps, gpu_check_kernels.TILES), to choose the default
     train   the baseline config (tools/benchmark.py, one process per variant): s / iteration
             and peak memory for fp32 (the 'auto' attention backend), cp+bf16, bf16, cp
             (activation checkpointing), then compile and reference (grid_sample attention)
@@ -55,7 +56,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.msda import CASES  # noqa: E402
 from benchmarks.train_options import BASELINE, VARIANTS  # noqa: E402
-from gpu_check_kernels import RESULT, TOLERANCES  # noqa: E402
+from gpu_check_kernels import RESULT, TILES, TOLERANCES  # noqa: E402
 from gpu_check_report import fmt, goals, markdown, status_text  # noqa: E402
 from occnet.atomic_file import replace_atomically  # noqa: E402
 
@@ -202,8 +203,9 @@ def plan(args, backends):
         items += [dict(section='parity', case=c, dtype=d, backend=b)
                   for c in cases for d in TOLERANCES for b in kernel]
     if 'speed' in args.sections:
+        tiles = [f'triton@{t}' for t in TILES] if 'triton' in kernel else []
         items += [dict(section='speed', case=c, backend=b)
-                  for c in cases for b in ['pytorch'] + kernel]
+                  for c in cases for b in ['pytorch'] + kernel + tiles]
     train = SMOKE_TRAIN_VARIANTS if args.smoke else TRAIN_VARIANTS
     late = [v for v in ('compile', 'reference') if v in train]
     if 'train' in args.sections:
@@ -303,8 +305,8 @@ def run_items(args, report):
         kind = ('kernel' if item['section'] in ('parity', 'speed') else
                 'compile' if item.get('variant') == 'compile' else item['section'])
         remaining = deadline - time.monotonic()
-        if item.get('backend') in skipped:
-            item.update(status='skipped', note=skipped[item['backend']])
+        if item.get('backend', '').partition('@')[0] in skipped:
+            item.update(status='skipped', note=skipped[item['backend'].partition('@')[0]])
         elif remaining < NEED_S[kind][args.smoke]:
             item.update(status='skipped', note='time budget')
         else:

@@ -24,7 +24,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.msda import CASES, sca_queries  # noqa: E402
-from occnet.ops import BACKENDS, multi_scale_deformable_attn, resolve_backend  # noqa: E402
+from occnet.ops import BACKENDS, msda_triton, multi_scale_deformable_attn  # noqa: E402
+from occnet.ops import resolve_backend  # noqa: E402
 from occnet.peak_memory import peak_growth_mb, reset_peak  # noqa: E402
 
 RESULT = 'GPU_CHECK_RESULT '  # prefix of the result lines (other output may share stdout)
@@ -66,11 +67,28 @@ def kernel_inputs(spec, dtype, device, seed=0):
     return [(height, width)] * levels, tensors
 
 
+# other tiles of the 'triton' kernels for the speed section, named backend@tile: queries per
+# program x warps (the default is 16 queries of 32 channels on 4 warps; q1w1 is one query on
+# one warp, as the first kernels were)
+TILES = {'q1w1': dict(block_c_elements=32, num_warps=1),
+         'q8w2': dict(block_c_elements=256, num_warps=2),
+         'q32w4': dict(block_c_elements=1024, num_warps=4),
+         'q32w8': dict(block_c_elements=1024, num_warps=8)}
+
+
 def forward_backward(backend, shapes, value, locations, weights, grad_out):
-    """[output, grad value, grad locations, grad weights] of one forward + backward."""
-    leaves = [t.detach().requires_grad_() for t in (value, locations, weights)]
-    out = multi_scale_deformable_attn(leaves[0], shapes, leaves[1], leaves[2], backend=backend)
-    out.backward(grad_out)
+    """[output, grad value, grad locations, grad weights] of one forward + backward.
+    `backend` may name a tile of the Triton kernels: 'triton@q32w4' (TILES)."""
+    backend, _, tile = backend.partition('@')
+    default = dict(msda_triton.TILE)
+    msda_triton.TILE.update(TILES[tile] if tile else {})
+    try:
+        leaves = [t.detach().requires_grad_() for t in (value, locations, weights)]
+        out = multi_scale_deformable_attn(leaves[0], shapes, leaves[1], leaves[2],
+                                          backend=backend)
+        out.backward(grad_out)
+    finally:
+        msda_triton.TILE.update(default)
     return [out.detach()] + [t.grad for t in leaves]
 
 
