@@ -82,3 +82,26 @@ def test_when_the_self_check_runs(monkeypatch):
     monkeypatch.setenv('OCCNET_MSDA_SELF_CHECK', 'yes')
     with pytest.raises(ValueError, match='use auto, 0 or 1'):
         msda_self_check.self_check_enabled(torch.device('cpu'))
+
+
+def test_a_first_call_inside_checkpointing_or_inference_mode_is_checked_cleanly(fake_triton):
+    """The check runs its own forward and backward: inside activation checkpointing (whose
+    saved-tensor hooks would take its tensors) and inference mode it must still pass, and
+    the checkpointed step must still backpropagate."""
+    calls = fake_triton(multi_scale_deformable_attn_pytorch)
+    value, shapes, locations, weights = random_case(2, bs=1, queries=7, heads=2, dims=8)
+    leaf = value.clone().requires_grad_(True)
+
+    def attend(v):
+        return multi_scale_deformable_attn(v, shapes, locations, weights, backend='triton')
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        out = torch.utils.checkpoint.checkpoint(attend, leaf, use_reentrant=False)
+        out.sum().backward()
+        with torch.inference_mode():
+            attend(value[..., :4].contiguous())  # a new kind of call: checked in here
+    want = value.clone().requires_grad_(True)
+    multi_scale_deformable_attn_pytorch(want, shapes, locations, weights).sum().backward()
+    torch.testing.assert_close(leaf.grad, want.grad)
+    assert len(calls) == 5  # check, forward, recompute; check, forward

@@ -219,3 +219,12 @@ def test_non_finite_locations_count_as_off_the_image():
     assert all(torch.isfinite(t).all() for t in got)
     torch.testing.assert_close(got[0], want[0])
     torch.testing.assert_close(got[1], want[1])  # value gradient
+
+
+def test_row_pointers_by_search_equal_those_by_counting():
+    """The CUDA path of the CSR row pointers (binary search, no host sync) against the CPU
+    one (counting), with empty rows at both ends and in the middle."""
+    keys = torch.tensor([1, 1, 2, 5, 5, 5, 7], dtype=torch.int32)
+    by_count = msda_cpu.row_pointers(keys, 9, search=False)
+    assert by_count.tolist() == [0, 0, 2, 3, 3, 3, 6, 6, 7, 7]
+    assert torch.equal(msda_cpu.row_pointers(keys, 9, search=True), by_count)

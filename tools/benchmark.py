@@ -9,7 +9,8 @@ The batches are random images of --img-size (default 960x540, the baseline's inp
 number of visible pillars, and random labels; training runs the config's whole queue
 (queue_length frames, the history ones without gradient) and its optimiser. Data loading
 is not included (see benchmarks/input_pipeline.py). Peak memory is the peak during the
-iterations minus what was in use before the first one (model, inputs): from
+timed iterations (after the warm-up ones, whose one-off work such as cuDNN's algorithm search
+it leaves out) minus what was in use before the first iteration (model, inputs): from
 torch.cuda.max_memory_allocated on CUDA, from the resident-set high-water mark on CPU. So it
 counts activations, gradients and optimiser state, not the weights; on CUDA
 max_memory_allocated_mb is the absolute peak (weights included), what has to fit on the GPU.
@@ -119,6 +120,8 @@ def measure(args, cfg):
     times = []
     for i in range(args.warmup + args.iters):
         sync()
+        if i == args.warmup and i > 0:  # the peak of the timed iterations only (no cuDNN
+            reset_peak(args.device)      # search), still against the memory before warm-up
         start = time.perf_counter()
         step()
         sync()

@@ -6,7 +6,8 @@
 Every module under occnet/ops/ is imported and each `@triton.jit` function in it whose name
 ends in `_kernel` is an entry kernel: the module's AOT_SPECS must give it one or more
 variants (representative constexprs, such as the baseline's spatial cross-attention and
-temporal self-attention shapes), each a function dtype -> (signature, constexprs, options).
+temporal self-attention shapes), each a function dtype -> (signature, constexprs, attrs,
+options), with attrs the divisibility the launcher would mark (aligned pointers).
 Other jit functions are helpers, compiled inside the kernels that call them. Each kernel,
 variant, architecture and dtype is compiled with `triton.compile` for GPUTarget('cuda', arch,
 32) (Triton ships ptxas) and gets one line: cubin size, registers and local memory per thread
@@ -92,9 +93,9 @@ def compile_one(module_name, kernel_name, variant, arch, dtype):
     result = dict(kernel=kernel_name, variant=variant, arch=arch, dtype=dtype)
     try:
         module = importlib.import_module(module_name)
-        signature, constexprs, options = module.AOT_SPECS[kernel_name][variant](dtype)
-        compiled = triton.compile(ASTSource(getattr(module, kernel_name), signature, constexprs),
-                                  target=GPUTarget('cuda', arch, 32), options=options)
+        signature, constexprs, attrs, options = module.AOT_SPECS[kernel_name][variant](dtype)
+        source = ASTSource(getattr(module, kernel_name), signature, constexprs, attrs)
+        compiled = triton.compile(source, target=GPUTarget('cuda', arch, 32), options=options)
         cubin = compiled.asm['cubin']
         registers, local = resources(cubin)
         result.update(ok=True, cubin_bytes=len(cubin), registers=registers, local_bytes=local,

@@ -314,6 +314,7 @@ def run_items(args, report):
             if kind == 'kernel':
                 result = kernels.run(item, timeout)
             else:
+                kernels.close()  # the kernel items are done: free the worker's GPU memory
                 variants = TRAIN_VARIANTS if item['section'] == 'train' else INFER_VARIANTS
                 command = benchmark_command(args, item['section'], variants[item['variant']])
                 item['command'] = shlex.join(['python'] + command[1:])

@@ -57,26 +57,45 @@ def _points(shapes, starts, per_block, locations, attention):
         attn: (nb, Q, L, P) attention weight, 0 where all 4 corners are off the image.
         inside: (nb, Q, L, P) bool, some corner is on the image.
     """
-    device, dtype = locations.device, locations.dtype
-    heights = torch.tensor([h for h, _ in shapes], dtype=dtype, device=device)[:, None]
-    widths = torch.tensor([w for _, w in shapes], dtype=dtype, device=device)[:, None]
+    heights, widths, int_h, int_w, level_starts, offsets = _level_tables(
+        shapes, starts, locations.device, locations.dtype)
     # non-finite locations count as off the image (-2 is left of the zero ring)
     x = torch.nan_to_num(locations[..., 0] * widths - 0.5, nan=-2.0, posinf=-2.0, neginf=-2.0)
     y = torch.nan_to_num(locations[..., 1] * heights - 0.5, nan=-2.0, posinf=-2.0, neginf=-2.0)
     x0, y0 = torch.floor(x), torch.floor(y)
     fx, fy = x - x0, y - y0
     inside = (x0 >= -1) & (x0 <= widths - 1) & (y0 >= -1) & (y0 <= heights - 1)
-    int_h = torch.tensor([h for h, _ in shapes], device=device)[:, None]
-    int_w = torch.tensor([w for _, w in shapes], device=device)[:, None]
     col = torch.minimum(x0.clamp(min=-1, max=2 ** 30).long(), int_w - 1) + 1
     row = torch.minimum(y0.clamp(min=-1, max=2 ** 30).long(), int_h - 1) + 1
-    blocks = torch.arange(locations.shape[0], device=device).view(-1, 1, 1, 1) * per_block
-    key = (row * (int_w + 2) + col + torch.tensor(starts, device=device)[:, None]
-           + blocks).to(torch.int32)
-    pw = (int_w[:, 0] + 2).to(torch.int32)
-    offsets = torch.stack([torch.zeros_like(pw), torch.ones_like(pw), pw, pw + 1], dim=1)
+    blocks = torch.arange(locations.shape[0], device=locations.device).view(
+        -1, 1, 1, 1) * per_block
+    key = (row * (int_w + 2) + col + level_starts + blocks).to(torch.int32)
     attention = torch.where(inside, attention, torch.zeros_like(attention))
     return key, offsets, fx, fy, attention, inside
+
+
+_TABLES = {}  # (shapes, device, dtype) -> the per-level tensors of _level_tables
+
+
+def _corner_shifts(shapes):
+    """[(row offset of the corners x0y0, x1y0, x0y1, x1y1)] per level of the padded table."""
+    return [(0, 1, w + 2, w + 3) for _, w in shapes]
+
+
+def _level_tables(shapes, starts, device, dtype):
+    """Per-level tensors on `device`, made once per (shapes, device, dtype) so that a call
+    on a GPU makes no host-to-device copy: heights and widths (L, 1) in `dtype` and int64,
+    level starts (L, 1) int64, corner offsets (L, 4) int32."""
+    key = (tuple(shapes), str(device), dtype)
+    if key not in _TABLES:
+        sizes = torch.tensor(shapes, dtype=torch.int64)
+        if len(_TABLES) >= 64:
+            _TABLES.clear()
+        _TABLES[key] = tuple(t.to(device) for t in (
+            sizes[:, :1].to(dtype), sizes[:, 1:].to(dtype), sizes[:, :1], sizes[:, 1:],
+            torch.tensor(starts, dtype=torch.int64)[:, None],
+            torch.tensor(_corner_shifts(shapes), dtype=torch.int32)))
+    return _TABLES[key]
 
 
 def _bilinear(fx, fy):
@@ -165,7 +184,7 @@ class _MSDASparseCPU(torch.autograd.Function):
         grad_table = torch.empty_like(table)
         grad_loc = torch.empty(locations.shape, dtype=value.dtype, device=value.device)
         grad_attn = torch.empty(attention.shape, dtype=value.dtype, device=value.device)
-        sizes = torch.tensor(shapes, dtype=value.dtype, device=value.device)  # (L, 2) h, w
+        heights, widths = _level_tables(shapes, starts, value.device, value.dtype)[:2]
         for first, end in _chunks(bs * heads, num_queries * levels * points * 4):
             key, offsets, fx, fy, attn, inside = _points(
                 shapes, starts, per_block, locations[first:end], attention[first:end])
@@ -175,16 +194,16 @@ class _MSDASparseCPU(torch.autograd.Function):
             bilinear = _bilinear(fx, fy)
             if ctx.needs_input_grad[0]:
                 grad_table[first * per_block:end * per_block] = _transposed_product(
-                    key.reshape(-1), bilinear * attn[..., None], chunk_grad, offsets, shapes,
-                    starts, per_block, end - first, levels * points)
+                    key.reshape(-1), bilinear * attn[..., None], chunk_grad, shapes, starts,
+                    per_block, end - first, levels * points)
             if not (ctx.needs_input_grad[2] or ctx.needs_input_grad[3]):
                 continue
             dots = _corner_dots(key, offsets, chunk_grad, rows_table).view(bilinear.shape)
             grad_attn[first:end] = (dots * bilinear).sum(-1) * inside
             d_fx = (dots[..., 1] - dots[..., 0]) * (1 - fy) + (dots[..., 3] - dots[..., 2]) * fy
             d_fy = (dots[..., 2] - dots[..., 0]) * (1 - fx) + (dots[..., 3] - dots[..., 1]) * fx
-            grad_loc[first:end, ..., 0] = d_fx * attn * sizes[:, 1, None]
-            grad_loc[first:end, ..., 1] = d_fy * attn * sizes[:, 0, None]
+            grad_loc[first:end, ..., 0] = d_fx * attn * widths
+            grad_loc[first:end, ..., 1] = d_fy * attn * heights
         shape = (bs, heads, num_queries, levels, points)
         needs = ctx.needs_input_grad
         return (_unpad(grad_table, shapes, bs, heads).to(value.dtype) if needs[0] else None,
@@ -209,8 +228,20 @@ def _corner_dots(key, offsets, grad, table):
         return torch.sparse.sampled_addmm(pattern, grad, table.t(), beta=0.0).values()
 
 
-def _transposed_product(key, corner_weights, grad, offsets, shapes, starts, per_block,
-                        num_blocks, points_per_row):
+def row_pointers(sorted_key, num_rows, search=None):
+    """CSR row pointers (num_rows + 1,) int32 of sorted int32 row indices. On CUDA (or with
+    search=True) by binary search, which needs no host sync (bincount needs its largest
+    value on the host); on CPU by counting, which is faster there."""
+    if search if search is not None else sorted_key.is_cuda:
+        return torch.searchsorted(sorted_key, torch.arange(
+            num_rows + 1, dtype=sorted_key.dtype, device=sorted_key.device), out_int32=True)
+    crow = torch.zeros(num_rows + 1, dtype=torch.int32, device=sorted_key.device)
+    crow[1:] = torch.bincount(sorted_key, minlength=num_rows).cumsum(0)
+    return crow
+
+
+def _transposed_product(key, corner_weights, grad, shapes, starts, per_block, num_blocks,
+                        points_per_row):
     """W^T @ grad: (num_blocks * per_block, C) gradient of the padded table.
 
     Points are sorted by their top-left corner row `key`; for each corner a CSR matrix
@@ -219,8 +250,7 @@ def _transposed_product(key, corner_weights, grad, offsets, shapes, starts, per_
     """
     num_rows = num_blocks * per_block
     sorted_key, order = torch.sort(key, stable=True)
-    crow = torch.zeros(num_rows + 1, dtype=torch.int32, device=key.device)
-    crow[1:] = torch.bincount(sorted_key, minlength=num_rows).cumsum(0)
+    crow = row_pointers(sorted_key, num_rows)
     bag_rows = torch.div(order, points_per_row, rounding_mode='floor').to(torch.int32)
     weights = corner_weights.reshape(-1, 4)[order].to(grad.dtype)
     out = torch.zeros(num_rows, grad.shape[1], dtype=grad.dtype, device=grad.device)
@@ -233,7 +263,7 @@ def _transposed_product(key, corner_weights, grad, offsets, shapes, starts, per_
         grad_blocks = out.view(num_blocks, per_block, -1)
         for level, (h, w) in enumerate(shapes):
             start, size = starts[level], (h + 2) * (w + 2)
-            shift = int(offsets[level, corner])
+            shift = _corner_shifts(shapes)[level][corner]
             grad_blocks[:, start + shift:start + size] += \
                 at_top_left[:, start:start + size - shift]
     return out
@@ -262,8 +292,8 @@ def value_gradient(grad_out, value_shape, value_spatial_shapes, sampling_locatio
                                                 locations[first:end], attention[first:end])
         grad_table[first * per_block:end * per_block] = _transposed_product(
             key.reshape(-1), _bilinear(fx, fy) * attn[..., None],
-            grad[first:end].reshape(-1, channels), offsets, shapes, starts, per_block,
-            end - first, levels * points)
+            grad[first:end].reshape(-1, channels), shapes, starts, per_block, end - first,
+            levels * points)
     return _unpad(grad_table, shapes, bs, heads)
 
 

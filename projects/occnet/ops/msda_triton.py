@@ -23,6 +23,8 @@ tests check them on machines without a GPU; tools/check_kernels.py compiles them
 real GPU targets from `AOT_SPECS`. Shapes and conventions are those of
 `occnet.ops.multi_scale_deformable_attn`.
 """
+import contextlib
+
 import torch
 
 from occnet.ops.msda_cpu import value_gradient
@@ -86,7 +88,7 @@ if triton is not None:
                        other=0.0).to(tl.float32)
         return tile, row, mask
 
-    @triton.jit
+    @triton.jit(do_not_specialize=['num_values', 'num_queries'])  # one kernel per shape kind
     def _msda_forward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
                              num_values, num_queries, heads, channels,
                              LEVELS: tl.constexpr, POINTS: tl.constexpr,
@@ -122,7 +124,7 @@ if triton is not None:
         tl.store(out_ptr + slot[:, None] * channels + offs[None, :],
                  acc.to(out_ptr.dtype.element_ty), mask=qmask[:, None] & cmask[None, :])
 
-    @triton.jit
+    @triton.jit(do_not_specialize=['num_values', 'num_queries'])  # one kernel per shape kind
     def _msda_backward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr,
                               grad_out_ptr, grad_value_ptr, grad_loc_ptr, grad_attn_ptr,
                               num_values, num_queries, heads, channels,
@@ -184,11 +186,13 @@ if triton is not None:
 
 
 def _spec(dtype, levels, points, channels, backward, value_grad=True):
-    """(signature, constexprs, options) of one kernel for tools/check_kernels.py: value,
-    attention weights and out / grad_out of `dtype` ('fp32', 'bf16', 'fp16'), locations fp32
-    as the dispatcher passes them, gradients fp32."""
+    """(signature, constexprs, attrs, options) of one kernel for tools/check_kernels.py, as a
+    call under autocast launches it: value and out / grad_out of `dtype` ('fp32', 'bf16',
+    'fp16'), attention weights fp32 (softmax autocasts to fp32), locations fp32 (the
+    dispatcher keeps them so), gradients fp32. attrs mark what the launcher marks: pointers
+    16-byte aligned, and `channels` a multiple of 16 when it is one."""
     signature = {'value_ptr': f'*{dtype}', 'shapes_ptr': '*i32', 'starts_ptr': '*i32',
-                 'loc_ptr': '*fp32', 'attn_ptr': f'*{dtype}'}
+                 'loc_ptr': '*fp32', 'attn_ptr': '*fp32'}
     if backward:
         signature.update(grad_out_ptr=f'*{dtype}', grad_value_ptr='*fp32',
                          grad_loc_ptr='*fp32', grad_attn_ptr='*fp32')
@@ -200,8 +204,11 @@ def _spec(dtype, levels, points, channels, backward, value_grad=True):
                       BLOCK_Q=max(1, TILE['block_c_elements'] // block_c))
     if backward:
         constexprs['VALUE_GRAD'] = value_grad
+    aligned = [name for name in signature if name.endswith('_ptr')]
+    aligned += ['channels'] if channels % 16 == 0 else []
+    attrs = {(list(signature).index(name),): [['tt.divisibility', 16]] for name in aligned}
     signature.update({name: 'constexpr' for name in constexprs})
-    return signature, constexprs, dict(num_warps=TILE['num_warps'])
+    return signature, constexprs, attrs, dict(num_warps=TILE['num_warps'])
 
 
 # Representative constexprs: the baseline's spatial cross-attention (1 level, 8 points, 32
@@ -239,6 +246,11 @@ def _level_tables(value_spatial_shapes, device):
     return tables
 
 
+def _on_device(tensor):
+    """Launch on the tensor's GPU, not the current one; nothing to do on CPU."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+
+
 def _launch_config(sampling_locations, value):
     """Grid, BLOCK_Q and BLOCK_C of a call."""
     bs, num_queries, heads = sampling_locations.shape[:3]
@@ -261,10 +273,11 @@ class _MSDATriton(torch.autograd.Function):
         shapes, starts = _level_tables(value_spatial_shapes, value.device)
         out = value.new_empty(bs, num_queries, heads, channels)
         grid, block_q, block_c = _launch_config(sampling_locations, value)
-        _msda_forward_kernel[grid](
-            value, shapes, starts, sampling_locations, attention_weights, out,
-            num_values, num_queries, heads, channels, LEVELS=levels, POINTS=points,
-            BLOCK_Q=block_q, BLOCK_C=block_c, num_warps=TILE['num_warps'])
+        with _on_device(value):
+            _msda_forward_kernel[grid](
+                value, shapes, starts, sampling_locations, attention_weights, out,
+                num_values, num_queries, heads, channels, LEVELS=levels, POINTS=points,
+                BLOCK_Q=block_q, BLOCK_C=block_c, num_warps=TILE['num_warps'])
         ctx.save_for_backward(value, shapes, starts, sampling_locations, attention_weights)
         ctx.value_spatial_shapes = value_spatial_shapes
         ctx.value_grad = value_grad
@@ -277,7 +290,7 @@ class _MSDATriton(torch.autograd.Function):
         bs, num_values, heads, channels = value.shape
         _, num_queries, _, levels, points, _ = sampling_locations.shape
         grad_out = grad_out.contiguous()
-        atomic = ctx.value_grad == 'atomic'
+        atomic = ctx.value_grad == 'atomic' and ctx.needs_input_grad[0]
         grad_value = torch.zeros(value.shape if atomic else (1,), dtype=torch.float32,
                                  device=value.device)
         grad_loc = torch.empty(sampling_locations.shape, dtype=torch.float32,
@@ -285,16 +298,20 @@ class _MSDATriton(torch.autograd.Function):
         grad_attn = torch.empty(attention_weights.shape, dtype=torch.float32,
                                 device=value.device)
         grid, block_q, block_c = _launch_config(sampling_locations, value)
-        _msda_backward_kernel[grid](
-            value, shapes, starts, sampling_locations, attention_weights,
-            grad_out, grad_value, grad_loc, grad_attn,
-            num_values, num_queries, heads, channels, LEVELS=levels, POINTS=points,
-            BLOCK_Q=block_q, BLOCK_C=block_c, VALUE_GRAD=atomic,
-            num_warps=TILE['num_warps'])
-        if not atomic and ctx.needs_input_grad[0]:
-            grad_value = value_gradient(grad_out.float(), value.shape,
-                                        ctx.value_spatial_shapes, sampling_locations.float(),
-                                        attention_weights.float())
+        with _on_device(value):
+            _msda_backward_kernel[grid](
+                value, shapes, starts, sampling_locations, attention_weights,
+                grad_out, grad_value, grad_loc, grad_attn,
+                num_values, num_queries, heads, channels, LEVELS=levels, POINTS=points,
+                BLOCK_Q=block_q, BLOCK_C=block_c, VALUE_GRAD=atomic,
+                num_warps=TILE['num_warps'])
+        if ctx.value_grad == 'csr' and ctx.needs_input_grad[0]:
+            # custom_bwd turned autocast back on: the sparse product must stay fp32
+            with torch.autocast(value.device.type, enabled=False):
+                grad_value = value_gradient(grad_out.float(), value.shape,
+                                            ctx.value_spatial_shapes,
+                                            sampling_locations.float(),
+                                            attention_weights.float())
         return (grad_value.to(value.dtype) if ctx.needs_input_grad[0] else None, None,
                 grad_loc.to(sampling_locations.dtype), grad_attn.to(attention_weights.dtype),
                 None)

@@ -135,6 +135,7 @@ def multi_scale_deformable_attn(value, value_spatial_shapes, sampling_locations,
     value_spatial_shapes = _as_shape_list(value_spatial_shapes)  # one device-to-host copy
     sampling_locations = _at_least_fp32(sampling_locations)
     if name in SELF_CHECKED:
-        name = checked_backend(_run_backend, name, value, *sampling_locations.shape[3:5])
+        name = checked_backend(_run_backend, name, value, attention_weights,
+                               *sampling_locations.shape[3:5])
     return _run_backend(value, value_spatial_shapes, sampling_locations, attention_weights,
                         name)
