@@ -1,0 +1,118 @@
+"""The depth parts checked by hand: a projection split into intrinsics and extrinsics (also
+mirrored), depth bins and their targets, the depth loss worked by hand, AbsRel and delta,
+and the camera-aware depth network (camera input changes the output, every pixel gets
+gradient, geometry fp32 under autocast)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from occnet.evaluation.depth_metrics import depth_error_sums, depth_metrics
+from occnet.models.losses.depth_loss import DepthBinLoss
+from occnet.models.view_transforms import (CameraAwareDepthNet, camera_parameters,
+                                           split_projection)
+from occnet.models.view_transforms.depth_bins import bin_centres, depth_targets, expected_depth
+
+K = torch.tensor([[800.0, 0.5, 480], [0, 790, 270], [0, 0, 1]], dtype=torch.float64)
+AXES = torch.tensor([[0.0, -1, 0], [0, 0, -1], [1, 0, 0]], dtype=torch.float64)  # front cam
+
+
+def projection(yaw, translation, mirror=(1, 1)):
+    rotation = torch.tensor([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw),
+                             math.cos(yaw), 0], [0, 0, 1.0]], dtype=torch.float64)
+    rotation = AXES @ rotation @ torch.diag(torch.tensor([*mirror, 1.0], dtype=torch.float64))
+    matrix = torch.eye(4, dtype=torch.float64)
+    matrix[:3, :3] = K @ rotation
+    matrix[:3, 3] = K @ torch.tensor(translation, dtype=torch.float64)
+    return matrix, rotation
+
+
+@pytest.mark.parametrize('mirror', [(1, 1), (-1, -1), (1, -1)])
+def test_split_projection_recovers_intrinsics_and_extrinsics(mirror):
+    matrix, rotation = projection(0.3, [0.2, -1.5, 0.7], mirror)
+    intrinsics, got_rotation, translation = split_projection(matrix[None, None])
+    torch.testing.assert_close(intrinsics[0, 0], K)
+    torch.testing.assert_close(got_rotation[0, 0], rotation)
+    torch.testing.assert_close(translation[0, 0],
+                               torch.tensor([0.2, -1.5, 0.7], dtype=torch.float64))
+    assert torch.det(got_rotation[0, 0]).item() == pytest.approx(mirror[0] * mirror[1])
+
+
+def test_camera_parameters_stay_fp32_under_autocast():
+    matrix, _ = projection(0.0, [0.0, 0.0, 0.0])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        params = camera_parameters(matrix.float()[None], (540, 960))
+    assert params.dtype == torch.float32 and params.shape == (1, 16)
+    # fx / W, fy / H, cx / W, cy / H, then the rotation rows, then the translation
+    torch.testing.assert_close(params[0, :4], torch.tensor([800 / 960, 790 / 540, 0.5, 0.5]))
+    torch.testing.assert_close(params[0, 4:13], AXES.float().flatten())
+
+
+def test_bins_targets_and_expected_depth():
+    centres = bin_centres((1.0, 45.0, 0.5))
+    assert len(centres) == 88 and centres[0] == 1.25 and centres[-1] == 44.75
+    depth = torch.tensor([[0.0, 1.0, 1.49, 10.3, 45.0]])
+    one_hot, valid = depth_targets(depth, (1.0, 45.0, 0.5))
+    assert valid.tolist() == [[False, True, True, True, False]]
+    assert one_hot.argmax(-1)[0, 1:4].tolist() == [0, 0, 18]  # 10.3 m is in [10, 10.5)
+    assert one_hot[0, 0].sum() == 0 and one_hot[0, 4].sum() == 0
+    probs = torch.zeros(1, 4, 1, 2)
+    probs[0, 1, 0, 0] = 1.0  # all on bin 1 (centre 3 m of 2-m bins from 0)
+    probs[0, :, 0, 1] = 0.25  # uniform: mean of the centres 1, 3, 5, 7
+    assert expected_depth(probs, (0.0, 8.0, 2.0)).tolist() == [[[3.0, 4.0]]]
+
+
+def test_depth_loss_by_hand():
+    # 2 bins; one cell with a return in bin 1, one without (ignored)
+    probs = torch.tensor([[0.2, 0.9], [0.8, 0.1]]).view(1, 2, 1, 2)  # (B, D, H, W)
+    depth_maps = torch.tensor([[[1.5, 0.0]]])  # bins [0, 1), [1, 2)
+    loss = DepthBinLoss((0.0, 2.0, 1.0), loss_weight=2.0)(probs, depth_maps)
+    expected = -(math.log(1 - 0.2) + math.log(0.8))  # target (0, 1) for probs (0.2, 0.8)
+    assert loss.item() == pytest.approx(2.0 * expected, rel=1e-5)
+    assert DepthBinLoss((0.0, 2.0, 1.0))(probs, torch.zeros(1, 1, 2)).item() == 0.0
+
+
+def test_abs_rel_and_delta_by_hand():
+    sums = depth_error_sums(np.array([10.0, 12.0, 30.0, 5.0]), np.array([10.0, 10.0, 20.0, 0]))
+    assert sums['count'] == 3  # the cell without a return is not counted
+    metrics = depth_metrics(sums)
+    assert metrics['abs_rel'] == pytest.approx((0 + 0.2 + 0.5) / 3)
+    assert metrics['delta1'] == pytest.approx(200 / 3)  # 1.0 and 1.2 pass, 1.5 fails
+    assert math.isnan(depth_metrics(depth_error_sums(np.ones(2), np.zeros(2)))['abs_rel'])
+
+
+def test_depth_net_is_camera_aware_and_every_pixel_gets_gradient():
+    torch.manual_seed(0)
+    net = CameraAwareDepthNet(in_channels=8, mid_channels=16, context_channels=6, num_bins=5)
+    feats = torch.randn(4, 8, 5, 7, requires_grad=True)
+    cams = torch.stack([camera_parameters(projection(yaw, [0, 0, 0])[0].float(), (80, 112))
+                        for yaw in (0.0, 1.5, 3.0, -1.5)])
+    depth, context = net(feats, cams)
+    assert depth.shape == (4, 5, 5, 7) and context.shape == (4, 6, 5, 7)
+    (depth.softmax(1)[:, 0].sum() + context.sum()).backward()
+    assert (feats.grad.abs().sum(1) > 0).all()  # every input pixel of every camera
+    net.eval()
+    same_pixels = feats.detach()[:1].expand(4, -1, -1, -1)
+    depth, context = net(same_pixels, cams)
+    assert not torch.allclose(depth[0], depth[1]) and not torch.allclose(context[0], context[2])
+
+
+def test_frustum_points_project_back_to_their_pixel_and_depth():
+    from occnet.models.view_transforms.frustum import frustum_points
+    matrices = torch.stack([projection(0.0, [0.1, 0.2, 0.3])[0],
+                            projection(2.0, [0.0, -1.0, 0.5], mirror=(-1, 1))[0]])[None]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        points = frustum_points(matrices.float(), (3, 4), 16, (1.0, 5.0, 2.0))
+    assert points.shape == (1, 2, 2, 3, 4, 3) and points.dtype == torch.float32
+    homogeneous = torch.cat([points.double(), torch.ones(*points.shape[:-1], 1,
+                                                         dtype=torch.float64)], -1)
+    pixels = torch.einsum('bnij,bndhwj->bndhwi', matrices, homogeneous)
+    depth = pixels[..., 2]
+    # bin centres 2 and 4 m; feature pixel (i=2, j=1) looks through image pixel (24, 40)
+    torch.testing.assert_close(depth[0, 1, :, 2, 1], torch.tensor([2.0, 4.0],
+                                                                   dtype=torch.float64))
+    torch.testing.assert_close(pixels[0, 1, 1, 2, 1, 0] / depth[0, 1, 1, 2, 1],
+                               torch.tensor(24.0, dtype=torch.float64), rtol=0, atol=1e-3)
+    torch.testing.assert_close(pixels[0, 0, 0, 2, 1, 1] / depth[0, 0, 0, 2, 1],
+                               torch.tensor(40.0, dtype=torch.float64), rtol=0, atol=1e-3)
