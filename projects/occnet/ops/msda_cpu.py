@@ -88,13 +88,13 @@ def _level_tables(shapes, starts, device, dtype):
     level starts (L, 1) int64, corner offsets (L, 4) int32."""
     key = (tuple(shapes), str(device), dtype)
     if key not in _TABLES:
-        sizes = torch.tensor(shapes, dtype=torch.int64)
+        sizes = torch.tensor(shapes, dtype=torch.int64, device='cpu')  # then copied once
         if len(_TABLES) >= 64:
             _TABLES.clear()
         _TABLES[key] = tuple(t.to(device) for t in (
             sizes[:, :1].to(dtype), sizes[:, 1:].to(dtype), sizes[:, :1], sizes[:, 1:],
-            torch.tensor(starts, dtype=torch.int64)[:, None],
-            torch.tensor(_corner_shifts(shapes), dtype=torch.int32)))
+            torch.tensor(starts, dtype=torch.int64, device='cpu')[:, None],
+            torch.tensor(_corner_shifts(shapes), dtype=torch.int32, device='cpu')))
     return _TABLES[key]
 
 

@@ -3,7 +3,7 @@ the expected depth a predicted distribution gives back."""
 import torch
 
 
-def bin_centres(depth_range, device=None):
+def bin_centres(depth_range, device='cpu'):
     """(D,) float32 metres: centres of the bins [d_min + k * step, d_min + (k + 1) * step)
     of `depth_range` = (d_min, d_max, step), k = 0 .. D - 1, D = round((d_max - d_min) /
     step) (1-45 m at 0.5 m: 88 bins centred at 1.25 .. 44.75 m)."""
