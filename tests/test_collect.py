@@ -76,6 +76,8 @@ def test_joined_paths_by_value(source_root):
             assert out['flow_gt_final_path'] == f'{folder}/{frame["frame_idx"]:04d}_flow_final.npy'
             assert out['occ_invalid_path'] == f'{folder}/{frame["frame_idx"]:04d}_occ_invalid.npy'
             assert os.path.isfile(source_root / out['occ_invalid_path'])
+            assert out['lidar_path'] == (f'{V11}/sensor_blobs/mini/{log}/MergedPointCloud/'
+                                         f'{frame["token"]}.pcd')
             np.testing.assert_array_equal(out['lidar2global'], frame['lidar2global'])
             np.testing.assert_array_equal(out['can_bus'], frame['can_bus'])
     # slim infos keep what training needs only; --full-infos keeps everything
@@ -84,6 +86,25 @@ def test_joined_paths_by_value(source_root):
                                                'sensor2lidar_translation', 'cam_intrinsic'}
     full, _, _ = collect(str(source_root), 'mini', val_ratio=0.25, seed=0, slim=False)
     assert 'anns' in full[0] and 'distortion' in full[0]['cams']['CAM_F0']
+    assert full[0]['lidar_path'] == train[0]['lidar_path']
+
+
+def test_lidar_path_relative_absolute_or_none(root):
+    name = sorted(os.listdir(root / META))[0]
+    frames = raw_logs(root)[name[:-4]]
+    absolute = f'/data/nuplan/sensor_blobs/{name[:-4]}/MergedPointCloud/x.pcd'
+
+    def change(log):
+        del log[0]['lidar_path']
+        log[1]['lidar_path'] = None
+        log[2]['lidar_path'] = absolute
+        log[3]['lidar_path'] = f'./sensor_blobs/mini/{log[3]["lidar_path"]}'
+    rewrite(root / META / name, change)
+    train, _, _ = collect(str(root), 'mini', val_ratio=0.0)
+    out = {f['token']: f['lidar_path'] for f in train}
+    assert [out[f['token']] for f in frames] == [
+        None, None, absolute,
+        f'{V11}/sensor_blobs/mini/{name[:-4]}/MergedPointCloud/{frames[3]["token"]}.pcd']
 
 
 def test_split_is_deterministic_disjoint_and_seeded(source_root):
@@ -136,6 +157,8 @@ def test_v10_only_layout(root):
         log, frame = tokens[out['token']]
         path = out['cams']['CAM_L1']['data_path']
         assert path == f'{V10}/sensor_blobs/{log}/CAM_L1/{frame["token"]}.jpg'
+        assert out['lidar_path'] == (f'{V10}/sensor_blobs/{log}/MergedPointCloud/'
+                                     f'{frame["token"]}.pcd')
         assert os.path.isfile(root / path) and os.path.isfile(root / out['occ_gt_final_path'])
 
 

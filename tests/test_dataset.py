@@ -232,6 +232,25 @@ def test_nan_can_bus_in_infos_names_file_and_token(tiny_data_root, tmp_path):
     assert tokens[0] not in {dataset.get_data_info(i)['token'] for i in range(5)}
 
 
+def test_lidar_path_resolved_against_data_root_or_none(tiny_data_root, tmp_path):
+    dataset = build(tiny_data_root)
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        assert info['lidar_path'] == str(tiny_data_root / 'openscene-v1.1/sensor_blobs/mini'
+                                         / info['log_name'] / 'MergedPointCloud'
+                                         / f"{info['token']}.pcd")
+    with open(tiny_data_root / 'openscene_mini_train.pkl', 'rb') as f:
+        infos = pickle.load(f)
+    del infos[0]['lidar_path']  # infos collected before lidar_path was kept
+    infos[1]['lidar_path'] = '/elsewhere/x.pcd'
+    with open(tmp_path / 'infos.pkl', 'wb') as f:
+        pickle.dump(infos, f, protocol=4)
+    dataset = DATASETS.build(dict(type='OpenSceneOccDataset', data_root=str(tiny_data_root),
+                                  ann_file=str(tmp_path / 'infos.pkl'), pipeline=PIPELINE))
+    assert dataset.get_data_info(0)['lidar_path'] is None
+    assert dataset.get_data_info(1)['lidar_path'] == '/elsewhere/x.pcd'
+
+
 def test_unlabelled_frames_in_infos_are_not_samples(tiny_data_root, tmp_path):
     root = damaged_copy(tiny_data_root, tmp_path,
                         lambda infos: infos[1].update(occ_gt_final_path=None))

@@ -27,7 +27,7 @@ def clean_root(tmp_path_factory):
     from occnet.datasets.synthetic import generate_dataset
     root = tmp_path_factory.mktemp('verify-clean')
     generate_dataset(root, num_logs=NUM_LOGS, frames_per_log=FRAMES_PER_LOG,
-                     image_size=(64, 36), seed=1, frames_per_scene=2, log=None)
+                     image_size=(64, 36), seed=1, frames_per_scene=2, with_lidar=True, log=None)
     return str(root)
 
 
@@ -140,6 +140,59 @@ def test_truncated_jpeg(root):
     assert_only(report, 'image_unreadable', path, token)
     assert 'truncated JPEG' in report.issues['image_unreadable'][0].reason
     assert report.checked['images'] == NUM_LOGS * FRAMES_PER_LOG * NUM_CAMS
+
+
+def test_with_lidar_truncated_and_missing_point_clouds(root):
+    log, token, _ = first_frame(root)
+    path = os.path.join(root, V11_BLOBS, log, 'MergedPointCloud', f'{token}.pcd')
+    report = verify(root, lidar=True)
+    assert report.ok and report.checked['point_clouds'] == NUM_LOGS * FRAMES_PER_LOG
+    assert verify(root).checked['point_clouds'] == 0  # only with lidar=True
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) - 100])
+    report = verify(root, lidar=True)
+    assert_only(report, 'lidar_unreadable', path, token)
+    reason = report.issues['lidar_unreadable'][0].reason
+    assert reason.startswith(f'point cloud {path} (frame {token}): truncated')
+    assert 'verify_dataset' not in reason  # we are that tool
+    os.remove(path)
+    report = verify(root, lidar=True)
+    assert_only(report, 'lidar_missing', path, token)
+    assert report.issues['lidar_missing'][0].reason == 'file not found'
+
+
+def test_with_lidar_cli_empty_point_cloud(root, monkeypatch, capsys):
+    log, token, _ = first_frame(root)
+    path = os.path.join(root, V11_BLOBS, log, 'MergedPointCloud', f'{token}.pcd')
+    from occnet.datasets.synthetic.lidar import pcd_bytes
+    with open(path, 'wb') as f:
+        f.write(pcd_bytes(np.zeros((0, 6), np.float32)))
+    args = ['--data-root', root, '--split', SPLIT, '--workers', '2', '--skip-images']
+    assert run_cli_in_process(args, monkeypatch) == 0
+    assert 'point clouds' not in capsys.readouterr().out
+    assert run_cli_in_process(args + ['--with-lidar'], monkeypatch) == 1
+    captured = capsys.readouterr()
+    assert [ln.split()[-1] for ln in captured.out.splitlines()
+            if ln.startswith('point clouds unreadable')] == ['1']
+    assert f'{path} (token {token}): no points (POINTS 0)' in captured.out
+    assert f'{NUM_LOGS * FRAMES_PER_LOG} point clouds' in captured.out
+    assert '[verify] logs 2/2' in captured.err
+
+
+def test_with_lidar_infos_without_lidar_path(root):
+    from occnet.datasets.collect import collect
+    _, val, _ = collect(root, SPLIT, val_ratio=0.5, seed=0)
+    for frame in val:
+        del frame['lidar_path']
+    infos = os.path.join(root, 'val.pkl')
+    with open(infos, 'wb') as f:
+        pickle.dump(val, f, protocol=4)
+    report = verify_infos(infos, root, workers=2, images=False, lidar=True)
+    assert {c: n for c, n in report.counts.items() if n} == {'lidar_unnamed': len(val)}
+    assert {(i.path, i.token) for i in report.issues['lidar_unnamed']} == {
+        (infos, f['token']) for f in val}
+    assert report.checked['point_clouds'] == 0
 
 
 def test_image_problem_markers(tmp_path):

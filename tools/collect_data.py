@@ -32,8 +32,8 @@ def parse_args():
     parser.add_argument('--map-location', nargs='+',
                         help='keep only logs from these maps, e.g. us-nv-las-vegas-strip')
     parser.add_argument('--full-infos', action='store_true',
-                        help='keep every metadata key (anns, lidar, ...); default: only what '
-                             'training needs')
+                        help='keep every metadata key (anns, traffic lights, ...); default: '
+                             'only what training needs (with the lidar_path)')
     parser.add_argument('--keep-unlabelled', action='store_true',
                         help='keep frames without an occupancy label (label paths None)')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),

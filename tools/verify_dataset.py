@@ -1,14 +1,16 @@
 r"""Check an OpenScene download against its metadata and say exactly what is wrong with it.
 
     python tools/verify_dataset.py --data-root data/openscene --split mini [--out-json r.json]
+    python tools/verify_dataset.py --data-root data/openscene --split mini --with-lidar
     python tools/verify_dataset.py --infos data/openscene/openscene_mini_val.pkl \
         --data-root data/openscene
     python tools/verify_dataset.py --md5 downloads/md5sum.txt      # archives only
 
 Checks exactly the files the metadata names (sensor_blobs is never listed): unreadable
 metadata pickles, frames with bad metadata, missing or truncated JPEGs (--decode: decode them
-all), missing or malformed occupancy / flow / invalid-voxel files, and with --md5 the
-downloaded archives. Exit code: 0 all good (frames without a label are only a warning),
+all), missing or malformed occupancy / flow / invalid-voxel files, with --with-lidar the point
+clouds (MergedPointCloud/<token>.pcd: exist, parse, x y z, at least one point), and with --md5
+the downloaded archives. Exit code: 0 all good (frames without a label are only a warning),
 1 problems found, 2 usage error.
 """
 import argparse
@@ -38,6 +40,9 @@ def parse_args():
                                               "file's folder)")
     parser.add_argument('--skip-images', action='store_true', help='do not check images')
     parser.add_argument('--skip-labels', action='store_true', help='do not check label files')
+    parser.add_argument('--with-lidar', action='store_true',
+                        help='also check every point cloud the metadata names (exists, parses '
+                             'as PCD, has x y z and at least one point)')
     parser.add_argument('--decode', action='store_true',
                         help='fully decode every image with OpenCV (slow); default: check the '
                              'JPEG start and end markers, which catches truncated files')
@@ -73,6 +78,7 @@ def gib(num_bytes):
 
 def print_table(report):
     groups = {'data'} if 'data_root' in report.info else set()
+    groups |= {'lidar'} if report.info.get('with_lidar') else set()
     groups |= {'archives'} if 'md5' in report.info else set()
     print(f"{'check':<58}{'count':>8}")
     for check, spec in CHECKS.items():
@@ -85,6 +91,8 @@ def print_table(report):
         parts.append(f"{checked['logs']} logs, {checked['frames']} frames, "
                      f"{checked['images']} images, {checked['labelled_frames']} labelled frames "
                      f"({checked['label_files']} label files)")
+    if 'lidar' in groups:
+        parts.append(f"{checked['point_clouds']} point clouds")
     if 'archives' in groups:
         parts.append(f"{checked['archives']} archives ({gib(checked['archive_bytes'])})")
     print(f"checked: {', '.join(parts)}")
@@ -119,7 +127,7 @@ def main():
     start = time.time()
     report = Report()
     options = dict(workers=args.workers, images=not args.skip_images,
-                   labels=not args.skip_labels, decode=args.decode)
+                   labels=not args.skip_labels, decode=args.decode, lidar=args.with_lidar)
     try:
         if args.md5:
             verify_archives(args.md5, report, args.archive_dir, args.workers,

@@ -21,7 +21,7 @@ from occnet.geometry import pose_matrix
 V11, V10 = 'openscene-v1.1', 'openscene-v1.0'
 LABEL_KEYS = ('occ_gt_final_path', 'flow_gt_final_path', 'occ_invalid_path')
 SLIM_KEYS = ('token', 'frame_idx', 'timestamp', 'log_name', 'scene_token', 'scene_name',
-             'map_location', 'can_bus', 'sample_prev', 'sample_next') + LABEL_KEYS
+             'map_location', 'can_bus', 'sample_prev', 'sample_next', 'lidar_path') + LABEL_KEYS
 MAX_REPORTED = 20
 
 
@@ -82,7 +82,7 @@ def label_path_from_root(data_root, path):
 
 
 def camera_path_from_root(path, layout, split):
-    """A camera `data_path` made relative to the data root.
+    """A camera `data_path` (or a frame's `lidar_path`) made relative to the data root.
 
     v1.1 paths are relative to sensor_blobs/<split>/, v1.0 paths to sensor_blobs/ (no split
     level); a path that already names a sensor_blobs folder is cut after it."""
@@ -120,13 +120,17 @@ def pose_matrices(frame):
 
 
 def join_frame(frame, labels, layout, split, data_root):
-    """A copy of a frame with data-root relative camera paths and its v1.0 label paths
-    (None when the frame has no label)."""
+    """A copy of a frame with data-root relative camera and lidar paths (`lidar_path` None
+    when the frame names no point cloud) and its v1.0 label paths (None when the frame has no
+    label)."""
     frame = dict(frame)
     frame['cams'] = {cam: dict(info, data_path=camera_path_from_root(info['data_path'], layout,
                                                                      split))
                      if isinstance(info, dict) and isinstance(info.get('data_path'), str)
                      else info for cam, info in frame['cams'].items()}
+    lidar_path = frame.get('lidar_path')
+    frame['lidar_path'] = (camera_path_from_root(lidar_path, layout, split)
+                           if isinstance(lidar_path, str) and lidar_path else None)
     label = labels.get(frame['token'])
     for key in LABEL_KEYS:
         frame[key] = label[key] if label else label_path_from_root(data_root, frame.get(key))
@@ -134,8 +138,8 @@ def join_frame(frame, labels, layout, split, data_root):
 
 
 def slim_frame(frame):
-    """Only what training needs: SLIM_KEYS, the three pose matrices and the 8 cameras'
-    calibration and image path (drops anns, lidar, traffic lights, distortion...)."""
+    """Only what training needs: SLIM_KEYS (with the lidar_path), the three pose matrices and
+    the 8 cameras' calibration and image path (drops anns, traffic lights, distortion...)."""
     slim = {key: frame.get(key) for key in SLIM_KEYS}
     slim['can_bus'] = np.asarray(frame['can_bus'], dtype=np.float64)
     slim['lidar2ego'], slim['ego2global'], slim['lidar2global'] = pose_matrices(frame)

@@ -111,8 +111,9 @@ class OpenSceneOccDataset(BaseDataset):
         return data_list
 
     def parse_frame(self, info):
-        """Keep what training needs, with paths resolved against data_root and the camera
-        calibration stacked in CAMERA_NAMES order: (N, 3, 3), (N, 3), (N, 3, 3)."""
+        """Keep what training needs, with paths resolved against data_root (`lidar_path` None
+        when the infos name no point cloud) and the camera calibration stacked in
+        CAMERA_NAMES order: (N, 3, 3), (N, 3), (N, 3, 3)."""
         _, ego2global, lidar2global = pose_matrices(info)
         cams = info['cams']
         frame = dict(
@@ -126,6 +127,7 @@ class OpenSceneOccDataset(BaseDataset):
                                    for cam in CAMERA_NAMES])
         for key in LABEL_KEYS:
             frame[key] = resolve(self.data_root, info.get(key))
+        frame['lidar_path'] = resolve(self.data_root, info.get('lidar_path'))
         return frame
 
     def get_subset_(self, indices):

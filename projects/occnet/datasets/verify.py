@@ -2,8 +2,9 @@
 
 Every file the metadata names is checked at exactly that path (sensor_blobs is never listed):
 images exist and are whole JPEGs; occupancy, flow and invalid-voxel files load with the right
-shapes, dtypes and ranges. Problems are counted per check and listed with the frame token, so
-a user can tell which archive to download or extract again.
+shapes, dtypes and ranges; with `lidar`, point clouds parse, with x y z and at least one
+point. Problems are counted per check and listed with the frame token, so a user can tell
+which archive to download or extract again.
 """
 import os
 from collections import Counter
@@ -19,6 +20,7 @@ from occnet.datasets.frame_checks import frame_problems, has_file_paths
 from occnet.datasets.infos import (VERIFY_HINT, DataError, MissingFileError, load_infos,
                                    resolve)
 from occnet.datasets.labels import load_flow, load_npy, load_occupancy, load_visible_mask
+from occnet.datasets.pointcloud import LIDAR_HINT, load_points
 from occnet.datasets.transforms.loading import JPEG_EOI, JPEG_SOI, JPEG_TAIL_BYTES, read_jpeg
 
 MAX_LISTED = 100_000  # issues kept per check (counts are always exact)
@@ -29,7 +31,7 @@ class Check(NamedTuple):
     title: str
     fix: str
     is_error: bool = True
-    group: str = 'data'  # 'data': metadata, images, labels; 'archives': --md5
+    group: str = 'data'  # 'data': metadata, images, labels; 'lidar'; 'archives': --md5
 
 
 CHECKS = {
@@ -59,6 +61,17 @@ CHECKS = {
     'invalid_bad': Check(
         'invalid-voxel files bad',
         'extract the occupancy archive holding them again'),
+    'lidar_unnamed': Check(
+        'frames naming no point cloud',
+        'collect the infos again with tools/collect_data.py (infos written before it kept '
+        "lidar_path have none), or the metadata has no lidar", group='lidar'),
+    'lidar_missing': Check(
+        'point clouds missing',
+        'extract the lidar (MergedPointCloud) archives holding these logs into sensor_blobs/ '
+        '(or tools/link_nuplan.py --with-lidar)', group='lidar'),
+    'lidar_unreadable': Check(
+        'point clouds unreadable (truncated, malformed, no points)',
+        'download or extract the lidar archive holding them again', group='lidar'),
     'archive_missing': Check(
         'archives missing',
         'download them next to the checksum file, or pass --archive-dir', group='archives'),
@@ -121,7 +134,7 @@ class Report:
 def error_reason(err):
     """A DataError's message without the 'run verify_dataset' hint (we are that tool)."""
     text = str(err)
-    for hint in (f' ({VERIFY_HINT})', f'; {VERIFY_HINT}', f', {VERIFY_HINT}'):
+    for hint in (f' ({VERIFY_HINT})', f'; {VERIFY_HINT}', f', {VERIFY_HINT}', f' ({LIDAR_HINT})'):
         text = text.replace(hint, '')
     return text
 
@@ -157,6 +170,22 @@ def image_problem(path, decode=False, token=None, cam=None):
             read_jpeg(path, token, cam)
         except DataError as err:
             return 'image_unreadable', error_reason(err)
+    return None
+
+
+def lidar_problem(path, token=None):
+    """(check, reason) of one point cloud, or None when it parses (pointcloud.load_points),
+    has x y z and at least one point."""
+    if not os.path.isfile(path):
+        return 'lidar_missing', ('broken symlink' if os.path.islink(path) else 'file not found')
+    try:
+        points = load_points(path, token)
+    except DataError as err:
+        return 'lidar_unreadable', error_reason(err)
+    except OSError as err:
+        return 'lidar_unreadable', f'cannot read: {err}'
+    if not len(points):
+        return 'lidar_unreadable', 'no points (POINTS 0)'
     return None
 
 
@@ -199,12 +228,12 @@ def label_issues(occ_path, flow_path, invalid_path, token):
     return [issue for issue in issues if issue is not None]
 
 
-def frame_file_issues(frame, data_root, images=True, labels=True, decode=False):
+def frame_file_issues(frame, data_root, images=True, labels=True, decode=False, lidar=False):
     """Issues of the files one frame names (paths resolved against data_root).
 
     Returns:
         issues: list of Issue.
-        checked: Counter of 'images', 'labelled_frames', 'label_files'.
+        checked: Counter of 'images', 'labelled_frames', 'label_files', 'point_clouds'.
     """
     token, issues, checked = frame['token'], [], Counter()
     if images:
@@ -222,11 +251,18 @@ def frame_file_issues(frame, data_root, images=True, labels=True, decode=False):
         issues += label_issues(*paths, token)
         checked['labelled_frames'] += 1
         checked['label_files'] += sum(p is not None for p in paths)
+    if lidar and frame.get('lidar_path') is not None:  # metadata_issues reports None
+        path = resolve(data_root, frame['lidar_path'])
+        problem = lidar_problem(path, token)
+        if problem:
+            issues.append(Issue(problem[0], path, token, problem[1]))
+        checked['point_clouds'] += 1
     return issues, checked
 
 
-def metadata_issues(frame, source, labels=True):
-    """frame_bad_metadata and (when labels are checked) frame_unlabelled issues of a frame."""
+def metadata_issues(frame, source, labels=True, lidar=False):
+    """frame_bad_metadata, (when labels are checked) frame_unlabelled and (when lidar is)
+    lidar_unnamed issues of a frame."""
     token = frame.get('token') if isinstance(frame, dict) else None
     issues = []
     problems = frame_problems(frame)
@@ -235,6 +271,8 @@ def metadata_issues(frame, source, labels=True):
     if labels and isinstance(frame, dict) and frame.get('occ_gt_final_path') is None:
         issues.append(Issue('frame_unlabelled', source, token,
                             'no v1.0 occupancy label for this token'))
+    if lidar and isinstance(frame, dict) and frame.get('lidar_path') is None:
+        issues.append(Issue('lidar_unnamed', source, token, 'no lidar_path in the metadata'))
     return issues
 
 
@@ -298,13 +336,17 @@ def infos_sources(infos_path, data_root, report):
 
 
 def verify_sources(total, sources, data_root, report, workers=4, images=True, labels=True,
-                   decode=False, progress=None):
+                   decode=False, lidar=False, progress=None):
     """Check the metadata of every frame and, on `workers` threads, the files it names.
 
     Args:
         total, sources: from split_sources / infos_sources.
+        lidar: also check each frame's point cloud (lidar_problem).
         progress: callable(done, total) in sources, called from this thread.
     """
+    if lidar:
+        report.info['with_lidar'] = True
+
     def collect(futures):
         for future in futures:
             issues, checked = future.result()
@@ -316,14 +358,14 @@ def verify_sources(total, sources, data_root, report, workers=4, images=True, la
         for done, (source, frames) in enumerate(sources, start=1):
             for frame in frames:
                 report.checked['frames'] += 1
-                report.extend(metadata_issues(frame, source, labels))
-                if not (images or labels) or not has_file_paths(frame):
+                report.extend(metadata_issues(frame, source, labels, lidar))
+                if not (images or labels or lidar) or not has_file_paths(frame):
                     continue
                 if len(pending) >= IN_FLIGHT_PER_WORKER * max(1, workers):
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     collect(finished)
                 pending.add(pool.submit(frame_file_issues, frame, data_root, images, labels,
-                                        decode))
+                                        decode, lidar))
             if progress is not None and done < total:
                 progress(done, total)
         collect(pending)

@@ -1,14 +1,16 @@
 """Multi-view pipeline transforms (registered in occnet's TRANSFORMS)."""
 from occnet.datasets.transforms.ablation import ShuffleCameraExtrinsics
 from occnet.datasets.transforms.bev_flip import RandomFlipBEV
+from occnet.datasets.transforms.depth import DepthMapsFromPoints
 from occnet.datasets.transforms.formatting import PackOccInputs
 from occnet.datasets.transforms.image import (PadMultiViewImages, RandomScaleMultiViewImages,
                                               ResizeMultiViewImages)
-from occnet.datasets.transforms.loading import LoadMultiViewImages, LoadOccupancyLabel
+from occnet.datasets.transforms.loading import (LoadMultiViewImages, LoadOccupancyLabel,
+                                                LoadPoints)
 from occnet.datasets.transforms.photometric import (GridMaskMultiViewImages,
                                                     PhotoMetricDistortionMultiViewImages)
 
-__all__ = ['GridMaskMultiViewImages', 'LoadMultiViewImages', 'LoadOccupancyLabel',
-           'PackOccInputs', 'PadMultiViewImages', 'PhotoMetricDistortionMultiViewImages',
-           'RandomFlipBEV', 'RandomScaleMultiViewImages', 'ResizeMultiViewImages',
-           'ShuffleCameraExtrinsics']
+__all__ = ['DepthMapsFromPoints', 'GridMaskMultiViewImages', 'LoadMultiViewImages',
+           'LoadOccupancyLabel', 'LoadPoints', 'PackOccInputs', 'PadMultiViewImages',
+           'PhotoMetricDistortionMultiViewImages', 'RandomFlipBEV', 'RandomScaleMultiViewImages',
+           'ResizeMultiViewImages', 'ShuffleCameraExtrinsics']

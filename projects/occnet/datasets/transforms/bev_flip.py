@@ -28,10 +28,12 @@ class RandomFlipBEV(BaseTransform):
     The images stay as they are; what changes is where their pixels are in 3D: each
     `lidar2img` becomes lidar2img @ F with F = diag(+-1, +-1, 1, 1), so a mirrored point
     projects to the pixel of the original point. `voxel_semantics`, `mask_camera` and
-    `voxel_flow` are mirrored (and the flow's vx / vy negated on a flipped axis). The draw
-    uses `results['aug_seed']`, which OpenSceneOccDataset shares across a temporal queue, so
-    every frame of a sample is mirrored alike; the dataset conjugates `cur2prev` by F, so
-    the previous BEV is aligned right. `can_bus` stays as measured (global frame, not
+    `voxel_flow` are mirrored (and the flow's vx / vy negated on a flipped axis), and so are
+    the lidar `points` (N, C) (columns x and / or y negated: lidar2img @ F maps them to the
+    pixels and depths of the original points). The draw uses `results['aug_seed']`, which
+    OpenSceneOccDataset shares across a temporal queue, so every frame of a sample is
+    mirrored alike; the dataset conjugates `cur2prev` by F, so the previous BEV is aligned
+    right. `can_bus` stays as measured (global frame, not
     mirrored): align with `cur2prev` when this transform is on. Records `bev_flip` =
     (flip_x, flip_y).
 
@@ -57,4 +59,9 @@ class RandomFlipBEV(BaseTransform):
         if 'voxel_flow' in results:
             results['voxel_flow'] = results['voxel_flow'] * np.array(
                 [-1.0 if flip_x else 1.0, -1.0 if flip_y else 1.0], dtype=np.float32)
+        if 'points' in results:
+            points = np.array(results['points'], copy=True)
+            points[:, :2] *= np.array([-1.0 if flip_x else 1.0, -1.0 if flip_y else 1.0],
+                                      dtype=points.dtype)
+            results['points'] = points
         return results

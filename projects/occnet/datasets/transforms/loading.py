@@ -1,14 +1,18 @@
-"""Loading the 8 camera images, their projections, and the occupancy labels of a frame."""
+"""Loading the 8 camera images, their projections, the lidar points and the occupancy labels
+of a frame."""
+import logging
 import os
 
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
 
 from occnet.constants import CAMERA_NAMES
 from occnet.datasets.frame_checks import CALIB_KEYS
 from occnet.datasets.infos import VERIFY_HINT, DataError, MissingFileError
 from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
+from occnet.datasets.pointcloud import read_pcd
 from occnet.geometry import lidar2img_matrix, sparse_to_dense
 from occnet.registry import TRANSFORMS
 
@@ -115,4 +119,64 @@ class LoadOccupancyLabel(BaseTransform):
                 raise DataError(f'frame {token} has no flow label path (flow_gt_final_path); '
                                 f'with_flow=True needs the v1.0 flow files')
             results['voxel_flow'] = load_flow(flow_path, token, occ_sparse)
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadPoints(BaseTransform):
+    """The frame's merged lidar sweep (datasets/pointcloud.py) into `points`.
+
+    Reads `results['lidar_path']` (OpenSceneOccDataset resolves it against data_root); adds
+    `points` float32 (N, len(use_dims)) in the lidar frame, metres
+    (pointcloud.point_fields names a file's columns).
+
+    Args:
+        use_dims: columns of the file to keep, starting with 0, 1, 2 (x y z); the file's
+            columns are x y z, then its other fields in file order (release: x y z intensity
+            ring lidar_info).
+        skip_missing: a frame whose metadata names no point cloud gets an empty (0, D) array
+            instead of an error; such frames are counted and logged (the first, then every
+            `log_every`-th). A named file that is missing or corrupt always raises.
+        log_every: how often skip_missing logs its running count.
+    """
+
+    def __init__(self, use_dims=(0, 1, 2), skip_missing=False, log_every=100):
+        use_dims = tuple(use_dims)
+        if use_dims[:3] != (0, 1, 2) or not all(isinstance(d, int) and d >= 0
+                                                 for d in use_dims):
+            raise ValueError(f'LoadPoints use_dims must start with 0, 1, 2 (x y z, which '
+                             f'geometry transforms expect first) followed by other column '
+                             f'indices, got {use_dims} (release columns: 0 x, 1 y, 2 z, '
+                             f'3 intensity, 4 ring, 5 lidar_info)')
+        self.use_dims = use_dims
+        self.skip_missing = skip_missing
+        self.log_every = max(1, int(log_every))
+        self.num_missing = 0
+
+    def transform(self, results):
+        token, path = results.get('token'), results.get('lidar_path')
+        if path is None:
+            return self._no_lidar(results, token)
+        points, fields = read_pcd(path, token)
+        if max(self.use_dims) >= points.shape[1]:
+            raise DataError(f'point cloud {path} (frame {token}) has {points.shape[1]} columns '
+                            f'({" ".join(fields)}); LoadPoints use_dims={self.use_dims} asks '
+                            f'for column {max(self.use_dims)}: fix use_dims in the config')
+        results['points'] = np.ascontiguousarray(points[:, self.use_dims])
+        return results
+
+    def _no_lidar(self, results, token):
+        if not self.skip_missing:
+            raise DataError(f'frame {token} names no point cloud (lidar_path is None): collect '
+                            f'the infos again with tools/collect_data.py, which keeps each '
+                            f"frame's lidar_path (infos written before it did dropped it), or "
+                            f'the data has no lidar; LoadPoints(skip_missing=True) gives such '
+                            f'frames no points')
+        self.num_missing += 1
+        if self.num_missing == 1 or self.num_missing % self.log_every == 0:
+            print_log(f'LoadPoints: frame {token} names no point cloud; it gets no points '
+                      f'({self.num_missing} such frames in this process so far, logged every '
+                      f'{self.log_every}; re-collect the infos to keep lidar_path)',
+                      logger='current', level=logging.WARNING)
+        results['points'] = np.zeros((0, len(self.use_dims)), dtype=np.float32)
         return results

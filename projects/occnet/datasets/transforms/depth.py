@@ -1,0 +1,86 @@
+"""Sparse per-camera depth targets from the frame's LiDAR points, for depth supervision."""
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from occnet.registry import TRANSFORMS
+
+
+def padded_shape(img_shape, pad_size_divisor):
+    """(H, W) of an image of `img_shape` padded at the bottom and right to a multiple of
+    `pad_size_divisor`, as OccDataPreprocessor pads it."""
+    height, width = img_shape[:2]
+    return (-(-height // pad_size_divisor) * pad_size_divisor,
+            -(-width // pad_size_divisor) * pad_size_divisor)
+
+
+def depth_maps(points, lidar2img, map_shape, stride, min_depth=0.1, max_depth=np.inf):
+    """Nearest LiDAR return per cell of each camera's depth grid.
+
+    Args:
+        points: (P, >=3) x y z in the lidar frame, metres.
+        lidar2img: (N, 4, 4) lidar -> pixel projections of the network's input images
+            (row 2 gives the camera-frame depth).
+        map_shape: (H_d, W_d) cells per camera; cell (i, j) covers pixels
+            [j * stride, (j + 1) * stride) x [i * stride, (i + 1) * stride).
+        stride: pixels per cell.
+        min_depth, max_depth: metres; returns outside are dropped.
+    Returns:
+        float32 (N, H_d, W_d): the smallest depth (metres, along the camera axis) of the
+        points that project into each cell, 0 where none does.
+    """
+    num_cams = len(lidar2img)
+    rows, cols = map_shape
+    out = np.zeros((num_cams, rows, cols), dtype=np.float32)
+    if len(points) == 0:
+        return out
+    homogeneous = np.concatenate([np.asarray(points, dtype=np.float64)[:, :3],
+                                  np.ones((len(points), 1))], axis=1)
+    projected = np.einsum('nij,pj->npi', np.asarray(lidar2img, dtype=np.float64),
+                          homogeneous)  # (N, P, 4)
+    depth = projected[..., 2]
+    valid = (depth >= min_depth) & (depth <= max_depth)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        col = np.floor(projected[..., 0] / depth / stride)
+        row = np.floor(projected[..., 1] / depth / stride)
+    valid &= (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
+    cam, point = np.nonzero(valid)
+    cell = (cam * rows + row[cam, point].astype(np.int64)) * cols + col[cam, point].astype(
+        np.int64)
+    nearest = depth[cam, point]
+    order = np.lexsort((nearest, cell))  # by cell, nearest first within a cell
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = cell[order][1:] != cell[order][:-1]
+    out.reshape(-1)[cell[order][first]] = nearest[order][first]
+    return out
+
+
+@TRANSFORMS.register_module()
+class DepthMapsFromPoints(BaseTransform):
+    """`results['depth_maps']` float32 (N, H_d, W_d): each camera's sparse depth target at
+    the depth network's stride, from `results['points']` (LoadPoints) projected through
+    the final `lidar2img`. Put it after every transform that moves pixels or points (decode
+    scale, resizes, RandomFlipBEV, padding); the grid covers the padded image, as the
+    network sees it: `pad_shape` when a pad transform set it, else `img_shape` padded to
+    `pad_size_divisor` (keep it equal to the model's data_preprocessor).
+
+    Args:
+        stride: pixels per depth cell (the depth network's feature stride, e.g. 16).
+        min_depth, max_depth: metres; returns nearer or farther are not targets (set them to
+            the depth bins' range).
+        pad_size_divisor: see above.
+    """
+
+    def __init__(self, stride=16, min_depth=1.0, max_depth=45.0, pad_size_divisor=32):
+        self.stride, self.pad_size_divisor = stride, pad_size_divisor
+        self.min_depth, self.max_depth = min_depth, max_depth
+
+    def transform(self, results):
+        if 'points' not in results:
+            raise KeyError(f"DepthMapsFromPoints: frame {results.get('token')} has no "
+                           "'points'; put dict(type='LoadPoints') before it in the pipeline")
+        pad_h, pad_w = results.get('pad_shape') or padded_shape(results['img_shape'],
+                                                                self.pad_size_divisor)
+        shape = (-(-pad_h // self.stride), -(-pad_w // self.stride))
+        results['depth_maps'] = depth_maps(results['points'], results['lidar2img'], shape,
+                                           self.stride, self.min_depth, self.max_depth)
+        return results

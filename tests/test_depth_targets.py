@@ -1,0 +1,57 @@
+"""Depth targets: a hand-placed LiDAR point lands in the right cell of the right camera with
+its camera-frame depth, after the resize and BEV flip transforms; the nearest return of a
+cell wins; returns behind the camera, off the image or out of range are no targets."""
+import numpy as np
+import pytest
+
+from occnet.datasets.transforms import RandomFlipBEV, ResizeMultiViewImages
+from occnet.datasets.transforms.depth import DepthMapsFromPoints, depth_maps
+
+# a front camera: camera x = -lidar y, camera y = -lidar z, camera z = lidar x;
+# fx = fy = 100, centre (160, 90), images 320 x 180
+K4 = np.array([[100.0, 0, 160, 0], [0, 100, 90, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+LIDAR2CAM = np.array([[0.0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+FRONT = K4 @ LIDAR2CAM
+# a rear camera: camera x = lidar y, camera z = -lidar x
+REAR = K4 @ np.array([[0.0, 1, 0, 0], [0, 0, -1, 0], [-1, 0, 0, 0], [0, 0, 0, 1]])
+
+
+def frame(points):
+    return dict(token='tok', imgs=[np.zeros((180, 320, 3), np.uint8)] * 2,
+                img_shape=(180, 320), lidar2img=np.stack([FRONT, REAR]),
+                points=np.asarray(points, dtype=np.float32), aug_seed=3)
+
+
+def test_a_point_lands_in_its_cell_after_resize_and_flip():
+    # (10, -1, 0.5): camera (1, -0.5, 10) -> pixel (170, 85), depth 10 m; after the 0.5
+    # resize pixel (85, 42.5), so with stride 8 cell (row 5, col 10)
+    points = [[10, -1, 0.5, 7], [20, -2, 1, 7],  # the second is behind the first: same pixel
+              [-6, 0.6, 0.3, 7],  # seen by the rear camera: camera (0.6, -0.3, 6)
+              [0.05, 0, 0, 7], [60, 0, 0, 7]]  # nearer than min_depth, beyond max_depth
+    results = ResizeMultiViewImages(scale=0.5).transform(frame(points))
+    results = RandomFlipBEV(flip_x_ratio=1.0, flip_y_ratio=1.0).transform(results)
+    assert results['bev_flip'] == (True, True)
+    assert np.allclose(results['points'][0, :3], [-10, 1, 0.5])  # the scene is mirrored
+    maps = DepthMapsFromPoints(stride=8, min_depth=1.0, max_depth=45.0).transform(
+        results)['depth_maps']
+    assert maps.shape == (2, 12, 20) and maps.dtype == np.float32  # padded 96 x 160
+    assert maps[0, 5, 10] == pytest.approx(10.0)  # the nearest return of the cell
+    # rear: pixel (100 * 0.6 / 6 + 160, 100 * -0.3 / 6 + 90) * 0.5 = (85, 42.5)
+    assert maps[1, 5, 10] == pytest.approx(6.0)
+    assert np.count_nonzero(maps) == 2
+
+
+def test_nearest_return_wins_whatever_the_order():
+    points = np.array([[20, -2, 1], [10, -1, 0.5], [30, -3, 1.5]], dtype=np.float32)
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        maps = depth_maps(points[order], FRONT[None], (12, 20), 16)
+        assert maps[0, 85 // 16, 170 // 16] == pytest.approx(10.0)
+        assert np.count_nonzero(maps) == 1
+
+
+def test_no_points_and_missing_points():
+    assert not depth_maps(np.zeros((0, 3)), FRONT[None], (3, 4), 16).any()
+    results = frame([[10, 0, 0]])
+    del results['points']
+    with pytest.raises(KeyError, match="frame tok has no 'points'.*LoadPoints"):
+        DepthMapsFromPoints().transform(results)
