@@ -18,8 +18,10 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from child_json import run_json  # noqa: E402
 
 CASES = {'sca': dict(bs=8, heads=8, dims=32, levels=1, points=8, hw=(17, 30)),
          'tsa': dict(bs=1, heads=8, dims=32, levels=2, points=4, hw=(200, 200),
@@ -102,12 +104,8 @@ def measure(backend, case, device, mode, repeats):
 
 
 def child(backend, case, device, mode, repeats):
-    out = subprocess.run([sys.executable, __file__, '--device', device, '--child', backend,
-                          case, mode, str(repeats)], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONWARNINGS='ignore'))
-    if out.returncode:
-        sys.exit(f'{backend} {case} {mode} failed:\n{out.stderr[-3000:]}')
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json(__file__, ['--device', device, '--child', backend, case, mode, repeats],
+                    f'{backend} {case} {mode}')
 
 
 def main():

@@ -32,9 +32,11 @@ import ctypes.util
 import json
 import os
 import platform
-import subprocess
 import sys
 import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from child_json import run_json  # noqa: E402
 
 IMPLS = ('voxel_pool', 'sparse_mm', 'chunked', 'reference')
 GRIDS = {'voxels': (200, 200, 16), 'bev': (200, 200, 1)}
@@ -208,12 +210,8 @@ def measure(impl, case, device, mode, repeats, scale):
 
 
 def child(impl, case, device, mode, repeats, scale):
-    out = subprocess.run([sys.executable, __file__, '--device', device, '--scale', str(scale),
-                          '--child', impl, case, mode, str(repeats)], capture_output=True,
-                         text=True, env=dict(os.environ, PYTHONWARNINGS='ignore'))
-    if out.returncode:
-        sys.exit(f'{impl} {case} {mode} failed:\n{out.stderr[-3000:]}')
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json(__file__, ['--device', device, '--scale', scale, '--child', impl, case,
+                               mode, repeats], f'{impl} {case} {mode}')
 
 
 def main():
