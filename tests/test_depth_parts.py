@@ -15,6 +15,8 @@ from occnet.models.view_transforms import (CameraAwareDepthNet, camera_parameter
 from occnet.models.view_transforms.depth_bins import bin_centres, depth_targets, expected_depth
 
 K = torch.tensor([[800.0, 0.5, 480], [0, 790, 270], [0, 0, 1]], dtype=torch.float64)
+K4 = np.array([[100.0, 0, 160, 0], [0, 100, 90, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+LIDAR2CAM = np.array([[0.0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
 AXES = torch.tensor([[0.0, -1, 0], [0, 0, -1], [1, 0, 0]], dtype=torch.float64)  # front cam
 
 
@@ -116,3 +118,37 @@ def test_frustum_points_project_back_to_their_pixel_and_depth():
                                torch.tensor(24.0, dtype=torch.float64), rtol=0, atol=1e-3)
     torch.testing.assert_close(pixels[0, 0, 0, 2, 1, 1] / depth[0, 0, 0, 2, 1],
                                torch.tensor(40.0, dtype=torch.float64), rtol=0, atol=1e-3)
+
+
+class FixedDepth(torch.nn.Module):
+    """A stand-in depth net: all probability in one bin, context all ones."""
+
+    def __init__(self, num_bins, hot_bin, channels=3):
+        super().__init__()
+        self.num_bins, self.hot_bin, self.channels = num_bins, hot_bin, channels
+
+    def forward(self, feats, camera):
+        logits = torch.full((feats.shape[0], self.num_bins, *feats.shape[2:]), -1e4)
+        logits[:, self.hot_bin] = 0.0
+        return logits + 0 * feats.sum(), torch.ones(feats.shape[0], self.channels,
+                                                    *feats.shape[2:]) + 0 * feats.sum()
+
+
+def test_lss_puts_a_front_camera_ray_at_its_depth_in_the_right_bev_row():
+    """A camera looking along lidar +x (fx = fy = 100, centre (160, 90)); every pixel's
+    depth all in the bin centred at 10 m. Feature rows i = 3..7 (image rows 56..120) see
+    heights inside [-4, 4) m at 10 m, so 5 x 20 pixels land in BEV row x = 10 m (cell 60 of
+    100 over [-50, 50]); each adds its context (ones)."""
+    from occnet.models.view_transforms.lss import LSSViewTransformer
+    lss = LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=4, mid_channels=4,
+                                  context_channels=3, num_bins=22),
+                             depth_range=(1.0, 45.0, 2.0), bev_h=100, bev_w=100)
+    lss.depth_net = FixedDepth(22, hot_bin=4)  # centre 1 + 4.5 * 2 = 10 m
+    front = torch.tensor(K4 @ LIDAR2CAM, dtype=torch.float32)
+    bev, depth_probs = lss([torch.zeros(1, 1, 4, 12, 20)], front[None, None], (192, 320))
+    assert bev.shape == (1, 3, 100, 100) and depth_probs.shape == (1, 22, 12, 20)
+    rows = bev[0, 0].sum(1)
+    assert rows[60].item() == pytest.approx(100.0) and rows.sum().item() == pytest.approx(100)
+    # the pixel columns u = 8 .. 312 span y = -(u - 160) / 10 = +15.2 .. -15.2 m
+    cols = torch.nonzero(bev[0, 0, 60]).flatten()
+    assert cols.min().item() == 50 - 16 and cols.max().item() == 50 + 15

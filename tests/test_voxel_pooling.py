@@ -200,3 +200,12 @@ def test_no_point_inside_and_shape_errors():
     # float32 inputs pool in float32; mixed float32 / float64 in float64
     assert voxel_pool(depth.float(), feats.float(), plan).dtype == torch.float32
     assert voxel_pool(depth.float(), feats, plan).dtype == torch.float64
+
+
+def test_single_camera_single_row_plan():
+    """Size-1 batch, camera and feature-row dimensions (their reshapes are not views)."""
+    points = torch.tensor([[0.5, 0.5, 0.5], [1.5, 0.5, 0.5], [5.0, 0.5, 0.5]]).view(
+        1, 1, 1, 1, 3, 3).expand(1, 1, 2, 1, 3, 3)
+    plan = pooling_plan(points, (0.0, 0.0, 0.0, 2.0, 1.0, 1.0), (2, 1, 1))
+    out = voxel_pool(torch.ones(1, 1, 2, 1, 3), torch.ones(1, 1, 1, 3, 2), plan)
+    assert out.shape == (1, 1, 2, 2) and out[0, 0, :, 0].tolist() == [2.0, 2.0]

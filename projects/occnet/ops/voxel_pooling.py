@@ -140,10 +140,10 @@ def pooling_plan(points, grid_range, grid_shape, collapse_z=False):
     # feature-major order (B, N, H, W, D): kept points come out sorted by feature row
     out_row = out_row.permute(0, 1, 3, 4, 2).reshape(num_feats, bins)
     kept_mask = out_row >= 0
-    kept = torch.nonzero(kept_mask.view(-1)).squeeze(1)  # a host synchronisation
+    kept = torch.nonzero(kept_mask.reshape(-1)).squeeze(1)  # a host synchronisation
     feat_row, depth_bin = kept // bins, kept % bins
     feat_depth_index = ((feat_row // pixels) * bins + depth_bin) * pixels + feat_row % pixels
-    feat_out_index = out_row.view(-1)[kept]
+    feat_out_index = out_row.reshape(-1)[kept]
     feat_ptr = torch.zeros(num_feats + 1, dtype=torch.int64, device=device)
     torch.cumsum(kept_mask.sum(1), 0, out=feat_ptr[1:])
     # voxel-major: a stable sort by output row keeps feature rows ascending within a row

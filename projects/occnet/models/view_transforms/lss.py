@@ -1,0 +1,58 @@
+"""Forward projection (Lift-Splat-Shoot with a camera-aware depth net, as BEVDepth and
+FlashOcc): each camera feature pixel predicts a depth distribution and context features,
+and their outer product along the pixel's ray is pooled into the BEV cells it crosses."""
+import torch
+from torch import nn
+
+from occnet.constants import POINT_CLOUD_RANGE
+from occnet.models.view_transforms.camera_params import camera_parameters
+from occnet.models.view_transforms.frustum import frustum_points
+from occnet.ops.voxel_pooling import cached_pooling_plan, voxel_pool
+from occnet.registry import MODELS
+
+
+@MODELS.register_module()
+class LSSViewTransformer(nn.Module):
+    """Camera features -> BEV map by predicted depth.
+
+    Args:
+        depth_net: config of the depth network (e.g. CameraAwareDepthNet); its num_bins must
+            match depth_range.
+        depth_range: (d_min, d_max, step) metres of the depth bins.
+        bev_h, bev_w: BEV cells along lidar x and y.
+        pc_range: (x_min, y_min, z_min, x_max, y_max, z_max) metres; frustum points outside
+            it are dropped, those inside summed over height into their BEV cell.
+        feat_level: which neck level to lift.
+    Shapes:
+        forward(mlvl_feats [(B, N, C, H, W)], lidar2img (B, N, 4, 4), padded_hw (H_pad,
+        W_pad)) -> bev (B, C_ctx, bev_h, bev_w) (rows along x, as BEVFormer's BEV map) and
+        depth_probs (B * N, D, H, W).
+    """
+
+    def __init__(self, depth_net, depth_range, bev_h, bev_w, pc_range=POINT_CLOUD_RANGE,
+                 feat_level=0):
+        super().__init__()
+        self.depth_net = MODELS.build(depth_net)
+        self.depth_range = tuple(depth_range)
+        num_bins = int(round((depth_range[1] - depth_range[0]) / depth_range[2]))
+        if self.depth_net.num_bins != num_bins:
+            raise ValueError(f'depth_net.num_bins={self.depth_net.num_bins} but depth_range '
+                             f'{tuple(depth_range)} has {num_bins} bins; make them agree')
+        self.bev_h, self.bev_w, self.pc_range = bev_h, bev_w, tuple(pc_range)
+        self.feat_level = feat_level
+
+    def forward(self, mlvl_feats, lidar2img, padded_hw):
+        feats = mlvl_feats[self.feat_level]  # (B, N, C, H, W)
+        batch, cams, _, height, width = feats.shape
+        stride = padded_hw[0] / height
+        camera = camera_parameters(lidar2img, tuple(padded_hw))  # (B, N, 16) fp32
+        depth_logits, context = self.depth_net(feats.flatten(0, 1), camera.flatten(0, 1))
+        depth_probs = depth_logits.float().softmax(1)  # (B*N, D, H, W)
+        plan = cached_pooling_plan(
+            (lidar2img, (height, width), stride, self.depth_range),
+            lambda: frustum_points(lidar2img, (height, width), stride, self.depth_range),
+            self.pc_range, (self.bev_h, self.bev_w, 1))
+        bev = voxel_pool(depth_probs.view(batch, cams, -1, height, width),
+                         context.view(batch, cams, -1, height, width).permute(0, 1, 3, 4, 2),
+                         plan)  # (B, Y, X, C)
+        return bev.permute(0, 3, 2, 1).to(context.dtype), depth_probs
