@@ -69,10 +69,20 @@ def test_depth_loss_by_hand():
     # 2 bins; one cell with a return in bin 1, one without (ignored)
     probs = torch.tensor([[0.2, 0.9], [0.8, 0.1]]).view(1, 2, 1, 2)  # (B, D, H, W)
     depth_maps = torch.tensor([[[1.5, 0.0]]])  # bins [0, 1), [1, 2)
-    loss = DepthBinLoss((0.0, 2.0, 1.0), loss_weight=2.0)(probs, depth_maps)
+    loss = DepthBinLoss((0.0, 2.0, 1.0), loss_weight=2.0)(probs.log(), depth_maps)
     expected = -(math.log(1 - 0.2) + math.log(0.8))  # target (0, 1) for probs (0.2, 0.8)
     assert loss.item() == pytest.approx(2.0 * expected, rel=1e-5)
-    assert DepthBinLoss((0.0, 2.0, 1.0))(probs, torch.zeros(1, 1, 2)).item() == 0.0
+    assert DepthBinLoss((0.0, 2.0, 1.0))(probs.log(), torch.zeros(1, 1, 2)).item() == 0.0
+
+
+def test_depth_loss_keeps_its_gradient_on_a_confidently_wrong_cell():
+    """Softmax saturated on the wrong bin (logit margin 30): BCE on clamped probabilities
+    would give no gradient; the target logit must still be pushed up, by about 1."""
+    logits = torch.tensor([30.0, 0.0, 0.0]).view(1, 3, 1, 1).requires_grad_(True)
+    DepthBinLoss((0.0, 3.0, 1.0), loss_weight=1.0)(logits, torch.tensor([[[1.5]]])).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad[0, 1, 0, 0].item() < -0.9  # the target bin's logit goes up
+    assert logits.grad[0, 0, 0, 0].item() > 0.9  # the wrong bin's goes down
 
 
 def test_abs_rel_and_delta_by_hand():
@@ -145,10 +155,32 @@ def test_lss_puts_a_front_camera_ray_at_its_depth_in_the_right_bev_row():
                              depth_range=(1.0, 45.0, 2.0), bev_h=100, bev_w=100)
     lss.depth_net = FixedDepth(22, hot_bin=4)  # centre 1 + 4.5 * 2 = 10 m
     front = torch.tensor(K4 @ LIDAR2CAM, dtype=torch.float32)
-    bev, depth_probs = lss([torch.zeros(1, 1, 4, 12, 20)], front[None, None], (192, 320))
-    assert bev.shape == (1, 3, 100, 100) and depth_probs.shape == (1, 22, 12, 20)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        bev, depth_logits = lss([torch.zeros(1, 1, 4, 12, 20)], front[None, None],
+                                torch.tensor([[180, 320]]), (192, 320))
+    assert bev.shape == (1, 3, 100, 100) and depth_logits.shape == (1, 22, 12, 20)
+    assert depth_logits.dtype == torch.float32  # the geometry and the depth stay fp32
+    bev = bev.float()
     rows = bev[0, 0].sum(1)
     assert rows[60].item() == pytest.approx(100.0) and rows.sum().item() == pytest.approx(100)
     # the pixel columns u = 8 .. 312 span y = -(u - 160) / 10 = +15.2 .. -15.2 m
     cols = torch.nonzero(bev[0, 0, 60]).flatten()
     assert cols.min().item() == 50 - 16 and cols.max().item() == 50 + 15
+
+
+def test_padding_lifts_nothing():
+    """A camera whose image is 100 rows, padded to 192: only feature rows whose centre is
+    inside the image (i = 0..5 at stride 16) may lift; here the ray at 10 m of every row
+    lies within [-4, 4) m in height only for rows 3..7, so rows 3..5 = 3 x 20 pixels."""
+    from occnet.models.view_transforms.lss import LSSViewTransformer
+    lss = LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=4, mid_channels=4,
+                                  context_channels=3, num_bins=22),
+                             depth_range=(1.0, 45.0, 2.0), bev_h=100, bev_w=100)
+    lss.depth_net = FixedDepth(22, hot_bin=4)
+    front = torch.tensor(K4 @ LIDAR2CAM, dtype=torch.float32)
+    bev, _ = lss([torch.zeros(1, 1, 4, 12, 20)], front[None, None], torch.tensor([[100, 320]]),
+                 (192, 320))
+    assert bev[0, 0].sum().item() == pytest.approx(60.0)
+    inside = LSSViewTransformer.inside_image(torch.tensor([[100, 320], [192, 40]]), (12, 20), 16)
+    assert inside[0].sum(1).tolist() == [20] * 6 + [0] * 6
+    assert inside[1].sum(0).tolist() == [12] * 2 + [0] * 18

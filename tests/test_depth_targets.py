@@ -55,3 +55,13 @@ def test_no_points_and_missing_points():
     del results['points']
     with pytest.raises(KeyError, match="frame tok has no 'points'.*LoadPoints"):
         DepthMapsFromPoints().transform(results)
+
+
+def test_returns_in_the_padding_are_no_targets():
+    """Image 320 x 150, padded to 320 x 160: a return at image row 155 is in the padding."""
+    results = frame([[10, -1, -6.5, 7]])  # camera (1, 6.5, 10): pixel (170, 155)
+    results['img_shape'] = (150, 320)
+    maps = DepthMapsFromPoints(stride=8).transform(results)['depth_maps']
+    assert maps.shape == (2, 20, 40) and not maps.any()
+    results['img_shape'] = (160, 320)  # the same return inside a 160-row image
+    assert DepthMapsFromPoints(stride=8).transform(results)['depth_maps'][0, 19, 21] == 10.0

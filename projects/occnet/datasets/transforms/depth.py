@@ -13,7 +13,8 @@ def padded_shape(img_shape, pad_size_divisor):
             -(-width // pad_size_divisor) * pad_size_divisor)
 
 
-def depth_maps(points, lidar2img, map_shape, stride, min_depth=0.1, max_depth=np.inf):
+def depth_maps(points, lidar2img, map_shape, stride, min_depth=0.1, max_depth=np.inf,
+               image_hw=None):
     """Nearest LiDAR return per cell of each camera's depth grid.
 
     Args:
@@ -24,6 +25,8 @@ def depth_maps(points, lidar2img, map_shape, stride, min_depth=0.1, max_depth=np
             [j * stride, (j + 1) * stride) x [i * stride, (i + 1) * stride).
         stride: pixels per cell.
         min_depth, max_depth: metres; returns outside are dropped.
+        image_hw: (H, W) of the unpadded image; returns that project into the padding are
+            dropped (default: keep every return inside the map).
     Returns:
         float32 (N, H_d, W_d): the smallest depth (metres, along the camera axis) of the
         points that project into each cell, 0 where none does.
@@ -43,6 +46,10 @@ def depth_maps(points, lidar2img, map_shape, stride, min_depth=0.1, max_depth=np
         col = np.floor(projected[..., 0] / depth / stride)
         row = np.floor(projected[..., 1] / depth / stride)
     valid &= (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
+    if image_hw is not None:
+        with np.errstate(divide='ignore', invalid='ignore'):
+            valid &= ((projected[..., 0] / depth < image_hw[1])
+                      & (projected[..., 1] / depth < image_hw[0]))
     cam, point = np.nonzero(valid)
     cell = (cam * rows + row[cam, point].astype(np.int64)) * cols + col[cam, point].astype(
         np.int64)
@@ -61,7 +68,8 @@ class DepthMapsFromPoints(BaseTransform):
     the final `lidar2img`. Put it after every transform that moves pixels or points (decode
     scale, resizes, RandomFlipBEV, padding); the grid covers the padded image, as the
     network sees it: `pad_shape` when a pad transform set it, else `img_shape` padded to
-    `pad_size_divisor` (keep it equal to the model's data_preprocessor).
+    `pad_size_divisor` (keep it equal to the model's data_preprocessor). Returns that land
+    in the padding are no targets.
 
     Args:
         stride: pixels per depth cell (the depth network's feature stride, e.g. 16).
@@ -82,5 +90,6 @@ class DepthMapsFromPoints(BaseTransform):
                                                                 self.pad_size_divisor)
         shape = (-(-pad_h // self.stride), -(-pad_w // self.stride))
         results['depth_maps'] = depth_maps(results['points'], results['lidar2img'], shape,
-                                           self.stride, self.min_depth, self.max_depth)
+                                           self.stride, self.min_depth, self.max_depth,
+                                           image_hw=results['img_shape'][:2])
         return results

@@ -108,6 +108,9 @@ class BEVFormerOcc(BaseModel):
         bev = self.bev_encoder(context['mlvl_feats'], context['lidar2img'],
                                context['image_hw'], context['padded_hw'], prev_bev, cur2prev,
                                has_prev, can_bus)
+        if isinstance(bev, dict):  # an encoder with explicit depth (LSSBEVEncoder)
+            context['depth_logits'] = bev['depth_logits']
+            bev = bev['bev']
         return bev, context
 
     def occ_logits(self, bev, context):
@@ -153,6 +156,14 @@ class BEVFormerOcc(BaseModel):
         if all('mask_camera' in s for s in data_samples):
             masks = torch.stack([s['mask_camera'] for s in data_samples]).to(imgs.device)
         losses = self.occ_head.loss(occ_logits, labels, masks)
+        if 'depth_logits' in context and getattr(self.bev_encoder, 'depth_loss', None):
+            if not all('depth_maps' in s for s in data_samples):
+                raise ValueError("the encoder's depth loss needs depth_maps in the samples: "
+                                 "add dict(type='LoadPoints') and "
+                                 "dict(type='DepthMapsFromPoints', stride=...) to the "
+                                 'pipeline, or set model.bev_encoder.loss_depth=None')
+            depth_maps = torch.cat([s['depth_maps'] for s in data_samples]).to(imgs.device)
+            losses.update(self.bev_encoder.loss(context['depth_logits'], depth_maps))
         if self.flow_head is not None:
             if not all('voxel_flow' in s for s in data_samples):
                 raise ValueError('the flow head needs voxel_flow in the samples: use '

@@ -70,7 +70,7 @@ class BEVOccHead(BaseModule):
             self.classifier = nn.Sequential(
                 nn.Linear(hidden_dims, hidden_dims * 2), activations[activation](),
                 nn.Linear(hidden_dims * 2, num_out))
-        self.losses.init_classifier(self.classifier[-1], class_frequencies, self.upsample)
+        self.losses.init_classifier(self.classifier[-1], class_frequencies)
 
     def forward(self, bev):
         """bev (B, bev_h * bev_w, C) -> occ_logits (B, num_classes, X, Y, Z)."""

@@ -46,7 +46,7 @@ class BEVFormerOccHead(BaseModule):
             nn.Linear(voxel_dims, voxel_dims * 2), nn.Softplus(),
             nn.Linear(voxel_dims * 2,
                       self.upsample**2 * self.losses.logit_channels(num_classes)))
-        self.losses.init_classifier(self.predictor[-1], class_frequencies, self.upsample)
+        self.losses.init_classifier(self.predictor[-1], class_frequencies)
 
     def forward(self, bev):
         """bev (B, bev_h * bev_w, C) -> occ_logits (B, num_classes, X, Y, Z)."""

@@ -162,7 +162,7 @@ class CascadeVoxelDecoder(BaseModule):
                       self.upsample**2 * self.losses.logit_channels(num_classes)))
         for i, shape in enumerate(self.stage_shapes):
             self.register_buffer(f'centres_{i}', grid_centres(shape), persistent=False)
-        self.losses.init_classifier(self.predictor[-1], class_frequencies, self.upsample)
+        self.losses.init_classifier(self.predictor[-1], class_frequencies)
 
     def lift(self, bev):
         """(B, HW, C) BEV -> stage 0 voxel queries (B, x0 * y0 * z0, C0)."""

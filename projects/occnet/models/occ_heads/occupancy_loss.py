@@ -39,23 +39,23 @@ def bev_upsample(grid_shape, bev_h, bev_w):
     return size_x // bev_h
 
 
-def init_logit_prior(linear, class_frequencies, class_weight, upsample):
+def init_logit_prior(linear, class_frequencies, class_weight):
     """Set the bias of a head's last Linear (s * s * K outputs) to log(frequency x class
     weight), normalised: the best constant prediction under the (class-weighted) loss, so
     training does not spend its first iterations learning the free-space prior.
 
     Args:
-        linear: nn.Linear with upsample**2 * K outputs.
+        linear: nn.Linear whose outputs are groups of K class logits (upsample**2 of them in
+            BEVOccHead, Z * upsample**2 in ChannelToHeightHead), K innermost.
         class_frequencies: (K,) voxel frequency of each class, e.g. from dataset_stats.py.
         class_weight: (K,) tensor or None.
-        upsample: s, occupancy cells per BEV cell along x and y.
     """
     prior = torch.as_tensor(class_frequencies, dtype=torch.float64).clamp(min=1e-8)
     if class_weight is not None:
         prior = prior * class_weight.double()
     log_prior = (prior / prior.sum()).log().float()
     with torch.no_grad():
-        linear.bias.copy_(log_prior.repeat(upsample**2))
+        linear.bias.copy_(log_prior.repeat(linear.bias.numel() // len(log_prior)))
 
 
 class OccupancyLosses(nn.Module):
@@ -92,7 +92,7 @@ class OccupancyLosses(nn.Module):
         """Outputs per voxel a head needs: K, or K - 1 when free has no logit."""
         return num_classes - 1 if self.free_as_background else num_classes
 
-    def init_classifier(self, linear, class_frequencies, upsample):
+    def init_classifier(self, linear, class_frequencies):
         """Start a head's last Linear at its prior: prior_prob for every class when free has
         no logit (the published baseline), else the class prior (init_logit_prior) when
         class_frequencies are given."""
@@ -101,7 +101,7 @@ class OccupancyLosses(nn.Module):
             with torch.no_grad():
                 linear.bias.fill_(-math.log((1 - prior) / prior))
         elif class_frequencies is not None:
-            init_logit_prior(linear, class_frequencies, self.class_weight, upsample)
+            init_logit_prior(linear, class_frequencies, self.class_weight)
 
     def predict(self, occ_logits):
         """(B, K or K - 1, X, Y, Z) logits -> (B, X, Y, Z) uint8 classes (free = K - 1).

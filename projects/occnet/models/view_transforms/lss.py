@@ -24,9 +24,10 @@ class LSSViewTransformer(nn.Module):
             it are dropped, those inside summed over height into their BEV cell.
         feat_level: which neck level to lift.
     Shapes:
-        forward(mlvl_feats [(B, N, C, H, W)], lidar2img (B, N, 4, 4), padded_hw (H_pad,
-        W_pad)) -> bev (B, C_ctx, bev_h, bev_w) (rows along x, as BEVFormer's BEV map) and
-        depth_probs (B * N, D, H, W).
+        forward(mlvl_feats [(B, N, C, H, W)], lidar2img (B, N, 4, 4), image_hw (B, 2) the
+        unpadded input size, padded_hw (H_pad, W_pad)) -> bev (B, C_ctx, bev_h, bev_w) (rows
+        along x, as BEVFormer's BEV map) and depth_logits (B * N, D, H, W) float32.
+        Feature pixels whose centre lies in the padding lift nothing.
     """
 
     def __init__(self, depth_net, depth_range, bev_h, bev_w, pc_range=POINT_CLOUD_RANGE,
@@ -41,13 +42,15 @@ class LSSViewTransformer(nn.Module):
         self.bev_h, self.bev_w, self.pc_range = bev_h, bev_w, tuple(pc_range)
         self.feat_level = feat_level
 
-    def forward(self, mlvl_feats, lidar2img, padded_hw):
+    def forward(self, mlvl_feats, lidar2img, image_hw, padded_hw):
         feats = mlvl_feats[self.feat_level]  # (B, N, C, H, W)
         batch, cams, _, height, width = feats.shape
         stride = padded_hw[0] / height
         camera = camera_parameters(lidar2img, tuple(padded_hw))  # (B, N, 16) fp32
         depth_logits, context = self.depth_net(feats.flatten(0, 1), camera.flatten(0, 1))
-        depth_probs = depth_logits.float().softmax(1)  # (B*N, D, H, W)
+        depth_logits = depth_logits.float()
+        inside = self.inside_image(image_hw, (height, width), stride)  # (B, H, W)
+        depth_probs = depth_logits.softmax(1) * inside.repeat_interleave(cams, 0)[:, None]
         plan = cached_pooling_plan(
             (lidar2img, (height, width), stride, self.depth_range),
             lambda: frustum_points(lidar2img, (height, width), stride, self.depth_range),
@@ -55,4 +58,13 @@ class LSSViewTransformer(nn.Module):
         bev = voxel_pool(depth_probs.view(batch, cams, -1, height, width),
                          context.view(batch, cams, -1, height, width).permute(0, 1, 3, 4, 2),
                          plan)  # (B, Y, X, C)
-        return bev.permute(0, 3, 2, 1).to(context.dtype), depth_probs
+        return bev.permute(0, 3, 2, 1).to(context.dtype), depth_logits
+
+    @staticmethod
+    def inside_image(image_hw, feat_shape, stride):
+        """(B, H, W) float: 1 where the feature pixel's centre lies inside the unpadded
+        image of each sample, 0 in the padding."""
+        rows = (torch.arange(feat_shape[0], device=image_hw.device) + 0.5) * stride
+        cols = (torch.arange(feat_shape[1], device=image_hw.device) + 0.5) * stride
+        return ((rows[None, :, None] < image_hw[:, 0, None, None])
+                & (cols[None, None, :] < image_hw[:, 1, None, None])).float()

@@ -1,0 +1,48 @@
+"""FlashOcc's BEV encoder in the detector's `bev_encoder` slot: forward projection (LSS) by
+a supervised depth distribution, then a 2D ResNet-FPN on the BEV map."""
+from torch import nn
+
+from occnet.registry import MODELS
+
+
+@MODELS.register_module()
+class LSSBEVEncoder(nn.Module):
+    """Camera features -> BEV queries' layout, with the depth it predicted.
+
+    Args:
+        view_transform: config of the view transform (LSSViewTransformer); its bev_h, bev_w
+            are the BEV's.
+        bev_backbone: config of the 2D BEV encoder (BEVResNetFPN), its in_channels the view
+            transform's context channels.
+        loss_depth: config of the depth loss (DepthBinLoss) or None (no depth supervision).
+    Shapes:
+        forward(mlvl_feats, lidar2img (B, N, 4, 4), image_hw, padded_hw, *temporal) ->
+        dict(bev (B, bev_h * bev_w, C) in BEVFormer's query order (index = ix * bev_w + iy),
+        depth_logits (B * N, D, H, W) float32). No temporal fusion: prev_bev, cur2prev, has_prev and
+        can_bus are accepted and unused (use queue_length=1).
+    """
+
+    def __init__(self, view_transform, bev_backbone, loss_depth=None):
+        super().__init__()
+        self.view_transform = MODELS.build(view_transform)
+        self.bev_backbone = MODELS.build(bev_backbone)
+        self.depth_loss = MODELS.build(loss_depth) if loss_depth else None
+        self.bev_h, self.bev_w = self.view_transform.bev_h, self.view_transform.bev_w
+
+    def forward(self, mlvl_feats, lidar2img, image_hw, padded_hw, prev_bev=None,
+                cur2prev=None, has_prev=None, can_bus=None):
+        bev_map, depth_logits = self.view_transform(mlvl_feats, lidar2img, image_hw,
+                                                    tuple(padded_hw))
+        bev_map = self.bev_backbone(bev_map)  # (B, C, bev_h, bev_w), rows along x
+        return dict(bev=bev_map.flatten(2).transpose(1, 2), depth_logits=depth_logits)
+
+    def loss(self, depth_logits, depth_maps):
+        """{'loss_depth': ...} against LiDAR depth maps (B * N, H, W) metres, or {} without
+        a depth loss."""
+        if self.depth_loss is None:
+            return {}
+        if depth_maps.shape[-2:] != depth_logits.shape[-2:]:
+            raise ValueError(f'depth_maps are {tuple(depth_maps.shape[-2:])} cells but the '
+                             f'depth net predicts {tuple(depth_logits.shape[-2:])}: set '
+                             "DepthMapsFromPoints' stride to the feature stride")
+        return dict(loss_depth=self.depth_loss(depth_logits, depth_maps))

@@ -1,0 +1,57 @@
+"""FlashOcc's occupancy head: a BEV cell's channels become its column of voxels
+(channel-to-height), with no 3D convolution."""
+from mmengine.model import BaseModule
+from torch import nn
+
+from occnet.constants import GRID_SHAPE, NUM_CLASSES
+from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+                                                   cells_to_voxels)
+from occnet.registry import MODELS
+
+
+@MODELS.register_module()
+class ChannelToHeightHead(BaseModule):
+    """3x3 conv + ReLU on the BEV map, then per cell Linear (2 x hidden) - Softplus - Linear
+    to the logits of its whole column: Z voxels x s x s cells x classes (s = occupancy cells
+    per BEV cell along x and y).
+
+    Args:
+        in_channels: BEV channels.
+        bev_h, bev_w: BEV cells along x and y.
+        grid_shape: (X, Y, Z) occupancy grid, X and Y the same multiple s of bev_h, bev_w.
+        hidden_dims: channels after the conv (FlashOcc: 256).
+        num_classes, use_camera_mask, class_frequencies, loss: as BEVOccHead.
+    Shapes:
+        forward(bev (B, bev_h * bev_w, C), rows along x) -> occ_logits (B, K, X, Y, Z).
+    """
+
+    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=GRID_SHAPE,
+                 hidden_dims=256, num_classes=NUM_CLASSES, use_camera_mask=False,
+                 class_frequencies=None, loss=dict(type='OccCrossEntropyLoss'),
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
+        self.upsample = bev_upsample(grid_shape, bev_h, bev_w)
+        self.losses = OccupancyLosses(loss, use_camera_mask)
+        self.conv = nn.Sequential(nn.Conv2d(in_channels, hidden_dims, 3, padding=1),
+                                  nn.ReLU(inplace=True))
+        self.num_out = self.upsample ** 2 * self.losses.logit_channels(num_classes)
+        self.predictor = nn.Sequential(
+            nn.Linear(hidden_dims, 2 * hidden_dims), nn.Softplus(),
+            nn.Linear(2 * hidden_dims, grid_shape[2] * self.num_out))
+        self.losses.init_classifier(self.predictor[-1], class_frequencies)
+
+    def forward(self, bev):
+        batch, _, channels = bev.shape
+        bev_map = bev.transpose(1, 2).reshape(batch, channels, self.bev_h, self.bev_w)
+        cells = self.predictor(self.conv(bev_map).permute(0, 2, 3, 1))  # (B, X, Y, Z * out)
+        cells = cells.view(batch, self.bev_h, self.bev_w, self.grid_shape[2], self.num_out)
+        return cells_to_voxels(cells, self.upsample, self.grid_shape)
+
+    def loss(self, occ_logits, voxel_semantics, mask_camera=None):
+        """As BEVOccHead.loss."""
+        return self.losses(occ_logits, voxel_semantics, mask_camera)
+
+    def predict(self, occ_logits):
+        """(B, X, Y, Z) uint8 classes."""
+        return self.losses.predict(occ_logits)

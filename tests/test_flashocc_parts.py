@@ -1,0 +1,44 @@
+"""FlashOcc's parts: the BEV ResNet-FPN keeps the BEV size and lets every cell reach the
+output; the channel-to-height head puts a BEV cell's column at its own voxels (checked by
+the gradient of one voxel's logit) and starts at the class prior in every voxel of the
+column."""
+import pytest
+import torch
+
+from occnet.models.bev_encoders.bev_resnet import BEVResNetFPN
+from occnet.models.occ_heads.channel_to_height_head import ChannelToHeightHead
+
+
+def test_bev_resnet_fpn_keeps_the_size_and_every_cell_gets_gradient():
+    torch.manual_seed(0)
+    net = BEVResNetFPN(in_channels=6, stage_channels=(8, 16), out_channels=5)
+    bev = torch.randn(2, 6, 12, 16, requires_grad=True)
+    out = net(bev)
+    assert out.shape == (2, 5, 12, 16)
+    out.square().sum().backward()
+    assert (bev.grad.abs().sum(1) > 0).all()
+    with pytest.raises(ValueError, match='multiple of 4'):
+        net(torch.randn(1, 6, 10, 16))
+
+
+def test_channel_to_height_puts_a_cells_column_at_its_voxels():
+    torch.manual_seed(0)
+    head = ChannelToHeightHead(in_channels=4, bev_h=6, bev_w=5, grid_shape=(12, 10, 3),
+                               hidden_dims=8)
+    bev = torch.randn(1, 30, 4, requires_grad=True)  # query index = ix * bev_w + iy
+    logits = head(bev)
+    assert logits.shape == (1, 12, 12, 10, 3)  # (B, K, X, Y, Z), 2 x 2 voxels per cell
+    logits[0, 4, 5, 7, 2].backward()  # voxel x 5, y 7 lies in BEV cell (2, 3)
+    reached = bev.grad[0].abs().sum(-1).view(6, 5) > 0
+    expected = torch.zeros(6, 5, dtype=torch.bool)
+    expected[1:4, 2:5] = True  # the 3x3 conv's neighbourhood of (2, 3)
+    assert torch.equal(reached, expected)
+
+
+def test_class_prior_fills_every_voxel_of_the_column():
+    frequencies = [0.01] * 11 + [0.89]
+    head = ChannelToHeightHead(in_channels=4, bev_h=2, bev_w=2, grid_shape=(4, 4, 3),
+                               hidden_dims=8, class_frequencies=frequencies)
+    bias = head.predictor[-1].bias.view(3, 4, 12)  # (Z, s * s, K)
+    assert torch.equal(bias.argmax(-1), torch.full((3, 4), 11))
+    assert torch.allclose(bias[2, 3], bias[0, 0])
