@@ -28,6 +28,9 @@ def test_channel_to_height_puts_a_cells_column_at_its_voxels():
     bev = torch.randn(1, 30, 4, requires_grad=True)  # query index = ix * bev_w + iy
     logits = head(bev)
     assert logits.shape == (1, 12, 12, 10, 3)  # (B, K, X, Y, Z), 2 x 2 voxels per cell
+    # the Z x s x s voxels of a column share a bias but not their weights: they differ
+    column = logits[0, :, 4:6, 6:8, :].reshape(12, -1).t()  # (12 voxels, K)
+    assert torch.cdist(column, column).fill_diagonal_(1.0).min() > 1e-4
     logits[0, 4, 5, 7, 2].backward()  # voxel x 5, y 7 lies in BEV cell (2, 3)
     reached = bev.grad[0].abs().sum(-1).view(6, 5) > 0
     expected = torch.zeros(6, 5, dtype=torch.bool)

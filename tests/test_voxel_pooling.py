@@ -209,3 +209,16 @@ def test_single_camera_single_row_plan():
     plan = pooling_plan(points, (0.0, 0.0, 0.0, 2.0, 1.0, 1.0), (2, 1, 1))
     out = voxel_pool(torch.ones(1, 1, 2, 1, 3), torch.ones(1, 1, 1, 3, 2), plan)
     assert out.shape == (1, 1, 2, 2) and out[0, 0, :, 0].tolist() == [2.0, 2.0]
+
+
+def test_half_precision_inputs_pool_in_fp32():
+    points = torch.tensor([[0.5, 0.5, 0.5], [1.5, 0.5, 0.5], [0.7, 0.2, 0.1]]).view(
+        1, 1, 1, 1, 3, 3)
+    plan = pooling_plan(points, (0.0, 0.0, 0.0, 2.0, 1.0, 1.0), (2, 1, 1))
+    depth = torch.full((1, 1, 1, 1, 3), 0.3, dtype=torch.bfloat16)
+    feats = torch.full((1, 1, 1, 3, 2), 1.0 / 3.0, dtype=torch.bfloat16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = voxel_pool(depth, feats, plan)
+    assert out.dtype == torch.float32
+    want = 2 * depth[0, 0, 0, 0, 0].float() * feats[0, 0, 0, 0, 0].float()  # 2 points in x=0
+    assert out[0, 0, 0, 0].item() == pytest.approx(want.item(), rel=1e-6)
