@@ -45,3 +45,23 @@ def test_class_prior_fills_every_voxel_of_the_column():
     bias = head.predictor[-1].bias.view(3, 4, 12)  # (Z, s * s, K)
     assert torch.equal(bias.argmax(-1), torch.full((3, 4), 11))
     assert torch.allclose(bias[2, 3], bias[0, 0])
+
+
+def test_benchmark_feeds_depth_maps_of_the_pipelines_stride():
+    """tools/benchmark.py trains depth-supervised configs on random depth maps at the
+    train pipeline's DepthMapsFromPoints stride, on the padded image (144 -> 160 rows)."""
+    import importlib
+    import os
+    import sys
+
+    from mmengine.config import Config
+
+    from conftest import REPO_ROOT
+    sys.path.insert(0, os.path.join(REPO_ROOT, 'tools'))
+    benchmark = importlib.import_module('benchmark')
+    cfg = Config.fromfile(os.path.join(
+        REPO_ROOT, 'configs/flashocc/flashocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py'))
+    assert benchmark.depth_stride(cfg) == 8
+    batch = benchmark.synthetic_batch(1, 1, (256, 144), depth_stride=8)
+    depth = batch['data_samples'][0]['depth_maps']
+    assert depth.shape == (8, 20, 32) and 0.2 < (depth > 0).float().mean() < 0.5

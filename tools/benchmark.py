@@ -64,10 +64,19 @@ def parse_args():
     return parser.parse_args()
 
 
-def synthetic_batch(batch_size, num_frames, img_size, seed=0):
+def depth_stride(cfg):
+    """The stride of the train pipeline's DepthMapsFromPoints, or None without one."""
+    pipeline = cfg.train_dataloader.dataset.get('pipeline') or []
+    return next((step.get('stride', 16) for step in pipeline
+                 if str(step.get('type')).endswith('DepthMapsFromPoints')), None)
+
+
+def synthetic_batch(batch_size, num_frames, img_size, seed=0, depth_stride=None,
+                    pad_size_divisor=32):
     """Data in the dataset's format: uint8 images (T, N, 3, H, W) per sample and the sample
     dicts the model reads (rig projections, identity ego motion, zero CAN-bus vectors,
-    random labels, every voxel seen by a camera)."""
+    random labels, every voxel seen by a camera and, with depth_stride, random LiDAR depth
+    maps (N, H_pad / stride, W_pad / stride) with a return in a third of the cells)."""
     rng = np.random.default_rng(seed)
     width, height = img_size
     rig = make_rig(rng, (width, height))
@@ -83,6 +92,12 @@ def synthetic_batch(batch_size, num_frames, img_size, seed=0):
             can_bus=np.zeros((num_frames, CAN_BUS_DIMS), dtype=np.float32),
             voxel_semantics=torch.from_numpy(labels),
             mask_camera=torch.ones(GRID_SHAPE, dtype=torch.bool)))
+        if depth_stride:
+            rows, cols = (-(-size // pad_size_divisor) * pad_size_divisor // depth_stride
+                          for size in (height, width))
+            depth = rng.uniform(1, 45, (len(CAMERA_NAMES), rows, cols)).astype(np.float32)
+            depth[rng.random(depth.shape) > 1 / 3] = 0
+            samples[-1]['depth_maps'] = torch.from_numpy(depth)
         imgs.append(torch.from_numpy(rng.integers(0, 256, (num_frames, len(CAMERA_NAMES), 3,
                                                            height, width), dtype=np.uint8)))
     return dict(inputs=dict(imgs=imgs), data_samples=samples)
@@ -96,7 +111,8 @@ def measure(args, cfg):
     model = MODELS.build(cfg.model).to(args.device)
     train = args.mode == 'train'
     num_frames = cfg.train_dataloader.dataset.get('queue_length', 1) if train else 1
-    batch = synthetic_batch(args.batch_size, num_frames, args.img_size)
+    batch = synthetic_batch(args.batch_size, num_frames, args.img_size,
+                            depth_stride=depth_stride(cfg) if train else None)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper) if train else None
     autocast = torch.autocast(args.device.split(':')[0], dtype=torch.bfloat16
                               if args.amp == 'bf16' else torch.float16, enabled=bool(args.amp))
