@@ -34,6 +34,7 @@ from mmengine.registry import init_default_scope
 
 from occnet.constants import CAMERA_NAMES, GRID_SHAPE
 from occnet.datasets.synthetic.rig import make_rig
+from occnet.datasets.transforms.image import padded_shape
 from occnet.engine.amp import configure_amp
 from occnet.engine.launch import apply_runtime_options, load_config
 from occnet.engine.memory_advice import out_of_memory_advice
@@ -93,8 +94,8 @@ def synthetic_batch(batch_size, num_frames, img_size, seed=0, depth_stride=None,
             voxel_semantics=torch.from_numpy(labels),
             mask_camera=torch.ones(GRID_SHAPE, dtype=torch.bool)))
         if depth_stride:
-            rows, cols = (-(-size // pad_size_divisor) * pad_size_divisor // depth_stride
-                          for size in (height, width))
+            rows, cols = (size // depth_stride
+                          for size in padded_shape((height, width), pad_size_divisor))
             depth = rng.uniform(1, 45, (len(CAMERA_NAMES), rows, cols)).astype(np.float32)
             depth[rng.random(depth.shape) > 1 / 3] = 0
             samples[-1]['depth_maps'] = torch.from_numpy(depth)

@@ -34,7 +34,6 @@ RESULT = 'GPU_CHECK_RESULT '  # prefix of the result lines (other output may sha
 TOLERANCES = {'fp32': 1e-4, 'bf16': 2e-2}
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 OUTPUTS = ('output', 'grad_value', 'grad_locations', 'grad_weights')
-EXPECTED_BACKENDS = ('triton', 'triton_csr', 'sparse', 'cpu')  # reported even if not landed
 
 
 def kernel_spec(case, smoke):
@@ -101,9 +100,8 @@ def device_item(item, device, smoke, cache):
     """The device, the library versions and which backends run on it (None) or why not."""
     probe = torch.zeros(1, 1, 1, 1, device=device)
     backends = {}
-    for name in dict.fromkeys([b for b in BACKENDS if b != 'auto'] + list(EXPECTED_BACKENDS)):
-        if name not in BACKENDS:
-            backends[name] = f'not in occnet.ops.BACKENDS {BACKENDS} (not landed yet)'
+    for name in BACKENDS:
+        if name == 'auto':
             continue
         try:
             resolve_backend(probe, name)

@@ -2,15 +2,9 @@
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from occnet.datasets.transforms.image import padded_shape
+from occnet.geometry import project_points
 from occnet.registry import TRANSFORMS
-
-
-def padded_shape(img_shape, pad_size_divisor):
-    """(H, W) of an image of `img_shape` padded at the bottom and right to a multiple of
-    `pad_size_divisor`, as OccDataPreprocessor pads it."""
-    height, width = img_shape[:2]
-    return (-(-height // pad_size_divisor) * pad_size_divisor,
-            -(-width // pad_size_divisor) * pad_size_divisor)
 
 
 def depth_maps(points, lidar2img, map_shape, stride, min_depth=0.1, max_depth=np.inf,
@@ -36,24 +30,19 @@ def depth_maps(points, lidar2img, map_shape, stride, min_depth=0.1, max_depth=np
     out = np.zeros((num_cams, rows, cols), dtype=np.float32)
     if len(points) == 0:
         return out
-    homogeneous = np.concatenate([np.asarray(points, dtype=np.float64)[:, :3],
-                                  np.ones((len(points), 1))], axis=1)
-    projected = np.einsum('nij,pj->npi', np.asarray(lidar2img, dtype=np.float64),
-                          homogeneous)  # (N, P, 4)
-    depth = projected[..., 2]
-    valid = (depth >= min_depth) & (depth <= max_depth)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        col = np.floor(projected[..., 0] / depth / stride)
-        row = np.floor(projected[..., 1] / depth / stride)
-    valid &= (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
-    if image_hw is not None:
-        with np.errstate(divide='ignore', invalid='ignore'):
-            valid &= ((projected[..., 0] / depth < image_hw[1])
-                      & (projected[..., 1] / depth < image_hw[0]))
-    cam, point = np.nonzero(valid)
-    cell = (cam * rows + row[cam, point].astype(np.int64)) * cols + col[cam, point].astype(
-        np.int64)
-    nearest = depth[cam, point]
+    cells, depths = [], []
+    for cam in range(num_cams):
+        uv, depth = project_points(np.asarray(points)[:, :3],
+                                   np.asarray(lidar2img[cam], dtype=np.float64))
+        col, row = np.floor(uv[:, 0] / stride), np.floor(uv[:, 1] / stride)
+        valid = ((depth >= min_depth) & (depth <= max_depth) & (col >= 0) & (col < cols)
+                 & (row >= 0) & (row < rows))
+        if image_hw is not None:
+            valid &= (uv[:, 0] < image_hw[1]) & (uv[:, 1] < image_hw[0])
+        cells.append((cam * rows + row[valid].astype(np.int64)) * cols
+                     + col[valid].astype(np.int64))
+        depths.append(depth[valid])
+    cell, nearest = np.concatenate(cells), np.concatenate(depths)
     order = np.lexsort((nearest, cell))  # by cell, nearest first within a cell
     first = np.ones(len(order), dtype=bool)
     first[1:] = cell[order][1:] != cell[order][:-1]

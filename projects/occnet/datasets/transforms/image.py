@@ -62,6 +62,13 @@ class RandomScaleMultiViewImages(BaseTransform):
                             self.interpolation)
 
 
+def padded_shape(img_shape, size_divisor):
+    """(H, W) of an image of `img_shape` padded at the bottom and right to a multiple of
+    `size_divisor`, as PadMultiViewImages and OccDataPreprocessor pad it."""
+    height, width = img_shape[:2]
+    return (-(-height // size_divisor) * size_divisor, -(-width // size_divisor) * size_divisor)
+
+
 @TRANSFORMS.register_module()
 class PadMultiViewImages(BaseTransform):
     """Pad every camera image at the bottom and right to a multiple of `size_divisor` (or to
@@ -76,8 +83,7 @@ class PadMultiViewImages(BaseTransform):
         if self.size is not None:
             pad_w, pad_h = self.size
         else:
-            pad_w = -(-width // self.size_divisor) * self.size_divisor
-            pad_h = -(-height // self.size_divisor) * self.size_divisor
+            pad_h, pad_w = padded_shape((height, width), self.size_divisor)
         if pad_w < width or pad_h < height:
             raise ValueError(f'PadMultiViewImages size {(pad_w, pad_h)} is smaller than the '
                              f'images {(width, height)}')

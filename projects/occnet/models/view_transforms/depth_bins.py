@@ -3,13 +3,19 @@ the expected depth a predicted distribution gives back."""
 import torch
 
 
+def num_bins(depth_range):
+    """D, the bins of `depth_range` = (d_min, d_max, step): round((d_max - d_min) / step)."""
+    d_min, d_max, step = depth_range
+    return int(round((d_max - d_min) / step))
+
+
 def bin_centres(depth_range, device='cpu'):
     """(D,) float32 metres: centres of the bins [d_min + k * step, d_min + (k + 1) * step)
     of `depth_range` = (d_min, d_max, step), k = 0 .. D - 1, D = round((d_max - d_min) /
     step) (1-45 m at 0.5 m: 88 bins centred at 1.25 .. 44.75 m)."""
-    d_min, d_max, step = depth_range
-    num_bins = int(round((d_max - d_min) / step))
-    return d_min + (torch.arange(num_bins, dtype=torch.float32, device=device) + 0.5) * step
+    d_min, _, step = depth_range
+    return d_min + (torch.arange(num_bins(depth_range), dtype=torch.float32, device=device)
+                    + 0.5) * step
 
 
 def depth_targets(depth_maps, depth_range):
@@ -23,10 +29,10 @@ def depth_targets(depth_maps, depth_range):
         [d_min, d_max).
     """
     d_min, d_max, step = depth_range
-    num_bins = int(round((d_max - d_min) / step))
+    bins = num_bins(depth_range)
     valid = (depth_maps > 0) & (depth_maps >= d_min) & (depth_maps < d_max)
-    index = ((depth_maps - d_min) / step).floor().long().clamp(0, num_bins - 1)
-    one_hot = torch.nn.functional.one_hot(index, num_bins).float()
+    index = ((depth_maps - d_min) / step).floor().long().clamp(0, bins - 1)
+    one_hot = torch.nn.functional.one_hot(index, bins).float()
     return one_hot * valid[..., None], valid
 
 

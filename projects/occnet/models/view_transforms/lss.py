@@ -6,6 +6,7 @@ from torch import nn
 
 from occnet.constants import POINT_CLOUD_RANGE
 from occnet.models.view_transforms.camera_params import camera_parameters
+from occnet.models.view_transforms.depth_bins import num_bins
 from occnet.models.view_transforms.frustum import frustum_points
 from occnet.ops.voxel_pooling import cached_pooling_plan, voxel_pool
 from occnet.registry import MODELS
@@ -35,10 +36,10 @@ class LSSViewTransformer(nn.Module):
         super().__init__()
         self.depth_net = MODELS.build(depth_net)
         self.depth_range = tuple(depth_range)
-        num_bins = int(round((depth_range[1] - depth_range[0]) / depth_range[2]))
-        if self.depth_net.num_bins != num_bins:
+        if self.depth_net.num_bins != num_bins(depth_range):
             raise ValueError(f'depth_net.num_bins={self.depth_net.num_bins} but depth_range '
-                             f'{tuple(depth_range)} has {num_bins} bins; make them agree')
+                             f'{tuple(depth_range)} has {num_bins(depth_range)} bins; make '
+                             'them agree')
         self.bev_h, self.bev_w, self.pc_range = bev_h, bev_w, tuple(pc_range)
         self.feat_level = feat_level
 
