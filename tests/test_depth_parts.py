@@ -184,3 +184,26 @@ def test_padding_lifts_nothing():
     inside = LSSViewTransformer.inside_image(torch.tensor([[100, 320], [192, 40]]), (12, 20), 16)
     assert inside[0].sum(1).tolist() == [20] * 6 + [0] * 6
     assert inside[1].sum(0).tolist() == [12] * 2 + [0] * 18
+
+
+def test_every_feature_pixel_and_the_camera_path_get_gradient_through_lss():
+    """8 cameras of the synthetic rig at 256 x 160: every feature pixel (all inside the
+    image) and every parameter of the depth net, the camera MLPs included, get gradient from
+    the BEV."""
+    from occnet.constants import CAMERA_NAMES
+    from occnet.datasets.synthetic.rig import make_rig
+    from occnet.geometry import lidar2img_matrix
+    from occnet.models.view_transforms.lss import LSSViewTransformer
+    torch.manual_seed(0)
+    rig = make_rig(np.random.default_rng(0), (256, 160))
+    lidar2img = torch.tensor(np.stack([lidar2img_matrix(rig[c]) for c in CAMERA_NAMES]),
+                             dtype=torch.float32)[None]
+    lss = LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=8, mid_channels=8,
+                                  context_channels=4, num_bins=22),
+                             depth_range=(1.0, 45.0, 2.0), bev_h=50, bev_w=50)
+    feats = torch.randn(1, 8, 8, 10, 16, requires_grad=True)
+    bev, _ = lss([feats], lidar2img, torch.tensor([[160, 256]]), (160, 256))
+    bev.square().sum().backward()
+    assert (feats.grad.abs().sum(2) > 0).all()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in lss.depth_net.parameters())
