@@ -25,16 +25,18 @@ def shrunk_model_cfg(path):
     dims, bev = SMALL['embed_dims'], SMALL['bev']
     model.img_backbone.weights = None
     model.img_neck.out_channels = dims
-    if model.bev_encoder.type == 'LSSBEVEncoder':  # forward projection: shrink its parts
+    encoder = model.bev_encoder
+    if encoder.type == 'LSSBEVEncoder':  # FlashOcc: shrink the BEV ResNet
         bev = 40  # divides the grid and is a multiple of the BEV ResNet's 2^stages
-        model.bev_encoder.view_transform.update(bev_h=bev, bev_w=bev)
-        model.bev_encoder.view_transform.depth_net.update(in_channels=dims, mid_channels=dims,
-                                                          context_channels=dims)
-        model.bev_encoder.bev_backbone.update(in_channels=dims, stage_channels=(8,) * len(
-            model.bev_encoder.bev_backbone.stage_channels), out_channels=dims)
+        encoder.bev_backbone.update(in_channels=dims, stage_channels=(8,) * len(
+            encoder.bev_backbone.stage_channels), out_channels=dims)
     else:
-        model.bev_encoder.update(embed_dims=dims, bev_h=bev, bev_w=bev, num_layers=1,
-                                 num_heads=2, ffn_dims=32)
+        encoder.update(embed_dims=dims, bev_h=bev, bev_w=bev, num_layers=1, num_heads=2,
+                       ffn_dims=32)
+    if 'view_transform' in encoder:  # forward projection (FlashOcc, FB-OCC)
+        encoder.view_transform.update(bev_h=bev, bev_w=bev)
+        encoder.view_transform.depth_net.update(in_channels=dims, mid_channels=dims,
+                                                context_channels=dims)
     for head in ('occ_head', 'flow_head'):
         if model.get(head):
             model[head].update(in_channels=dims, bev_h=bev, bev_w=bev)
@@ -47,14 +49,22 @@ def shrunk_model_cfg(path):
     return model
 
 
+def depth_feature_stride(model):
+    """Input pixels per feature pixel of the neck level the depth net lifts (ResNet stage i
+    of out_indices has stride 2 ** (i + 2); the FPN keeps its inputs' strides)."""
+    level = model.bev_encoder.view_transform.feat_level
+    return 2 ** (model.img_backbone.out_indices[level] + 2)
+
+
 def batch_for(model, num_frames=2):
     """make_batch samples, with flow labels when the model has a flow head, a camera mask
     when its loss uses one and LiDAR depth maps when its encoder supervises depth."""
     batch = make_batch(1, num_frames=num_frames)
     depth_loss = getattr(model.bev_encoder, 'depth_loss', None)
     for sample in batch['data_samples']:
-        if depth_loss is not None:  # 8 cameras; the neck's stride-8 level of 32 x 64 images
-            sample['depth_maps'] = torch.rand(8, 4, 8) * 30
+        if depth_loss is not None:  # 8 cameras of 32 x 64 images at the lifted level's stride
+            stride = depth_feature_stride(model)
+            sample['depth_maps'] = torch.rand(8, 32 // stride, 64 // stride) * 30
         if model.flow_head is not None:
             sample['voxel_flow'] = torch.full((200, 200, 16, 2), 1.5)
         if model.occ_head.losses.use_camera_mask:
@@ -85,3 +95,7 @@ def test_config_trains_one_step_and_predicts(path):
         assert 'loss_flow' in losses and preds[0]['flow_pred'].shape == (200, 200, 16, 2)
     if getattr(model.bev_encoder, 'depth_loss', None) is not None:
         assert losses['loss_depth'] > 0
+        # the expected depth of each feature pixel, for the depth metrics
+        stride = depth_feature_stride(model)
+        assert preds[0]['depth_pred'].shape == (8, 32 // stride, 64 // stride)
+        assert (preds[0]['depth_pred'] > 0).all()

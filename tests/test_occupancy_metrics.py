@@ -18,6 +18,7 @@ from occnet.constants import CLASS_NAMES, FREE_INDEX, GRID_SHAPE, IGNORE_INDEX, 
 from occnet.evaluation import (OccupancyMetric, confusion_matrix, summarize_confusion,
                                summarize_split)
 from occnet.evaluation.occupancy_metrics import frame_confusions, near_voxels
+from occnet.evaluation.report import format_markdown
 from occnet.geometry import xyz_to_index1d
 from occnet.registry import METRICS
 
@@ -502,3 +503,86 @@ def test_metric_ray_iou_sums_the_frames_counts_once_each():
     with pytest.raises(KeyError, match='ray_origins'):
         metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt)}]},
                        [{'token': 'x', 'occ_pred': torch.from_numpy(gt)}])
+
+
+def test_metric_depth_abs_rel_and_delta_by_hand():
+    """Two cameras of 1x2 cells; LiDAR in 3 of them, a repeated frame counted once.
+    |10-8|/8 = 0.25 (ratio 1.25, not < 1.25), |20-20|/20 = 0 (in), |9-10|/10 = 0.1 (in):
+    AbsRel = 0.35 / 3, delta < 1.25 = 2 / 3."""
+    gt = np.full((4, 4, 2), FREE_INDEX, dtype=np.uint8)
+    depth_gt = torch.tensor([[[8.0, 0.0]], [[20.0, 10.0]]])  # (N, H, W), 0 = no return
+    depth_pred = torch.tensor([[[10.0, 3.0]], [[20.0, 9.0]]])
+    metric = OccupancyMetric(print_table=False)
+    for _ in range(2):
+        metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt),
+                                          'depth_maps': depth_gt}]},
+                       [{'token': 'd', 'occ_pred': torch.from_numpy(gt),
+                         'depth_pred': depth_pred}])
+    metrics = metric.evaluate(size=1)
+    assert metrics['occ/depth_abs_rel'] == pytest.approx(0.35 / 3)
+    assert metrics['occ/depth_delta1'] == pytest.approx(200 / 3)
+    assert metric.last_summary['depth_cells'] == 3
+    assert 'Depth against LiDAR (3 cells): AbsRel 0.117, delta < 1.25 66.7%' in \
+        format_markdown(metric.last_summary)
+    with pytest.raises(ValueError, match="frame token e: depth_pred .* DepthMapsFromPoints"):
+        metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt),
+                                          'depth_maps': depth_gt[:, :, :1]}]},
+                       [{'token': 'e', 'occ_pred': torch.from_numpy(gt),
+                         'depth_pred': depth_pred}])
+
+
+def smear_scene():
+    """A 20x20x4 grid of 0.5 m voxels over [-5, 5] x [-5, 5] x [-1, 1] m, a camera at the
+    lidar origin looking along +x (64x48 image, focal 32), a true vehicle at voxel
+    (14, 10, 2) (centre 2.25, 0.25, 0.25 m). Predicted vehicles, by hand:
+        (14, 10, 2) true;
+        (12, 10, 2) false, in front of the vehicle on its camera ray: smear;
+        (18, 10, 2) false, behind it on the ray through (4.25, 0.25, 0.25): smear;
+        (14, 12, 2) false, beside it: the ray through (2.25, 1.25, 0.25) misses it;
+        ( 4, 10, 2) false, behind the camera: no camera sees it;
+        ( 6,  6, 0) ignored label: not counted.
+    -> 5 object voxels, 4 false, 2 smear."""
+    gt = np.full((20, 20, 4), FREE_INDEX, dtype=np.uint8)
+    gt[14, 10, 2] = VEHICLE
+    gt[6, 6, 0] = IGNORE_INDEX
+    pred = np.full_like(gt, FREE_INDEX)
+    for index in [(14, 10, 2), (12, 10, 2), (18, 10, 2), (14, 12, 2), (4, 10, 2), (6, 6, 0)]:
+        pred[index] = VEHICLE
+    intrinsics = np.array([[32.0, 0, 32, 0], [0, 32, 24, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    lidar2cam = np.array([[0.0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+    return gt, pred, (intrinsics @ lidar2cam)[None]
+
+
+def test_smear_by_hand():
+    from occnet.evaluation.smear import camera_centres, smear_counts, smear_summary
+    gt, pred, lidar2img = smear_scene()
+    grid = dict(grid_shape=(20, 20, 4), pc_range=(-5.0, -5.0, -1.0, 5.0, 5.0, 1.0))
+    counts = smear_counts(gt, pred, lidar2img, (48, 64), **grid)
+    assert counts.tolist() == [5, 4, 2]
+    summary = smear_summary(counts * 2)  # two such frames
+    assert summary['smear_share'] == 40.0 and summary['false_object_share'] == 80.0
+    assert smear_summary(np.zeros(3))['smear_share'] is None
+    # a camera moved to (1, 2, 3) m: its centre is recovered from its projection
+    moved = lidar2img[0].copy()
+    moved[:3, 3] = -moved[:3, :3] @ np.array([1.0, 2.0, 3.0])
+    assert np.allclose(camera_centres(moved[None]), [[1.0, 2.0, 3.0]])
+    # without the true vehicle nothing lines up with an object
+    gt[14, 10, 2] = FREE_INDEX
+    assert smear_counts(gt, pred, lidar2img, (48, 64), **grid).tolist() == [5, 5, 0]
+
+
+def test_metric_reports_the_smear_share():
+    """The first three voxels of smear_scene on the full grid (same metres): one true vehicle
+    and two smeared copies in front of and behind it: 2 of 3 object voxels are smear."""
+    _, _, lidar2img = smear_scene()
+    gt = np.full(GRID_SHAPE, FREE_INDEX, dtype=np.uint8)
+    gt[104, 100, 8] = VEHICLE  # centre (2.25, 0.25, 0.25) m
+    pred = gt.copy()
+    pred[102, 100, 8] = pred[108, 100, 8] = VEHICLE
+    metric = OccupancyMetric(print_table=False, smear=True)
+    metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt),
+                                      'lidar2img': lidar2img[None], 'img_shape': (48, 64)}]},
+                   [{'token': 's', 'occ_pred': torch.from_numpy(pred)}])
+    metrics = metric.evaluate(size=1)
+    assert metrics['occ/smear_share'] == pytest.approx(200 / 3)
+    assert metrics['occ/false_object_share'] == pytest.approx(200 / 3)

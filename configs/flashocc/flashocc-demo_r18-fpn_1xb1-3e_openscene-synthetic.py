@@ -2,8 +2,8 @@
 # (LSS) with a camera-aware depth net supervised by the synthetic LiDAR, a 2D ResNet-FPN on
 # the BEV and a channel-to-height head; no temporal fusion. A hybrid: FlashOcc's M0/M1 lift
 # with a plain 1x1 depth net and no depth loss; its camera-aware net with LiDAR depth loss
-# (weight 0.05, as here) comes from its BEVDepth-style variants (docs/model_zoo.md). The image side, the BEV size
-# (100x100, 1 m cells lifted to the 0.5 m grid by the head), the schedule and the loss are
+# (weight 0.05, as here) comes from its BEVDepth-style variants (docs/model_zoo.md). The
+# image side, the BEV size (100x100, 1 m cells lifted to the 0.5 m grid by the head), the schedule and the loss are
 # the BEVFormer demo's (configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_...), so the
 # two compare like for like. Depth bins are 2 m from 1 to 49 m (24 bins; the full scale uses
 # 0.5 m from 1 to 45 m).
@@ -38,7 +38,9 @@ model = dict(
         loss=dict(type='OccCrossEntropyLoss', class_weight=class_weight)),
 )
 
-train_pipeline = [
+# the depth targets are also built at validation and test, where the metric reports the
+# depth net's AbsRel and delta < 1.25 against the LiDAR (logged to TensorBoard)
+pipeline = [
     dict(type='LoadMultiViewImages'),
     dict(type='ResizeMultiViewImages', scale=0.8),  # 320x180 -> 256x144
     dict(type='LoadOccupancyLabel'),
@@ -47,4 +49,6 @@ train_pipeline = [
          max_depth=depth_range[1]),
     dict(type='PackOccInputs'),
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(dataset=dict(pipeline=pipeline))
+val_dataloader = dict(dataset=dict(pipeline=pipeline))
+test_dataloader = val_dataloader

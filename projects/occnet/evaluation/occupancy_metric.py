@@ -11,11 +11,13 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from occnet.constants import NUM_CLASSES
+from occnet.evaluation.depth_metrics import depth_error_sums, depth_metrics
 from occnet.evaluation.occupancy_metrics import (RANGES, SCALAR_KEYS, flow_error_sums,
                                                  frame_confusions, near_voxels,
                                                  summarize_flow, summarize_split)
 from occnet.evaluation.ray_iou import (RAY_THRESHOLD_KEYS, frame_ray_confusion,
                                        ray_iou_summary)
+from occnet.evaluation.smear import smear_counts, smear_summary
 from occnet.evaluation.report import format_table, save_prediction, write_json, write_markdown
 from occnet.registry import METRICS
 
@@ -39,15 +41,16 @@ def sum_unique_frames(records):
 
     Args:
         records: iterable of (token, cm, cm_masked or None[, flow sums (4,) or None[, ray
-            counts (T, 3, K) or None]]), matrices of any one shape, e.g. (3, 12, 12) from
-            frame_confusions.
+            counts (T, 3, K) or None[, depth sums (3,) or None[, smear counts (3,) or
+            None]]]]), matrices of any one shape, e.g. (3, 12, 12) from frame_confusions.
     Returns:
         (cm, cm_masked or None, num_frames, num_frames_masked, num_duplicates, flow sums or
-        None, ray counts or None); each optional total sums the frames that have it.
+        None, ray counts or None, depth sums or None, smear counts or None); each optional
+        total sums the frames that have it.
     """
     seen = set()
     cm_total = None
-    optional = [None, None, None]  # cm_masked, flow sums, ray counts
+    optional = [None] * 5  # cm_masked, flow sums, ray counts, depth sums, smear counts
     num_masked = num_duplicates = 0
     for token, cm, *extras in records:
         if token in seen:
@@ -59,9 +62,7 @@ def sum_unique_frames(records):
             if extra is not None:
                 optional[i] = extra.copy() if optional[i] is None else optional[i] + extra
         num_masked += extras[0] is not None
-    cm_masked_total, flow_total, ray_total = optional
-    return cm_total, cm_masked_total, len(seen), num_masked, num_duplicates, flow_total, \
-        ray_total
+    return (cm_total, optional[0], len(seen), num_masked, num_duplicates, *optional[1:])
 
 
 @METRICS.register_module()
@@ -80,6 +81,8 @@ class OccupancyMetric(BaseMetric):
         print_table: log the per-class table after evaluation.
         ray_iou: also compute RayIoU (evaluation/ray_iou.py; about 0.2 s a frame on one CPU
             core) from the `ray_origins` each test-mode OpenSceneOccDataset sample carries.
+        smear: also count false object voxels along the camera rays of true objects
+            (evaluation/smear.py), from each sample's `lidar2img` and `img_shape`.
         prefix: key prefix of the returned metrics; default 'occ' (e.g. 'occ/miou').
     Attributes:
         last_summary: the un-prefixed summary of the last `evaluate` (with `per_class`,
@@ -89,9 +92,10 @@ class OccupancyMetric(BaseMetric):
     default_prefix = 'occ'
 
     def __init__(self, out_dir=None, out_json=None, print_table=True, ray_iou=False,
-                 collect_device='cpu', prefix=None):
+                 smear=False, collect_device='cpu', prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ray_iou = ray_iou
+        self.smear = smear
         self._near = None
         self.out_dir = out_dir
         self.out_json = out_json
@@ -111,7 +115,9 @@ class OccupancyMetric(BaseMetric):
                 (X, Y, Z) uint8 (11 free, 255 ignore) and optionally `mask_camera` (X, Y, Z)
                 bool (True = visible).
             data_samples: model outputs, one dict per sample with `token`, `occ_pred`
-                (X, Y, Z) classes 0..11 and optionally `flow_pred` (X, Y, Z, 2).
+                (X, Y, Z) classes 0..11 and optionally `flow_pred` (X, Y, Z, 2) and
+                `depth_pred` (N, H_d, W_d) metres (the expected depth of a depth model),
+                scored against the sample's LiDAR `depth_maps` (N, H_d, W_d) when it has them.
         """
         gt_samples = data_batch['data_samples']
         if len(gt_samples) != len(data_samples):
@@ -143,7 +149,9 @@ class OccupancyMetric(BaseMetric):
             flow_sums = None if flow_pred is None or voxel_flow is None else flow_error_sums(
                 voxel_semantics, occ_pred, to_numpy(voxel_flow), to_numpy(flow_pred))
             self.results.append((str(token), cm, cm_masked, flow_sums,
-                                 self._ray_counts(token, gt_sample, voxel_semantics, occ_pred)))
+                                 self._ray_counts(token, gt_sample, voxel_semantics, occ_pred),
+                                 self._depth_sums(token, gt_sample, pred_sample),
+                                 self._smear_counts(gt_sample, voxel_semantics, occ_pred)))
 
             if self.out_dir is not None:
                 save_prediction(self.out_dir, token, occ_pred,
@@ -160,11 +168,39 @@ class OccupancyMetric(BaseMetric):
                            'OpenSceneOccDataset provides them')
         return frame_ray_confusion(voxel_semantics, occ_pred, to_numpy(origins))
 
+    def _smear_counts(self, gt_sample, voxel_semantics, occ_pred):
+        """(3,) smear counts of one frame (evaluation/smear.py), or None when smear is off."""
+        if not self.smear:
+            return None
+        lidar2img = to_numpy(sample_field(gt_sample, 'lidar2img'))
+        if lidar2img.ndim == 4:  # (T, N, 4, 4): the current frame is the last
+            lidar2img = lidar2img[-1]
+        image_hw = tuple(to_numpy(sample_field(gt_sample, 'img_shape'))[:2])
+        return smear_counts(voxel_semantics, occ_pred, lidar2img, image_hw)
+
+    @staticmethod
+    def _depth_sums(token, gt_sample, pred_sample):
+        """(3,) float64 [AbsRel sum, delta < 1.25 count, LiDAR cells] of one frame's
+        predicted depth, or None when the model predicts no depth or the sample has no
+        LiDAR depth maps."""
+        depth_pred = sample_field(pred_sample, 'depth_pred')
+        depth_gt = sample_field(gt_sample, 'depth_maps')
+        if depth_pred is None or depth_gt is None:
+            return None
+        depth_pred, depth_gt = to_numpy(depth_pred), to_numpy(depth_gt)
+        if depth_pred.shape != depth_gt.shape:
+            raise ValueError(f'frame token {token}: depth_pred is {depth_pred.shape} but the '
+                             f'LiDAR depth_maps are {depth_gt.shape}; set '
+                             "DepthMapsFromPoints' stride to the depth net's feature stride")
+        sums = depth_error_sums(depth_pred, depth_gt)
+        return np.array([sums['abs_rel_sum'], sums['delta1_count'], sums['count']],
+                        dtype=np.float64)
+
     def compute_metrics(self, results):
         """Summary of all records (every rank's, already gathered); returns the scalar
         metrics, un-prefixed, NaN where undefined. Sets `last_summary`, logs the table and
         writes `out_json` (main rank)."""
-        cm, cm_masked, num_frames, num_masked, num_duplicates, flow, rays = \
+        cm, cm_masked, num_frames, num_masked, num_duplicates, flow, rays, depth, smear = \
             sum_unique_frames(results)
         if cm is None:
             print_log('OccupancyMetric received no frames; metrics are undefined',
@@ -183,6 +219,15 @@ class OccupancyMetric(BaseMetric):
             summary.update(summarize_flow(flow))
         if rays is not None:
             summary.update(ray_iou_summary(rays))
+        if depth is not None:
+            scores = depth_metrics(dict(abs_rel_sum=depth[0], delta1_count=depth[1],
+                                        count=depth[2]))
+            defined = depth[2] > 0
+            summary.update(depth_abs_rel=scores['abs_rel'] if defined else None,
+                           depth_delta1=scores['delta1'] if defined else None,
+                           depth_cells=int(depth[2]))
+        if smear is not None:
+            summary.update(smear_summary(smear))
         self.last_summary = summary
 
         if self.print_table:
@@ -233,7 +278,8 @@ def flatten_summary(summary):
             for key in SCALAR_KEYS:
                 flat[f'{key}{suffix}'] = number(summary[f'{key}{suffix}'])
     for key in ('flow_epe', 'flow_epe_stationary', 'flow_epe_moving', 'ray_iou',
-                *RAY_THRESHOLD_KEYS):
+                *RAY_THRESHOLD_KEYS, 'depth_abs_rel', 'depth_delta1', 'smear_share',
+                'false_object_share'):
         if key in summary:
             flat[key] = number(summary[key])
     for name, iou in summary['per_class'].items():

@@ -90,6 +90,15 @@ def flow_and_ray_lines(summary):
         lines.append('RayIoU: ' + ', '.join(f'{key} {value:.2f}' for key, value in
                                             summary.items() if key.startswith('ray_iou@'))
                      + f', mean {summary["ray_iou"]:.2f}')
+    if summary.get('depth_abs_rel') is not None:
+        lines.append(f'Depth against LiDAR ({summary["depth_cells"]:,} cells): AbsRel '
+                     f'{summary["depth_abs_rel"]:.3f}, delta < 1.25 '
+                     f'{summary["depth_delta1"]:.1f}%')
+    if summary.get('smear_share') is not None:
+        lines.append(f'Smear: {summary["smear_share"]:.1f}% of the '
+                     f'{summary["object_voxels"]:,} predicted object voxels are false and on '
+                     f'a camera ray of a true object ({summary["false_object_share"]:.1f}% '
+                     'are false)')
     return lines
 
 

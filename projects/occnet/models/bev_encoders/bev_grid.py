@@ -42,7 +42,7 @@ def pillar_reference_points(bev_h, bev_w, num_points_in_pillar, pc_range, device
     return torch.cat([xy, z], dim=-1)
 
 
-def project_to_cameras(points, lidar2img, image_hw, padded_hw, eps=1e-5):
+def project_to_cameras(points, lidar2img, image_hw, padded_hw, eps=1e-5, with_depth=False):
     """Project lidar points into every camera.
 
     Args:
@@ -54,6 +54,7 @@ def project_to_cameras(points, lidar2img, image_hw, padded_hw, eps=1e-5):
         uv: (B, N, P, D, 2) locations normalised by the padded size (feature-map coordinates
             in [0, 1], x then y).
         visible: (B, N, P, D) bool, in front of the camera and inside the valid image area.
+        depth: (B, N, P, D) fp32 metres along each camera's optical axis, with with_depth.
     Always computed in fp32, also under autocast (bf16 would move a point by pixels at
     960 x 544, and fp16 camera coordinates overflow).
     """
@@ -68,6 +69,8 @@ def project_to_cameras(points, lidar2img, image_hw, padded_hw, eps=1e-5):
         visible = ((depth > eps) & (pixels[..., 0] >= 0) & (pixels[..., 0] < width) &
                    (pixels[..., 1] >= 0) & (pixels[..., 1] < height))
         scale = pixels.new_tensor([padded_hw[1], padded_hw[0]])
+        if with_depth:
+            return pixels / scale, visible, depth
         return pixels / scale, visible
 
 

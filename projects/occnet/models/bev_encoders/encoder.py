@@ -120,6 +120,10 @@ class BEVFormerEncoder(BaseModule):
 
     def flatten_features(self, mlvl_feats):
         """(B, N, C, h_l, w_l) per level -> (B, N, S, C) with camera and level embeddings."""
+        if mlvl_feats[0].shape[1] != self.cams_embeds.shape[0]:
+            raise ValueError(f'the images come from {mlvl_feats[0].shape[1]} cameras but the '
+                             f'encoder has num_cams={self.cams_embeds.shape[0]} camera '
+                             'embeddings; set model.bev_encoder.num_cams to the rig')
         flat = []
         for level, feat in enumerate(mlvl_feats):
             feat = feat.flatten(3).transpose(2, 3)  # (B, N, h*w, C)
@@ -151,13 +155,21 @@ class BEVFormerEncoder(BaseModule):
         Returns:
             (B, bev_h * bev_w, C) BEV features.
         """
-        batch = mlvl_feats[0].shape[0]
-        initial = self.initial_queries(batch, can_bus)
+        initial = self.initial_queries(mlvl_feats[0].shape[0], can_bus)
+        cams = self.camera_queries(lidar2img, image_hw, padded_hw)
+        return self.refine(initial, mlvl_feats, cams, prev_bev, cur2prev, has_prev)
+
+    def camera_queries(self, lidar2img, image_hw, padded_hw, with_depth=False):
+        """CameraQueries of the frame: the pillar anchors' projections into the cameras (and
+        their camera depths with with_depth), fp32 under autocast, once for all layers."""
+        projected = project_to_cameras(self.ref_3d, lidar2img, image_hw, padded_hw,
+                                       with_depth=with_depth)
+        return select_camera_queries(*projected)
+
+    def refine(self, initial, mlvl_feats, cams, prev_bev=None, cur2prev=None, has_prev=None):
+        """The layers on initial queries (B, HW, C) -> (B, HW, C); arguments as forward."""
         query_pos = self.positional_embedding()
         img_feats, spatial_shapes = self.flatten_features(mlvl_feats)
-        # the frame's geometry, once for all layers (fp32 under autocast)
-        ref_cam, visible = project_to_cameras(self.ref_3d, lidar2img, image_hw, padded_hw)
-        cams = select_camera_queries(ref_cam, visible)
         aligned = None
         if prev_bev is not None:
             aligned = align_prev_bev(prev_bev, cur2prev, self.bev_h, self.bev_w, self.pc_range)

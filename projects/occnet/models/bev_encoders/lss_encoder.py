@@ -28,6 +28,7 @@ class LSSBEVEncoder(nn.Module):
         self.bev_backbone = MODELS.build(bev_backbone)
         self.depth_loss = MODELS.build(loss_depth) if loss_depth else None
         self.bev_h, self.bev_w = self.view_transform.bev_h, self.view_transform.bev_w
+        self.depth_range = self.view_transform.depth_range
 
     def forward(self, mlvl_feats, lidar2img, image_hw, padded_hw, prev_bev=None,
                 cur2prev=None, has_prev=None, can_bus=None):
@@ -35,14 +36,3 @@ class LSSBEVEncoder(nn.Module):
                                                     tuple(padded_hw))
         bev_map = self.bev_backbone(bev_map)  # (B, C, bev_h, bev_w), rows along x
         return dict(bev=bev_map.flatten(2).transpose(1, 2), depth_logits=depth_logits)
-
-    def loss(self, depth_logits, depth_maps):
-        """{'loss_depth': ...} against LiDAR depth maps (B * N, H, W) metres, or {} without
-        a depth loss."""
-        if self.depth_loss is None:
-            return {}
-        if depth_maps.shape[-2:] != depth_logits.shape[-2:]:
-            raise ValueError(f'depth_maps are {tuple(depth_maps.shape[-2:])} cells but the '
-                             f'depth net predicts {tuple(depth_logits.shape[-2:])}: set '
-                             "DepthMapsFromPoints' stride to the feature stride")
-        return dict(loss_depth=self.depth_loss(depth_logits, depth_maps))

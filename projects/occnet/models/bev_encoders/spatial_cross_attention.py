@@ -1,5 +1,6 @@
-"""Spatial cross-attention: each BEV pillar attends to the camera pixels its anchors hit."""
-from typing import NamedTuple
+"""Spatial cross-attention: each BEV pillar attends to the camera pixels its anchors hit,
+optionally weighted by how likely a depth map says each anchor's depth is (FB-OCC)."""
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -18,19 +19,25 @@ class CameraQueries(NamedTuple):
     ref: (B * N, L, D, 2) fp32 anchor locations of the selected queries in the camera,
         normalised to [0, 1] of the padded image.
     num_views: (B, HW) fp32, cameras that see each query (at least 1).
+    depth: (B * N, L, D) fp32 anchor depths along the camera axis, metres, or None.
+    depth_weight: (B * N, L, D) weight of each anchor's sampling points (FB-OCC's depth
+        probability, depth_aware_attention.anchor_depth_weights), or None (weight 1).
     """
     index: torch.Tensor
     valid: torch.Tensor
     ref: torch.Tensor
     num_views: torch.Tensor
+    depth: Optional[torch.Tensor] = None
+    depth_weight: Optional[torch.Tensor] = None
 
 
-def select_camera_queries(ref_cam, visible):
+def select_camera_queries(ref_cam, visible, depth=None):
     """Per (sample, camera), the BEV queries whose pillar hits that camera.
 
     Args:
         ref_cam: (B, N, HW, D, 2) anchor locations in each camera, normalised to [0, 1].
         visible: (B, N, HW, D) bool, anchor d of query q lands inside camera n.
+        depth: optional (B, N, HW, D) anchor depths, metres, selected alongside.
     Returns:
         CameraQueries. Each (b, n) pair uses its own mask, so batch entries never share a
         selection. It depends only on the frame's geometry: compute it once per frame and
@@ -45,7 +52,10 @@ def select_camera_queries(ref_cam, visible):
     ref = torch.gather(ref_cam.float(), 2,
                        order[..., None, None].expand(-1, -1, -1, anchors, 2)).flatten(0, 1)
     num_views = hit.sum(1).clamp(min=1).float()
-    return CameraQueries(order, valid, ref, num_views)
+    if depth is not None:
+        depth = torch.gather(depth.float(), 2,
+                             order[..., None].expand(-1, -1, -1, anchors)).flatten(0, 1)
+    return CameraQueries(order, valid, ref, num_views, depth)
 
 
 @MODELS.register_module()
@@ -67,6 +77,9 @@ class SpatialCrossAttention(nn.Module):
             its head's direction. 1.0 is BEVFormer's initialisation; a smaller scale keeps
             the points nearer their anchors. 0 would put every point of an anchor on the same
             spot with the same gradient, for the whole training.
+    When the frame's CameraQueries carry `depth_weight`, each point's softmaxed attention
+    weight is multiplied by its anchor's weight, without renormalising (FB-OCC's depth-aware
+    attention); without it, or with all weights 1, this is BEVFormer's attention exactly.
     Sampling locations are computed in fp32 under autocast (the offset projection too).
     """
 
@@ -132,6 +145,10 @@ class SpatialCrossAttention(nn.Module):
         weights = self.attention_weights(picked).view(
             batch * num_cams, max_len, heads, levels * points).softmax(-1)
         weights = weights.view(batch * num_cams, max_len, heads, levels, points)
+        if cams.depth_weight is not None:  # point p belongs to anchor p % D
+            per_point = cams.depth_weight[..., torch.arange(points, device=query.device)
+                                          % self.num_anchors]  # (B*N, L, points)
+            weights = weights * per_point[:, :, None, None, :].to(weights.dtype)
         out = multi_scale_deformable_attn(value, spatial_shapes, locations, weights)
         out = out.view(batch, num_cams, max_len, channels) * cams.valid[..., None]
 

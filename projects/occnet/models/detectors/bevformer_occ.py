@@ -3,6 +3,7 @@ import numpy as np
 import torch
 from mmengine.model import BaseModel
 
+from occnet.models.view_transforms.depth_bins import expected_depth
 from occnet.registry import MODELS
 
 
@@ -163,7 +164,8 @@ class BEVFormerOcc(BaseModel):
                                  "dict(type='DepthMapsFromPoints', stride=...) to the "
                                  'pipeline, or set model.bev_encoder.loss_depth=None')
             depth_maps = torch.cat([s['depth_maps'] for s in data_samples]).to(imgs.device)
-            losses.update(self.bev_encoder.loss(context['depth_logits'], depth_maps))
+            losses['loss_depth'] = self.bev_encoder.depth_loss(context['depth_logits'],
+                                                               depth_maps)
         if self.flow_head is not None:
             if not all('voxel_flow' in s for s in data_samples):
                 raise ValueError('the flow head needs voxel_flow in the samples: use '
@@ -173,10 +175,17 @@ class BEVFormerOcc(BaseModel):
         return losses
 
     def outputs(self, bev, context, data_samples):
-        """Per-sample result dicts: `token`, `occ_pred` (X, Y, Z) uint8 and, with a flow
-        head, `flow_pred` (X, Y, Z, 2) float32, on CPU."""
+        """Per-sample result dicts: `token`, `occ_pred` (X, Y, Z) uint8, with a flow head
+        `flow_pred` (X, Y, Z, 2) float32, and with a depth-predicting encoder `depth_pred`
+        (N, H, W) float32 metres (the expected depth of each feature pixel), on CPU."""
         occ = self.occ_head.predict(self.occ_logits(bev, context)).cpu()
         results = [dict(token=s['token'], occ_pred=o) for s, o in zip(data_samples, occ)]
+        if 'depth_logits' in context:
+            depth = expected_depth(context['depth_logits'].softmax(1),
+                                   self.bev_encoder.depth_range).cpu()
+            for result, frame_depth in zip(results, depth.view(len(results), -1,
+                                                               *depth.shape[-2:])):
+                result['depth_pred'] = frame_depth
         if self.flow_head is not None:
             for result, flow in zip(results, self.flow_head.predict(self.flow_head(bev)).cpu()):
                 result['flow_pred'] = flow

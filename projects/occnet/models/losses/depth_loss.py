@@ -45,6 +45,10 @@ class DepthBinLoss(nn.Module):
         self.depth_range, self.loss_weight = tuple(depth_range), loss_weight
 
     def forward(self, depth_logits, depth_maps):
+        if depth_maps.shape[-2:] != depth_logits.shape[-2:]:
+            raise ValueError(f'depth_maps are {tuple(depth_maps.shape[-2:])} cells but the '
+                             f'depth net predicts {tuple(depth_logits.shape[-2:])}: set '
+                             "DepthMapsFromPoints' stride to the depth net's feature stride")
         one_hot, valid = depth_targets(depth_maps, self.depth_range)
         with torch.autocast(depth_logits.device.type, enabled=False):
             loss = depth_bin_bce(depth_logits.permute(0, 2, 3, 1)[valid], one_hot[valid])

@@ -1,0 +1,186 @@
+"""Does explicit depth help? The BEVFormer demo, the forward-backward (FB-OCC style) demo and
+the FlashOcc-style demo, trained side by side under the same wall-clock budget on a fresh
+synthetic set, and tested on its held-out logs.
+
+    python benchmarks/depth_vs_bevformer.py --seed S --work-dir DIR [--budget-s 480]
+        [--ablate-depth] [--models bevformer depth flashocc]
+
+1. Generates the demo's synthetic set (8 logs x 32 frames, 320x180, LiDAR) with seed S into
+   DIR/data and splits it as the demo does (2 of the 8 logs held out).
+2. Times each model's real training iteration (a 20-iteration run of tools/train.py on the
+   same data, the median of the logged iteration times after the first 10) and gives it
+   budget / (seconds per iteration) iterations with the demo's schedule (linear warm-up,
+   cosine decay to 1%) stretched over them, so every model trains for the same time.
+3. Trains each (tools/train.py) and tests it on the held-out logs (tools/test.py) with the
+   smear measure on (docs/evaluation.md).
+4. --ablate-depth adds the forward-backward model without depth supervision (depth_unsup).
+
+Writes DIR/summary.json; its last printed line is that JSON: `<model>_fg_miou` and
+`<model>_miou` on camera-visible voxels (the protocol the demos train with), the same on all
+voxels (`_all`), `<model>_smear_share`, `<model>_train_s`, `<model>_iters`, and
+`depth_over_bevformer_fg`; `<model>` is bevformer, depth (forward-backward), flashocc and,
+with --ablate-depth, depth_unsup. Takes about 4 x (budget + 2 min).
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+from demo import GENERATE  # noqa: E402  (one definition of the demo's data)
+
+CONFIGS = dict(
+    bevformer='configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
+    depth='configs/fbocc/fbocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
+    flashocc='configs/flashocc/flashocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
+    depth_unsup='configs/fbocc/fbocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
+)
+EXTRA = dict(depth_unsup='model = dict(bev_encoder=dict(loss_depth=None))\n')
+TIMING_ITERS = 20
+SMOKE_ITERS = 3
+
+DERIVED = """_base_ = [{base!r}]
+data_root = {data_root!r}
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={iters},
+                 val_interval={iters} + 1)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=min(50, {iters})),
+    dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=False, begin=0, end={iters},
+         T_max={iters}),
+]
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval={iters}, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+{extra}"""
+
+
+def run(args, log=None):
+    print('$', ' '.join(args), flush=True)
+    with open(log, 'a') if log else open(os.devnull, 'w') as out:
+        subprocess.run([sys.executable] + args, cwd=ROOT, check=True,
+                       stdout=out if log else None, stderr=subprocess.STDOUT if log else None)
+
+
+def make_data(data_dir, seed, smoke=False):
+    if os.path.isfile(os.path.join(data_dir, 'openscene_mini_train.pkl')):
+        return
+    generate = list(GENERATE)
+    generate[generate.index('--seed') + 1] = str(seed)
+    if smoke:  # 4 logs of 4 frames, one held out
+        for key, value in (('--num-logs', '4'), ('--frames-per-log', '4'),
+                           ('--frames-per-scene', '4')):
+            generate[generate.index(key) + 1] = value
+    run(['tools/create_synthetic_openscene.py', '--out-dir', data_dir] + generate)
+    run(['tools/collect_data.py', '--data-root', data_dir, '--split', 'mini', '--out-dir',
+         data_dir, '--val-ratio', '0.25', '--seed', '0'])
+
+
+def write_config(work_dir, name, data_dir, iters):
+    path = os.path.join(work_dir, 'configs', f'{name}_{iters}it.py')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(DERIVED.format(base=os.path.join(ROOT, CONFIGS[name]),
+                               data_root=data_dir.rstrip('/') + '/', iters=iters,
+                               extra=EXTRA.get(name, '')))
+    return path
+
+
+def logged_iteration_times(run_dir):
+    """Per-logged-iteration seconds from the run's vis_data/scalars.json."""
+    times = []
+    for path in glob.glob(os.path.join(run_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            times += [json.loads(line)['time'] for line in f if '"time"' in line]
+    return times
+
+
+def seconds_per_iteration(work_dir, name, data_dir, timing_iters=TIMING_ITERS):
+    """Median logged iteration time of a short training run (20 iterations), after the
+    first half."""
+    run_dir = os.path.join(work_dir, 'timing', name)
+    times = logged_iteration_times(run_dir)
+    if not times:
+        config = write_config(work_dir, name, data_dir, timing_iters)
+        run(['tools/train.py', config, '--work-dir', run_dir,
+             '--cfg-options', 'default_hooks.logger.interval=1'],
+            log=os.path.join(work_dir, f'timing_{name}.log'))
+        times = logged_iteration_times(run_dir)
+    return statistics.median(times[len(times) // 2:])
+
+
+def train_and_test(work_dir, name, data_dir, iters):
+    run_dir = os.path.join(work_dir, name)
+    config = write_config(work_dir, name, data_dir, iters)
+    log = os.path.join(work_dir, f'{name}.log')
+    start = time.time()
+    run(['tools/train.py', config, '--work-dir', run_dir], log=log)
+    train_s = time.time() - start
+    with open(os.path.join(run_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    run(['tools/test.py', config, checkpoint, '--out-dir', os.path.join(run_dir, 'test'),
+         '--work-dir', run_dir, '--cfg-options', 'test_evaluator.smear=True'], log=log)
+    with open(os.path.join(run_dir, 'test', 'metrics.json')) as f:
+        metrics = json.load(f)
+    result = {'fg_miou': metrics['fg_miou_masked'], 'miou': metrics['miou_masked'],
+              'fg_miou_all': metrics['fg_miou'], 'miou_all': metrics['miou'],
+              'smear_share': metrics['smear_share'],
+              'false_object_share': metrics['false_object_share'],
+              'train_s': round(train_s), 'iters': iters}
+    for key in ('depth_abs_rel', 'depth_delta1'):
+        if metrics.get(key) is not None:
+            result[key] = metrics[key]
+    print(f'{name}: {json.dumps(result)}', flush=True)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--seed', type=int, required=True, help="the synthetic set's seed "
+                        '(the demo uses 0)')
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--budget-s', type=float, default=480.0,
+                        help='training seconds each model gets (the BEVFormer demo: about '
+                        '480 s of iterations on a 2-core CPU)')
+    parser.add_argument('--models', nargs='+', default=['bevformer', 'depth', 'flashocc'],
+                        choices=sorted(CONFIGS))
+    parser.add_argument('--ablate-depth', action='store_true',
+                        help='also train the forward-backward model without depth loss')
+    parser.add_argument('--smoke', action='store_true', help='check the whole flow in about '
+                        'a minute a model: 4 logs of 4 frames, 3 iterations each')
+    args = parser.parse_args()
+    work_dir = os.path.abspath(args.work_dir)
+    data_dir = os.path.join(work_dir, 'data')
+    names = list(dict.fromkeys(args.models + (['depth_unsup'] if args.ablate_depth else [])))
+    started = time.time()
+    make_data(data_dir, args.seed, args.smoke)
+    seconds = {name: seconds_per_iteration(work_dir, name, data_dir,
+                                           SMOKE_ITERS if args.smoke else TIMING_ITERS)
+               for name in names}
+    summary = dict(seed=args.seed, budget_s=args.budget_s,
+                   sec_per_iter={k: round(v, 3) for k, v in seconds.items()})
+    for name in names:
+        iters = SMOKE_ITERS if args.smoke else max(1, int(args.budget_s / seconds[name]))
+        for key, value in train_and_test(work_dir, name, data_dir, iters).items():
+            summary[f'{name}_{key}'] = value
+    if 'bevformer' in names and 'depth' in names and summary['bevformer_fg_miou']:
+        summary['depth_over_bevformer_fg'] = round(
+            summary['depth_fg_miou'] / summary['bevformer_fg_miou'], 2)
+    summary.update(date=time.strftime('%Y-%m-%d'), total_min=round(
+        (time.time() - started) / 60, 1), hardware=f'{os.cpu_count()}-core '
+        f'{platform.machine()} CPU, no GPU, Python {platform.python_version()}')
+    with open(os.path.join(work_dir, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+    main()

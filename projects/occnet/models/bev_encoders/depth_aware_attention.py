@@ -1,0 +1,46 @@
+"""FB-OCC's depth-aware attention weight: how probable a camera's predicted depth
+distribution finds each pillar anchor at the depth where the anchor actually is."""
+import torch
+
+
+def anchor_depth_weights(depth_probs, ref, depth, depth_range):
+    """P(anchor's depth bin) at the anchor's pixel, one weight per (query, anchor).
+
+    The bin is the one holding the anchor's camera depth, floor((d - d_min) / step), clamped
+    to the first and last bin as FB-OCC does (no interpolation along depth). The probability
+    of that bin is read bilinearly at the anchor's pixel (align_corners=False, as the
+    deformable attention samples), zero outside the feature map.
+
+    Args:
+        depth_probs: (B * N, D, H, W) depth distributions (softmax over D) of each camera's
+            feature map, which covers the padded input image.
+        ref: (B * N, L, A, 2) anchor locations normalised to [0, 1] of the padded image
+            (x then y), as CameraQueries.ref.
+        depth: (B * N, L, A) anchor depths along the camera axis, metres (CameraQueries.depth).
+        depth_range: (d_min, d_max, step) metres of the bins.
+    Returns:
+        (B * N, L, A) float32 weights in [0, 1]; differentiable in depth_probs. Computed in
+        fp32 with autocast off.
+    """
+    rows, bins, height, width = depth_probs.shape
+    d_min, _, step = depth_range
+    with torch.autocast(depth_probs.device.type, enabled=False):
+        probs = depth_probs.float().flatten(1)  # (B*N, D*H*W)
+        ref, depth = ref.float(), depth.float()
+        bin_index = ((depth - d_min) / step).floor().clamp(0, bins - 1).long()
+        # clamped a cell beyond the map: far-off anchors (behind a camera) stay finite
+        x = (ref[..., 0] * width - 0.5).clamp(-2, width + 1)
+        y = (ref[..., 1] * height - 0.5).clamp(-2, height + 1)
+        x0, y0 = x.floor(), y.floor()
+        weight = torch.zeros_like(depth)
+        for dx in (0, 1):
+            for dy in (0, 1):
+                xi, yi = x0 + dx, y0 + dy
+                bilinear = (1 - (x - xi).abs()) * (1 - (y - yi).abs())
+                inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+                flat = (bin_index * height + yi.clamp(0, height - 1).long()) * width \
+                    + xi.clamp(0, width - 1).long()
+                picked = torch.gather(probs, 1, flat.flatten(1)).view_as(depth)
+                weight = weight + torch.where(inside, bilinear * picked,
+                                              torch.zeros_like(picked))
+    return weight
