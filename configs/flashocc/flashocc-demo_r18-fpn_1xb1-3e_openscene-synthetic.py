@@ -4,8 +4,9 @@
 # with a plain 1x1 depth net and no depth loss; its camera-aware net with LiDAR depth loss
 # (weight 0.05, as here) comes from its BEVDepth-style variants (docs/model_zoo.md). The
 # image side, the BEV size (100x100, 1 m cells lifted to the 0.5 m grid by the head), the
-# schedule and the loss are the BEVFormer demo's (configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_...), so the
-# two compare like for like. Depth bins are 2 m from 1 to 49 m (24 bins; the full scale uses
+# schedule and the loss are the BEVFormer demo's
+# (configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_...), so the two compare like for
+# like. Depth bins are 2 m from 1 to 49 m (24 bins; the full scale uses
 # 0.5 m from 1 to 45 m).
 _base_ = ['../bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py']
 
