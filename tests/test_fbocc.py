@@ -20,6 +20,7 @@ def test_anchor_depth_weight_by_hand():
     probs[0, 2, 1, 3] = 0.8  # bin [5, 7) at row 1, column 3
     probs[0, 2, 1, 2] = 0.4
     probs[0, 0, 0, 0] = 0.6  # bin [1, 3) at row 0, column 0
+    probs[0, 3, 0, 0] = 0.3  # bin [7, 9) at row 0, column 0
     centre = lambda row, col: [(col + 0.5) / 4, (row + 0.5) / 2]  # noqa: E731
     ref = torch.tensor([[[centre(1, 3)], [centre(1, 2.5)], [centre(1, 3)], [centre(0, 0)],
                          [centre(0, 0)], [centre(1, 3)], [[1.5, 0.5]]]])  # (1, 7, 1, 2)
@@ -30,7 +31,7 @@ def test_anchor_depth_weight_by_hand():
                 0.6,  # halfway between columns 2 and 3: (0.4 + 0.8) / 2
                 0.0,  # 4.9 m lies in bin [3, 5), which holds nothing there
                 0.6,  # 0.5 m clamps to the first bin (FB-OCC clamps, it does not drop)
-                0.0,  # 100 m clamps to the last bin, empty at (0, 0)
+                0.3,  # 100 m clamps to the last bin (not dropped)
                 0.0,  # 8 m: bin [7, 9), empty
                 0.0]  # outside the map: zero padding
     assert weight.dtype == torch.float32
@@ -88,7 +89,8 @@ def small_fbocc(depth_aware=True, **overrides):
                   num_cams=2, dropout=0.0, pc_range=(-20.0, -20.0, -3.0, 20.0, 20.0, 3.0))
     kwargs.update(overrides)
     view_transform = dict(
-        type='LSSViewTransformer', bev_h=8, bev_w=8, depth_range=(1.0, 33.0, 4.0),
+        type='LSSViewTransformer', bev_h=kwargs['bev_h'], bev_w=kwargs['bev_w'],
+        depth_range=(1.0, 33.0, 4.0),
         pc_range=kwargs['pc_range'],
         depth_net=dict(type='CameraAwareDepthNet', in_channels=16, mid_channels=16,
                        context_channels=16, num_bins=8))
@@ -167,5 +169,80 @@ def test_depth_weights_and_anchor_depths_stay_fp32_under_autocast(front_rig):
 
 
 def test_bev_sizes_must_agree():
+    fbocc, kwargs = small_fbocc()
     with pytest.raises(ValueError, match='same bev_h, bev_w and pc_range'):
-        small_fbocc(bev_h=10, bev_w=10)
+        FBOccEncoder(view_transform=dict(fbocc_view_transform_cfg(kwargs), bev_h=10),
+                     **kwargs)
+
+
+def fbocc_view_transform_cfg(kwargs):
+    return dict(type='LSSViewTransformer', bev_h=kwargs['bev_h'], bev_w=kwargs['bev_w'],
+                depth_range=(1.0, 33.0, 4.0), pc_range=kwargs['pc_range'],
+                depth_net=dict(type='CameraAwareDepthNet', in_channels=16, mid_channels=16,
+                               context_channels=16, num_bins=8))
+
+
+def test_forward_bev_initialises_the_queries_and_is_added_back_in_query_order(front_rig,
+                                                                             monkeypatch):
+    """A 12x6 BEV (not square, so a transposed map would be caught): FB-OCC's output is
+    BEVFormer's layers on (learned queries + forward BEV), plus the forward BEV again."""
+    fbocc, kwargs = small_fbocc(bev_h=12, bev_w=6)
+    bevformer = BEVFormerEncoder(**kwargs)
+    bevformer.load_state_dict({k: v for k, v in fbocc.state_dict().items()
+                               if not k.startswith(('view_transform', 'lss_proj'))})
+    monkeypatch.setattr(fbocc_encoder, 'anchor_depth_weights',
+                        lambda probs, ref, depth, depth_range: torch.ones_like(depth))
+    fbocc.eval(), bevformer.eval()
+    feats, lidar2img, image_hw, padded_hw = frame_inputs(front_rig)
+    with torch.no_grad():
+        lss_map, _ = fbocc.view_transform(feats, lidar2img, image_hw, padded_hw)
+        lss = lss_map.flatten(2).transpose(1, 2)  # (1, 72, C), index ix * bev_w + iy
+        assert lss_map.shape[-2:] == (12, 6) and lss.abs().sum() > 0
+        cams = bevformer.camera_queries(lidar2img, image_hw, padded_hw)
+        expected = bevformer.refine(bevformer.initial_queries(1) + lss, feats, cams) + lss
+        assert torch.allclose(fbocc(feats, lidar2img, image_hw, padded_hw)['bev'], expected,
+                              atol=1e-6)
+
+
+def test_the_backward_path_trains_the_forward_lift(front_rig, monkeypatch):
+    """The queries are initialised from the forward BEV without detaching it: the backward
+    path's output alone (refined queries, before the re-add) gives the context branch
+    gradient."""
+    fbocc, _ = small_fbocc()
+    refined = {}
+    original = fbocc.refine
+    monkeypatch.setattr(fbocc, 'refine', lambda *args: refined.setdefault(
+        'bev', original(*args)))
+    fbocc(*frame_inputs(front_rig))
+    grad, = torch.autograd.grad(refined['bev'].square().sum(),
+                                fbocc.view_transform.depth_net.context_out.weight)
+    assert grad.abs().sum() > 0
+
+
+def test_attention_gets_each_anchors_camera_depth_and_its_weight(front_rig, monkeypatch):
+    """The CameraQueries the cross-attention receives: anchor depths equal the camera z of
+    the anchors of the queries they index, and the weights are anchor_depth_weights of the
+    softmaxed depth (zero in the padding) at those anchors."""
+    fbocc, _ = small_fbocc()
+    fbocc.eval()
+    seen = {}
+    attention = fbocc.layers[0].spatial_attn
+    original = attention.forward
+    monkeypatch.setattr(attention, 'forward', lambda query, pos, feats, shapes, cams: (
+        seen.setdefault('cams', cams), original(query, pos, feats, shapes, cams))[1])
+    feats, lidar2img, image_hw, padded_hw = frame_inputs(front_rig)
+    image_hw = torch.tensor([[40.0, 64.0]])  # 8 rows of padding below the image
+    with torch.no_grad():
+        out = fbocc(feats, lidar2img, image_hw, padded_hw)
+    cams = seen['cams']
+    anchors = fbocc.ref_3d[cams.index[0]]  # (N, L, A, 3)
+    homo = torch.cat([anchors, torch.ones_like(anchors[..., :1])], dim=-1)
+    camera_z = torch.einsum('nij,nlaj->nlai', lidar2img[0], homo)[..., 2]
+    valid = cams.valid[0]
+    assert valid.sum() > 0
+    assert torch.allclose(cams.depth[valid], camera_z[valid])
+    probs = out['depth_logits'].softmax(1)
+    probs[:, :, 5:] = 0  # feature rows 5 (centre at 44 px) and below lie in the padding
+    expected = anchor_depth_weights(probs, cams.ref, cams.depth, fbocc.depth_range)
+    assert torch.allclose(cams.depth_weight, expected)
+    assert cams.depth_weight[valid].max() > 0
