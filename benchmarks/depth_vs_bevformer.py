@@ -14,6 +14,8 @@ synthetic set, and tested on its held-out logs.
 3. Trains each (tools/train.py) and tests it on the held-out logs (tools/test.py) with the
    smear measure on (docs/evaluation.md).
 4. --ablate-depth adds the forward-backward model without depth supervision (depth_unsup).
+Each model's result is kept in DIR/results/<name>.json and reused by a later run with the
+same data and iterations; delete it to train that model again.
 
 Writes DIR/summary.json; its last printed line is that JSON: `<model>_fg_miou` and
 `<model>_miou` on camera-visible voxels (the protocol the demos train with), the same on all
@@ -117,6 +119,15 @@ def seconds_per_iteration(work_dir, name, data_dir, timing_iters=TIMING_ITERS):
 
 
 def train_and_test(work_dir, name, data_dir, iters):
+    """Train and test one model; its result is kept in DIR/results/<name>.json, and a
+    later run with the same iterations reuses it (delete the file to train again)."""
+    saved = os.path.join(work_dir, 'results', f'{name}.json')
+    if os.path.isfile(saved):
+        with open(saved) as f:
+            result = json.load(f)
+        if result['iters'] == iters:
+            print(f'{name}: {json.dumps(result)} (from {saved})', flush=True)
+            return result
     run_dir = os.path.join(work_dir, name)
     config = write_config(work_dir, name, data_dir, iters)
     log = os.path.join(work_dir, f'{name}.log')
@@ -137,6 +148,9 @@ def train_and_test(work_dir, name, data_dir, iters):
     for key in ('depth_abs_rel', 'depth_delta1'):
         if metrics.get(key) is not None:
             result[key] = metrics[key]
+    os.makedirs(os.path.dirname(saved), exist_ok=True)
+    with open(saved, 'w') as f:
+        json.dump(result, f, indent=2)
     print(f'{name}: {json.dumps(result)}', flush=True)
     return result
 

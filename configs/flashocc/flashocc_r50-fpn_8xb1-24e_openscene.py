@@ -32,7 +32,7 @@ model = dict(
     occ_head=dict(
         _delete_=True,
         type='ChannelToHeightHead', in_channels=embed_dims, bev_h=bev_h, bev_w=bev_w,
-        hidden_dims=embed_dims * 2,
+        hidden_dims=256,  # FlashOcc: 3x3 conv to 256, Linear 512, Linear to Z x classes
         loss=dict(type='OccCrossEntropyLoss')),
     video_test_mode=False,
 )
