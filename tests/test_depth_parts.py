@@ -110,6 +110,26 @@ def test_depth_net_is_camera_aware_and_every_pixel_gets_gradient():
     assert not torch.allclose(depth[0], depth[1]) and not torch.allclose(context[0], context[2])
 
 
+def test_depth_net_with_open_camera_gates_is_a_plain_depth_net():
+    """Gates held open (sigmoid 1 whatever the camera): the camera-aware net reduces to the
+    plain one, reduce -> residual blocks -> 1x1 depth, reduce -> 1x1 context."""
+    torch.manual_seed(0)
+    net = CameraAwareDepthNet(in_channels=8, mid_channels=16, context_channels=6,
+                              num_bins=5).eval()
+    with torch.no_grad():
+        for gate in (net.depth_gate, net.context_gate):
+            gate.excite[-1].weight.zero_()
+            gate.excite[-1].bias.fill_(40.0)  # sigmoid(40) == 1 in fp32
+    feats = torch.randn(2, 8, 5, 7)
+    cams = torch.stack([camera_parameters(projection(yaw, [0, 0, 0])[0].float(), (80, 112))
+                        for yaw in (0.0, 1.5)])
+    with torch.no_grad():
+        depth, context = net(feats, cams)
+        reduced = net.reduce(feats)
+        assert torch.equal(depth, net.depth_out(net.depth_blocks(reduced)))
+        assert torch.equal(context, net.context_out(reduced))
+
+
 def test_frustum_points_project_back_to_their_pixel_and_depth():
     from occnet.models.view_transforms.frustum import frustum_points
     matrices = torch.stack([projection(0.0, [0.1, 0.2, 0.3])[0],
