@@ -3,9 +3,8 @@
 # lifts the stride-8 features into the 100x100 BEV; that BEV initialises the BEVFormer
 # queries. Backward projection: the BEVFormer demo's encoder layer, whose spatial
 # cross-attention weights each sampling point by the predicted probability of its anchor's
-# depth, its queries carry the BEV positional embedding (as FB-OCC); the forward BEV is added
-# back to its output. Everything else (image side, anchors, head, loss, schedule) is the
-# BEVFormer demo's
+# depth; the forward BEV is added back to its output. Everything else (image side, anchors,
+# head, loss, schedule) is the BEVFormer demo's
 # (configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_...), so the two compare like
 # for like; the depth net is the FlashOcc demo's (configs/flashocc/). Deviations from FB-OCC:
 # docs/model_zoo.md.
@@ -28,7 +27,9 @@ model = dict(
         # (no object voxel predicted on the held-out logs, docs/model_zoo.md)
         loss_depth=dict(type='DepthBinLoss', depth_range=depth_range, loss_weight=0.05),
         depth_aware=True,
-        spatial_query_pos=True),  # FB-OCC adds the BEV positional embedding in SCA too
+        # FB-OCC adds the BEV positional embedding to the cross-attention's queries; here it
+        # cost the objects (docs/model_zoo.md), so the demo keeps the BEVFormer demo's choice
+        spatial_query_pos=False),
 )
 
 # the depth targets are also built at validation and test, where the metric reports the
