@@ -14,8 +14,9 @@ neck features are computed once per model and reused, so the post-neck time leav
 image side out; the whole-model time is one predict() call, images to voxel classes.
 Random weights (no download). Single frames: tiny's video mode carries no previous BEV in
 the first frame, which is what every timed call is. The last line is JSON with
-`<model>_post_neck_s`, `<model>_whole_s`, and `post_neck_ratio` / `whole_ratio` of tiny over
-flashocc.
+`<model>_post_neck_s`, `<model>_whole_s`, for FlashOcc-style models the parts
+(`<model>_view_transform_s`, `_bev_backbone_s`, `_head_s`), and `post_neck_ratio` /
+`whole_ratio` of tiny over flashocc.
 """
 import argparse
 import json
@@ -25,6 +26,7 @@ import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 from mmengine.registry import init_default_scope
 
@@ -79,10 +81,34 @@ def measure(name, warmup, iters, img_size):
             model.outputs(bev, context, samples)
 
         post_neck_s = timed(post_neck, warmup, iters)
+        parts = forward_projection_parts(model, feats, samples, imgs.shape[-2:], warmup, iters)
     shapes = [tuple(f.shape[-3:]) for f in feats]
     print(f'{name:<13} post-neck {post_neck_s:7.2f} s   whole model {whole_s:7.2f} s   '
-          f'neck levels (C, H, W) {shapes}', flush=True)
-    return post_neck_s, whole_s
+          f'neck levels (C, H, W) {shapes}' + ''.join(
+              f'\n{"":<13} {part} {seconds:.2f} s' for part, seconds in parts.items()),
+          flush=True)
+    return post_neck_s, whole_s, parts
+
+
+def forward_projection_parts(model, feats, samples, padded_hw, warmup, iters):
+    """Seconds of a FlashOcc-style encoder's parts: {'view_transform', 'bev_backbone',
+    'head'} (depth net, lift and pooling; BEV ResNet-FPN; head and argmax), {} for other
+    encoders."""
+    encoder = model.bev_encoder
+    if not hasattr(encoder, 'bev_backbone'):
+        return {}
+    device = feats[0].device
+    lidar2img = torch.as_tensor(np.stack([s['lidar2img'][-1] for s in samples]),
+                                dtype=torch.float32, device=device)
+    image_hw = torch.as_tensor(np.stack([s['img_shape'] for s in samples]),
+                               dtype=torch.float32, device=device)
+    bev_map, _ = encoder.view_transform(feats, lidar2img, image_hw, tuple(padded_hw))
+    bev = encoder.bev_backbone(bev_map).flatten(2).transpose(1, 2)
+    return dict(
+        view_transform=timed(lambda: encoder.view_transform(feats, lidar2img, image_hw,
+                                                            tuple(padded_hw)), warmup, iters),
+        bev_backbone=timed(lambda: encoder.bev_backbone(bev_map), warmup, iters),
+        head=timed(lambda: model.occ_head.predict(model.occ_head(bev)), warmup, iters))
 
 
 def main():
@@ -97,9 +123,11 @@ def main():
     args = parser.parse_args()
     result = {}
     for name in args.models:
-        post_neck_s, whole_s = measure(name, args.warmup, args.iters, tuple(args.img_size))
+        post_neck_s, whole_s, parts = measure(name, args.warmup, args.iters,
+                                              tuple(args.img_size))
         result.update({f'{name}_post_neck_s': round(post_neck_s, 3),
-                       f'{name}_whole_s': round(whole_s, 3)})
+                       f'{name}_whole_s': round(whole_s, 3),
+                       **{f'{name}_{part}_s': round(sec, 3) for part, sec in parts.items()}})
     for other in ('flashocc', 'flashocc_s32', 'fbocc'):
         if 'tiny' in args.models and other in args.models:
             suffix = '' if other == 'flashocc' else f'_{other}'

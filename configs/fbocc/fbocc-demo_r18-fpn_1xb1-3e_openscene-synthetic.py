@@ -27,8 +27,9 @@ model = dict(
         # (no object voxel predicted on the held-out logs, docs/model_zoo.md)
         loss_depth=dict(type='DepthBinLoss', depth_range=depth_range, loss_weight=0.05),
         depth_aware=True,
-        # FB-OCC adds the BEV positional embedding to the cross-attention's queries; here it
-        # cost the objects (docs/model_zoo.md), so the demo keeps the BEVFormer demo's choice
+        # FB-OCC adds the BEV positional embedding to the cross-attention's queries; the demo
+        # keeps the BEVFormer demo's choice, like for like (with it: within run-to-run noise,
+        # docs/benchmarks.md)
         spatial_query_pos=False),
 )
 
