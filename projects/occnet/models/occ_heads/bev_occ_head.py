@@ -1,15 +1,14 @@
 """The OpenScene baseline occupancy head: BEV channels -> height -> per-voxel class logits."""
 import torch.nn as nn
-from mmengine.model import BaseModule
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+from occnet.models.occ_heads.occupancy_loss import (OccupancyHead, OccupancyLosses, bev_upsample,
                                                    cells_to_voxels)
 from occnet.registry import MODELS
 
 
 @MODELS.register_module()
-class BEVOccHead(BaseModule):
+class BEVOccHead(OccupancyHead):
     """Per BEV cell, a Linear lifts C channels to Z voxel features of `hidden_dims` channels;
     an MLP maps each voxel feature to the class logits of the s x s occupancy voxels it
     covers (s = occupancy cells per BEV cell along x and y; s = 1, the published baseline,
@@ -81,12 +80,3 @@ class BEVOccHead(BaseModule):
         voxels = self.lift(bev).view(batch, self.bev_h, self.bev_w, self.grid_shape[2],
                                      self.hidden_dims)
         return cells_to_voxels(self.classifier(voxels), self.upsample, self.grid_shape)
-
-    def loss(self, occ_logits, voxel_semantics, mask_camera=None):
-        """Classification losses (OccupancyLosses): occ_logits (B, K, X, Y, Z),
-        voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
-        return self.losses(occ_logits, voxel_semantics, mask_camera)
-
-    def predict(self, occ_logits):
-        """(B, X, Y, Z) uint8 classes from the logits (OccupancyLosses.predict)."""
-        return self.losses.predict(occ_logits)

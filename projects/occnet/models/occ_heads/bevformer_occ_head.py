@@ -1,15 +1,14 @@
 """The BEVFormer-Occ head: channel-to-height, two 3D convolutions, an MLP predictor."""
 import torch.nn as nn
-from mmengine.model import BaseModule
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+from occnet.models.occ_heads.occupancy_loss import (OccupancyHead, OccupancyLosses, bev_upsample,
                                                    cells_to_voxels)
 from occnet.registry import MODELS
 
 
 @MODELS.register_module()
-class BEVFormerOccHead(BaseModule):
+class BEVFormerOccHead(OccupancyHead):
     """BEV map -> 1x1 conv to Z x voxel_dims channels (channel-to-height) -> voxel features
     (B, voxel_dims, Z, bev_h, bev_w) -> `num_convs` 3x3x3 Conv3d + BN + ReLU layers that mix
     neighbouring voxels in 3D -> per-voxel MLP predictor to the class logits of the s x s
@@ -58,12 +57,3 @@ class BEVFormerOccHead(BaseModule):
         voxels = self.convs(voxels.transpose(1, 2))  # (B, voxel_dims, Z, bev_h, bev_w)
         cells = voxels.permute(0, 3, 4, 2, 1)  # (B, bev_h, bev_w, Z, voxel_dims)
         return cells_to_voxels(self.predictor(cells), self.upsample, self.grid_shape)
-
-    def loss(self, occ_logits, voxel_semantics, mask_camera=None):
-        """Classification losses (OccupancyLosses): occ_logits (B, K, X, Y, Z),
-        voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
-        return self.losses(occ_logits, voxel_semantics, mask_camera)
-
-    def predict(self, occ_logits):
-        """(B, X, Y, Z) uint8 classes from the logits (OccupancyLosses.predict)."""
-        return self.losses.predict(occ_logits)

@@ -3,13 +3,12 @@ stage attending to the camera features at its own resolution."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES, POINT_CLOUD_RANGE
 from occnet.models.bev_encoders.bev_grid import project_to_cameras
 from occnet.models.bev_encoders.spatial_cross_attention import (SpatialCrossAttention,
                                                                 select_camera_queries)
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+from occnet.models.occ_heads.occupancy_loss import (OccupancyHead, OccupancyLosses, bev_upsample,
                                                    cells_to_voxels)
 from occnet.registry import MODELS
 
@@ -96,7 +95,7 @@ def make_transition(shape_in, dims_in, shape_out, dims_out):
 
 
 @MODELS.register_module()
-class CascadeVoxelDecoder(BaseModule):
+class CascadeVoxelDecoder(OccupancyHead):
     """BEV (bev_h x bev_w) -> stage 0 voxel queries by channel-to-height -> for each stage:
     VoxelStage, then a transition to the next stage's voxel grid -> per-voxel MLP predictor
     to the class logits of the s x s grid voxels each final voxel covers (OccNet, Tong et al.,
@@ -189,12 +188,3 @@ class CascadeVoxelDecoder(BaseModule):
                 query = self.transitions[i](query)
         cells = query.view(batch, *self.stage_shapes[-1], -1)
         return cells_to_voxels(self.predictor(cells), self.upsample, self.grid_shape)
-
-    def loss(self, occ_logits, voxel_semantics, mask_camera=None):
-        """Classification losses (OccupancyLosses): occ_logits (B, K, X, Y, Z),
-        voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
-        return self.losses(occ_logits, voxel_semantics, mask_camera)
-
-    def predict(self, occ_logits):
-        """(B, X, Y, Z) uint8 classes from the logits (OccupancyLosses.predict)."""
-        return self.losses.predict(occ_logits)

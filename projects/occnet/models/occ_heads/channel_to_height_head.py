@@ -1,16 +1,15 @@
 """FlashOcc's occupancy head: a BEV cell's channels become its column of voxels
 (channel-to-height), with no 3D convolution."""
-from mmengine.model import BaseModule
 from torch import nn
 
 from occnet.constants import GRID_SHAPE, NUM_CLASSES
-from occnet.models.occ_heads.occupancy_loss import (OccupancyLosses, bev_upsample,
+from occnet.models.occ_heads.occupancy_loss import (OccupancyHead, OccupancyLosses, bev_upsample,
                                                    cells_to_voxels)
 from occnet.registry import MODELS
 
 
 @MODELS.register_module()
-class ChannelToHeightHead(BaseModule):
+class ChannelToHeightHead(OccupancyHead):
     """3x3 conv + ReLU on the BEV map, then per cell Linear (2 x hidden) - Softplus - Linear
     to the logits of its whole column: Z voxels x s x s cells x classes (s = occupancy cells
     per BEV cell along x and y).
@@ -47,11 +46,3 @@ class ChannelToHeightHead(BaseModule):
         cells = self.predictor(self.conv(bev_map).permute(0, 2, 3, 1))  # (B, X, Y, Z * out)
         cells = cells.view(batch, self.bev_h, self.bev_w, self.grid_shape[2], self.num_out)
         return cells_to_voxels(cells, self.upsample, self.grid_shape)
-
-    def loss(self, occ_logits, voxel_semantics, mask_camera=None):
-        """As BEVOccHead.loss."""
-        return self.losses(occ_logits, voxel_semantics, mask_camera)
-
-    def predict(self, occ_logits):
-        """(B, X, Y, Z) uint8 classes."""
-        return self.losses.predict(occ_logits)

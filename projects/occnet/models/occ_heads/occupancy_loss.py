@@ -4,6 +4,7 @@ import math
 
 import torch
 import torch.nn as nn
+from mmengine.model import BaseModule
 
 from occnet.constants import IGNORE_INDEX
 from occnet.registry import MODELS
@@ -133,3 +134,17 @@ class OccupancyLosses(nn.Module):
                                  torch.full_like(target, IGNORE_INDEX))
         logits = occ_logits.float()
         return {name: loss(logits, target) for name, loss in zip(self.names, self.losses)}
+
+
+class OccupancyHead(BaseModule):
+    """Base of the occupancy heads: `loss` and `predict` through the head's OccupancyLosses
+    (`self.losses`, which the head builds)."""
+
+    def loss(self, occ_logits, voxel_semantics, mask_camera=None):
+        """Classification losses (OccupancyLosses): occ_logits (B, K, X, Y, Z),
+        voxel_semantics (B, X, Y, Z), mask_camera optional (B, X, Y, Z) bool."""
+        return self.losses(occ_logits, voxel_semantics, mask_camera)
+
+    def predict(self, occ_logits):
+        """(B, X, Y, Z) uint8 classes from the logits (OccupancyLosses.predict)."""
+        return self.losses.predict(occ_logits)
