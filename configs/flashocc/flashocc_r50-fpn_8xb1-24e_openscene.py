@@ -37,21 +37,23 @@ model = dict(
     video_test_mode=False,
 )
 
+# LiDAR depth targets at the lifted level's stride, in training and at test (depth metrics)
+depth_targets = [
+    dict(type='LoadPoints'),
+    dict(type='DepthMapsFromPoints', stride=feat_stride, min_depth=depth_range[0],
+         max_depth=depth_range[1]),
+]
 train_pipeline = [
     dict(type='LoadMultiViewImages', decode_scale=0.5),
     dict(type='PhotoMetricDistortionMultiViewImages'),
     dict(type='LoadOccupancyLabel'),
-    dict(type='LoadPoints'),
-    dict(type='DepthMapsFromPoints', stride=feat_stride, min_depth=depth_range[0],
-         max_depth=depth_range[1]),
+    *depth_targets,
     dict(type='PackOccInputs'),
 ]
 test_pipeline = [
     dict(type='LoadMultiViewImages', decode_scale=0.5),
     dict(type='LoadOccupancyLabel'),
-    dict(type='LoadPoints'),
-    dict(type='DepthMapsFromPoints', stride=feat_stride, min_depth=depth_range[0],
-         max_depth=depth_range[1]),
+    *depth_targets,
     dict(type='PackOccInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline, queue_length=queue_length))

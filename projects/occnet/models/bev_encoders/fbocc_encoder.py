@@ -59,11 +59,7 @@ class FBOccEncoder(BEVFormerEncoder):
         initial = self.initial_queries(lss_bev.shape[0], can_bus) + lss_bev
         cams = self.camera_queries(lidar2img, image_hw, padded_hw, with_depth=True)
         if self.depth_aware:  # padding pixels hold no depth: zero there, as in the lift
-            height, width = depth_logits.shape[-2:]
-            inside = self.view_transform.inside_image(image_hw, (height, width),
-                                                      padded_hw[0] / height)
-            probs = depth_logits.softmax(1) * inside.repeat_interleave(
-                lidar2img.shape[1], 0)[:, None]
+            probs = self.view_transform.depth_probabilities(depth_logits, image_hw, padded_hw)
             cams = cams._replace(depth_weight=anchor_depth_weights(
                 probs, cams.ref, cams.depth, self.depth_range))
         bev = self.refine(initial, mlvl_feats, cams, prev_bev, cur2prev, has_prev)

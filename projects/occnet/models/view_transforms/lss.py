@@ -50,8 +50,7 @@ class LSSViewTransformer(nn.Module):
         camera = camera_parameters(lidar2img, tuple(padded_hw))  # (B, N, 16) fp32
         depth_logits, context = self.depth_net(feats.flatten(0, 1), camera.flatten(0, 1))
         depth_logits = depth_logits.float()
-        inside = self.inside_image(image_hw, (height, width), stride)  # (B, H, W)
-        depth_probs = depth_logits.softmax(1) * inside.repeat_interleave(cams, 0)[:, None]
+        depth_probs = self.depth_probabilities(depth_logits, image_hw, padded_hw)
         plan = cached_pooling_plan(
             (lidar2img, (height, width), stride, self.depth_range),
             lambda: frustum_points(lidar2img, (height, width), stride, self.depth_range),
@@ -60,6 +59,14 @@ class LSSViewTransformer(nn.Module):
                          context.view(batch, cams, -1, height, width).permute(0, 1, 3, 4, 2),
                          plan)  # (B, Y, X, C)
         return bev.permute(0, 3, 2, 1).to(context.dtype), depth_logits
+
+    def depth_probabilities(self, depth_logits, image_hw, padded_hw):
+        """(B * N, D, H, W) softmax of depth_logits over the bins, 0 at feature pixels whose
+        centre lies in the padding (inside_image); image_hw (B, 2), padded_hw (H_pad, W_pad)."""
+        height, width = depth_logits.shape[-2:]
+        inside = self.inside_image(image_hw, (height, width), padded_hw[0] / height)
+        cams = depth_logits.shape[0] // inside.shape[0]
+        return depth_logits.softmax(1) * inside.repeat_interleave(cams, 0)[:, None]
 
     @staticmethod
     def inside_image(image_hw, feat_shape, stride):
