@@ -7,15 +7,22 @@ synthetic set, and tested on its held-out logs.
 
 1. Generates the demo's synthetic set (8 logs x 32 frames, 320x180, LiDAR) with seed S into
    DIR/data and splits it as the demo does (2 of the 8 logs held out).
-2. Times each model's real training iteration (a 20-iteration run of tools/train.py on the
-   same data, the median of the logged iteration times after the first 10) and gives it
-   budget / (seconds per iteration) iterations with the demo's schedule (linear warm-up,
-   cosine decay to 1%) stretched over them, so every model trains for the same time.
+2. Times each model's real training iteration: 20-iteration runs of tools/train.py on the
+   same data, in TIMING_ROUNDS interleaved rounds (bevformer, depth, flashocc, bevformer,
+   ...), so a drift of the machine's speed hits every model alike; the median of the logged
+   iteration times after the first half of each run. Each model gets budget / (seconds per
+   iteration) iterations with the demo's schedule (linear warm-up, cosine decay to 1%)
+   stretched over them, so every model trains for the same time. The training runs then
+   report their own median iteration time (`<model>_sec_per_iter_trained`) and the budget
+   it implies (`<model>_budget_used_s` = iterations x that time), to check the matching.
+   No run validates during training; the test in step 3 is the evaluation.
 3. Trains each (tools/train.py) and tests it on the held-out logs (tools/test.py) with the
    smear measure on (docs/evaluation.md).
 4. --ablate-depth adds the forward-backward model without depth supervision (depth_unsup).
 Each model's result is kept in DIR/results/<name>.json and reused by a later run with the
-same data and iterations; delete it to train that model again.
+same data and iterations; delete it to train that model again. The timing runs are kept in
+DIR/timing/<name> too: the machine's speed drifts (up to 25% here within a day), so when one
+model is timed again, time the others again as well (delete DIR/timing) for a fair budget.
 
 Writes DIR/summary.json; its last printed line is that JSON: `<model>_fg_miou` and
 `<model>_miou` on camera-visible voxels (the protocol the demos train with), the same on all
@@ -45,6 +52,7 @@ CONFIGS = dict(
 )
 EXTRA = dict(depth_unsup='model = dict(bev_encoder=dict(loss_depth=None))\n')
 TIMING_ITERS = 20
+TIMING_ROUNDS = 2
 SMOKE_ITERS = 3
 
 DERIVED = """_base_ = [{base!r}]
@@ -61,6 +69,9 @@ param_scheduler = [
 ]
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval={iters}, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
+val_dataloader = None  # no validation inside the budget: tools/test.py evaluates afterwards
+val_cfg = None
+val_evaluator = None
 {extra}"""
 
 
@@ -96,26 +107,36 @@ def write_config(work_dir, name, data_dir, iters):
 
 
 def logged_iteration_times(run_dir):
-    """Per-logged-iteration seconds from the run's vis_data/scalars.json."""
+    """Seconds of each logged training iteration in the run's vis_data/scalars.json (the
+    lines with a loss; validation lines are left out)."""
     times = []
-    for path in glob.glob(os.path.join(run_dir, '*', 'vis_data', 'scalars.json')):
+    for path in sorted(glob.glob(os.path.join(run_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
-            times += [json.loads(line)['time'] for line in f if '"time"' in line]
+            for line in f:
+                entry = json.loads(line)
+                if 'time' in entry and 'loss' in entry:
+                    times.append(entry['time'])
     return times
 
 
-def seconds_per_iteration(work_dir, name, data_dir, timing_iters=TIMING_ITERS):
-    """Median logged iteration time of a short training run (20 iterations), after the
-    first half."""
-    run_dir = os.path.join(work_dir, 'timing', name)
-    times = logged_iteration_times(run_dir)
-    if not times:
-        config = write_config(work_dir, name, data_dir, timing_iters)
-        run(['tools/train.py', config, '--work-dir', run_dir,
-             '--cfg-options', 'default_hooks.logger.interval=1'],
-            log=os.path.join(work_dir, f'timing_{name}.log'))
-        times = logged_iteration_times(run_dir)
-    return statistics.median(times[len(times) // 2:])
+def seconds_per_iteration(work_dir, names, data_dir, timing_iters=TIMING_ITERS,
+                          rounds=TIMING_ROUNDS):
+    """{name: seconds per training iteration}: the median, over TIMING_ROUNDS interleaved
+    short runs of each model (DIR/timing/<name>/round<k>), of the logged iteration times in
+    the second half of each run. Runs already on disk are read, not rerun."""
+    pooled = {name: [] for name in names}
+    for k in range(rounds):
+        for name in names:
+            run_dir = os.path.join(work_dir, 'timing', name, f'round{k}')
+            times = logged_iteration_times(run_dir)
+            if not times:
+                config = write_config(work_dir, name, data_dir, timing_iters)
+                run(['tools/train.py', config, '--work-dir', run_dir,
+                     '--cfg-options', 'default_hooks.logger.interval=1'],
+                    log=os.path.join(work_dir, f'timing_{name}.log'))
+                times = logged_iteration_times(run_dir)
+            pooled[name] += times[len(times) // 2:]
+    return {name: statistics.median(times) for name, times in pooled.items()}
 
 
 def train_and_test(work_dir, name, data_dir, iters):
@@ -145,6 +166,10 @@ def train_and_test(work_dir, name, data_dir, iters):
               'smear_share': metrics['smear_share'],
               'false_object_share': metrics['false_object_share'],
               'train_s': round(train_s), 'iters': iters}
+    trained = logged_iteration_times(run_dir)  # logged every 50 iterations
+    if trained:
+        result['sec_per_iter_trained'] = round(statistics.median(trained), 3)
+        result['budget_used_s'] = round(iters * result['sec_per_iter_trained'])
     for key in ('depth_abs_rel', 'depth_delta1'):
         if metrics.get(key) is not None:
             result[key] = metrics[key]
@@ -176,9 +201,8 @@ def main():
     names = list(dict.fromkeys(args.models + (['depth_unsup'] if args.ablate_depth else [])))
     started = time.time()
     make_data(data_dir, args.seed, args.smoke)
-    seconds = {name: seconds_per_iteration(work_dir, name, data_dir,
-                                           SMOKE_ITERS if args.smoke else TIMING_ITERS)
-               for name in names}
+    seconds = seconds_per_iteration(work_dir, names, data_dir,
+                                    SMOKE_ITERS if args.smoke else TIMING_ITERS)
     summary = dict(seed=args.seed, budget_s=args.budget_s,
                    sec_per_iter={k: round(v, 3) for k, v in seconds.items()})
     for name in names:

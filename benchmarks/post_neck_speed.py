@@ -2,7 +2,8 @@
 full-scale model runs after its image neck (view transform or encoder, BEV encoder, head and
 prediction), and of the whole model, at OpenScene's 8 x 960x540 input, on this machine.
 
-    python benchmarks/post_neck_speed.py [--iters 3] [--models tiny flashocc flashocc_s32 fbocc]
+    python benchmarks/post_neck_speed.py [--iters 5] [--models tiny flashocc flashocc_s32 fbocc]
+        [--precision fp32|bf16] [--channels-last]
 
 Models: `tiny` is configs/bevformer_occ/bevformer-occ-tiny_r50-fpn_8xb1-24e_openscene.py,
 `flashocc` configs/flashocc/flashocc_r50-fpn_8xb1-24e_openscene.py (stride-16 features, as
@@ -17,7 +18,11 @@ the first frame, which is what every timed call is. The last line is JSON with
 `<model>_post_neck_s`, `<model>_whole_s`, for FlashOcc-style models the parts
 (`<model>_view_transform_s`, `_bev_backbone_s`, `_head_s`), and `post_neck_ratio` /
 `whole_ratio` of tiny over flashocc.
+Every model runs in the same mode: `--precision bf16` runs each call under CPU bf16 autocast
+(geometry stays fp32, as in training with --amp bf16), `--channels-last` builds the models
+with model.channels_last=True (every 2D convolution channels-last).
 """
+import contextlib
 import argparse
 import json
 import os
@@ -56,9 +61,17 @@ def timed(fn, warmup, iters):
     return statistics.median(times)
 
 
-def measure(name, warmup, iters, img_size):
+def precision_context(precision):
+    """The autocast of --precision: bf16 autocast on the CPU, or nothing for fp32."""
+    if precision == 'bf16':
+        return torch.autocast('cpu', dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def measure(name, warmup, iters, img_size, precision='fp32', channels_last=False):
     path, options = MODEL_CONFIGS[name]
     cfg = load_config(os.path.join(ROOT, path), {'model.img_backbone.weights': None,
+                                                 'model.channels_last': channels_last,
                                                  **options})
     apply_runtime_options(cfg)
     init_default_scope('occnet')
@@ -71,7 +84,7 @@ def measure(name, warmup, iters, img_size):
         model._prev_frame = None
         model(**data, mode='predict')
 
-    with torch.no_grad():
+    with torch.no_grad(), precision_context(precision):
         whole_s = timed(whole, warmup, iters)
         feats = model.extract_img_feats(imgs[:, -1])
         model.extract_img_feats = lambda _: feats  # the neck's output, computed once
@@ -114,17 +127,22 @@ def forward_projection_parts(model, feats, samples, padded_hw, warmup, iters):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--iters', type=int, default=3, help='timed calls (median)')
-    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--iters', type=int, default=5, help='timed calls (median)')
+    parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--img-size', type=int, nargs=2, default=(960, 540),
                         metavar=('W', 'H'))
     parser.add_argument('--models', nargs='+', default=list(MODEL_CONFIGS),
                         choices=list(MODEL_CONFIGS))
+    parser.add_argument('--precision', choices=('fp32', 'bf16'), default='fp32',
+                        help='bf16: every model under CPU bf16 autocast')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='every model with model.channels_last=True')
     args = parser.parse_args()
     result = {}
     for name in args.models:
         post_neck_s, whole_s, parts = measure(name, args.warmup, args.iters,
-                                              tuple(args.img_size))
+                                              tuple(args.img_size), args.precision,
+                                              args.channels_last)
         result.update({f'{name}_post_neck_s': round(post_neck_s, 3),
                        f'{name}_whole_s': round(whole_s, 3),
                        **{f'{name}_{part}_s': round(sec, 3) for part, sec in parts.items()}})
@@ -135,7 +153,8 @@ def main():
                 result['tiny_post_neck_s'] / result[f'{other}_post_neck_s'], 2)
             result[f'whole_ratio{suffix}'] = round(
                 result['tiny_whole_s'] / result[f'{other}_whole_s'], 2)
-    result.update(img_size=list(args.img_size), threads=torch.get_num_threads(),
+    result.update(img_size=list(args.img_size), precision=args.precision,
+                  channels_last=args.channels_last, threads=torch.get_num_threads(),
                   hardware=f'{os.cpu_count()}-core {platform.machine()} CPU, Python '
                   f'{platform.python_version()}, torch {torch.__version__}',
                   date=time.strftime('%Y-%m-%d'))

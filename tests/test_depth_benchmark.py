@@ -23,6 +23,9 @@ def test_budget_config_runs_the_given_iterations_on_the_seeds_data(tmp_path):
     data_dir = str(tmp_path / 'data')
     cfg = Config.fromfile(bench.write_config(str(tmp_path), 'depth_unsup', data_dir, 37))
     assert cfg.train_cfg == dict(type='IterBasedTrainLoop', max_iters=37, val_interval=38)
+    # no validation eats into the budget; the test set is still the held-out logs
+    assert cfg.val_dataloader is None and cfg.val_cfg is None and cfg.val_evaluator is None
+    assert cfg.test_dataloader.dataset.ann_file == 'openscene_mini_val.pkl'
     warmup, cosine = cfg.param_scheduler
     assert (warmup.by_epoch, warmup.end) == (False, 37)
     assert (cosine.type, cosine.by_epoch, cosine.end, cosine.T_max) == \
@@ -42,12 +45,37 @@ def test_iteration_times_come_from_the_runs_scalars(tmp_path):
     bench = load_benchmark()
     scalars = tmp_path / 'run' / '20261202_000000' / 'vis_data' / 'scalars.json'
     scalars.parent.mkdir(parents=True)
-    lines = [dict(lr=0.1, time=t, iter=i) for i, t in enumerate([3.0, 1.0, 1.2, 0.9], 1)]
-    scalars.write_text('\n'.join(json.dumps(line) for line in lines + [dict(miou=5.0)]))
+    lines = [dict(lr=0.1, loss=1.0, time=t, iter=i)
+             for i, t in enumerate([3.0, 1.0, 1.2, 0.9], 1)]
+    # a validation line has a time too, but no loss: it is not a training iteration
+    scalars.write_text('\n'.join(json.dumps(line) for line in
+                                 lines + [dict(miou=5.0, time=0.3)]))
     assert bench.logged_iteration_times(str(tmp_path / 'run')) == [3.0, 1.0, 1.2, 0.9]
-    # a timing run already on disk is read, not rerun: the median of its second half
-    timing = tmp_path / 'timing' / 'depth' / '20261202_000000' / 'vis_data'
-    timing.mkdir(parents=True)
-    (timing / 'scalars.json').write_text('\n'.join(json.dumps(dict(time=t)) for t in
-                                                   [5.0, 4.0, 1.0, 1.1, 0.9, 1.3]))
-    assert bench.seconds_per_iteration(str(tmp_path), 'depth', None) == 1.1
+
+
+def test_timing_pools_the_second_halves_of_interleaved_rounds(tmp_path, monkeypatch):
+    """Timing runs already on disk are read, not rerun; each model's time is the median of
+    the second halves of its rounds pooled; the rounds run interleaved (a, b, a, b)."""
+    bench = load_benchmark()
+    order = []
+
+    def fake_run(args, log=None):  # the timing runs, logged as tools/train.py would
+        run_dir = args[args.index('--work-dir') + 1]
+        name, round_dir = run_dir.split(os.sep)[-2:]
+        order.append((name, round_dir))
+        times = {'a': [9.0, 9.0, 1.0, 2.0], 'b': [9.0, 9.0, 3.0, 3.0]}[name]
+        if round_dir == 'round1':
+            times = [t + 1 for t in times]
+        path = os.path.join(run_dir, '20261202_000000', 'vis_data', 'scalars.json')
+        os.makedirs(os.path.dirname(path))
+        with open(path, 'w') as f:
+            f.write('\n'.join(json.dumps(dict(loss=1.0, time=t)) for t in times))
+
+    monkeypatch.setattr(bench, 'run', fake_run)
+    monkeypatch.setattr(bench, 'write_config', lambda *args: 'cfg.py')
+    seconds = bench.seconds_per_iteration(str(tmp_path), ['a', 'b'], None, rounds=2)
+    assert order == [('a', 'round0'), ('b', 'round0'), ('a', 'round1'), ('b', 'round1')]
+    assert seconds == {'a': 2.0, 'b': 3.5}  # medians of [1, 2, 2, 3] and [3, 3, 4, 4]
+    order.clear()
+    assert bench.seconds_per_iteration(str(tmp_path), ['a', 'b'], None, rounds=2) == seconds
+    assert order == []  # read from disk

@@ -188,6 +188,31 @@ def test_lss_puts_a_front_camera_ray_at_its_depth_in_the_right_bev_row():
     assert cols.min().item() == 50 - 16 and cols.max().item() == 50 + 15
 
 
+def test_mass_mean_pooling_divides_each_cell_by_one_plus_its_mass():
+    """The front camera of the test above with context ones: a cell's summed context is
+    its mass n (pixels landing in it), so 'mass_mean' must give n / (1 + n) there, 0 in the
+    empty cells; the cells with the most pixels come closest to the mean feature, 1."""
+    from occnet.models.view_transforms.lss import LSSViewTransformer
+    front = torch.tensor(K4 @ LIDAR2CAM, dtype=torch.float32)
+    bevs = {}
+    for pooling in ('sum', 'mass_mean'):
+        lss = LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=4,
+                                      mid_channels=4, context_channels=3, num_bins=22),
+                                 depth_range=(1.0, 45.0, 2.0), bev_h=100, bev_w=100,
+                                 pooling=pooling)
+        lss.depth_net = FixedDepth(22, hot_bin=4)
+        bevs[pooling], _ = lss([torch.zeros(1, 1, 4, 12, 20)], front[None, None],
+                               torch.tensor([[180, 320]]), (192, 320))
+    mass = bevs['sum']
+    assert mass.max().item() > 1  # some cells take several pixels
+    torch.testing.assert_close(bevs['mass_mean'], mass / (1 + mass))
+    assert (bevs['mass_mean'][mass == 0] == 0).all()
+    with pytest.raises(ValueError, match="pooling must be 'sum' or 'mass_mean'"):
+        LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=4, mid_channels=4,
+                                context_channels=3, num_bins=22), depth_range=(1.0, 45.0, 2.0),
+                           bev_h=100, bev_w=100, pooling='mean')
+
+
 def test_padding_lifts_nothing():
     """A camera whose image is 100 rows, padded to 192: only feature rows whose centre is
     inside the image (i = 0..5 at stride 16) may lift; here the ray at 10 m of every row
@@ -206,7 +231,8 @@ def test_padding_lifts_nothing():
     assert inside[1].sum(0).tolist() == [12] * 2 + [0] * 18
 
 
-def test_every_feature_pixel_and_the_camera_path_get_gradient_through_lss():
+@pytest.mark.parametrize('pooling', ['sum', 'mass_mean'])
+def test_every_feature_pixel_and_the_camera_path_get_gradient_through_lss(pooling):
     """8 cameras of the synthetic rig at 256 x 160: every feature pixel (all inside the
     image) and every parameter of the depth net, the camera MLPs included, get gradient from
     the BEV."""
@@ -220,7 +246,8 @@ def test_every_feature_pixel_and_the_camera_path_get_gradient_through_lss():
                              dtype=torch.float32)[None]
     lss = LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=8, mid_channels=8,
                                   context_channels=4, num_bins=22),
-                             depth_range=(1.0, 45.0, 2.0), bev_h=50, bev_w=50)
+                             depth_range=(1.0, 45.0, 2.0), bev_h=50, bev_w=50,
+                             pooling=pooling)
     feats = torch.randn(1, 8, 8, 10, 16, requires_grad=True)
     bev, _ = lss([feats], lidar2img, torch.tensor([[160, 256]]), (160, 256))
     bev.square().sum().backward()

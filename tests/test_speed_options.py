@@ -109,14 +109,24 @@ def test_compiled_encoder_and_head_give_the_same_outputs():
         MODELS.build(dict(cfg, compile_modules=('bev_encoderr',)))
 
 
-def test_channels_last_backbone_gives_the_same_outputs():
+FLASHOCC = next(p for p in CONFIGS if 'flashocc_r50' in p)
+
+
+@pytest.mark.parametrize('path', [BASELINE, FLASHOCC], ids=['tiny', 'flashocc'])
+def test_channels_last_converts_every_2d_conv_and_gives_the_same_outputs(path):
     torch.manual_seed(0)
-    cfg = shrunk_model_cfg(BASELINE)
+    cfg = shrunk_model_cfg(path)
     plain = MODELS.build(cfg).eval()
     fast = MODELS.build(dict(cfg, channels_last=True)).eval()
     fast.load_state_dict(plain.state_dict())
-    conv = next(m for m in fast.img_backbone.modules() if isinstance(m, torch.nn.Conv2d))
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    convs = {name: m for name, m in fast.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    parts = {name.split('.')[0] for name in convs}
+    assert {'img_backbone', 'img_neck'} <= parts
+    # FlashOcc: the depth net and BEV ResNet, the head's 3x3 conv (tiny's head has none)
+    assert path != FLASHOCC or {'bev_encoder', 'occ_head'} <= parts
+    for name, conv in convs.items():  # 1x1 kernels are both formats at once; test the rest
+        if conv.weight.shape[-1] > 1:
+            assert conv.weight.is_contiguous(memory_format=torch.channels_last), name
     data = plain.data_preprocessor(make_batch(1, num_frames=1), False)
     with torch.no_grad():
         torch.testing.assert_close(fast(**data, mode='tensor'), plain(**data, mode='tensor'),

@@ -24,6 +24,10 @@ model = dict(
         view_transform=dict(
             type='LSSViewTransformer', bev_h=bev_h, bev_w=bev_w, depth_range=depth_range,
             feat_level=0,
+            # a cell's lifted sum / (1 + its probability mass): the forward BEV, added to
+            # the queries and to the output, keeps the queries' scale near the cameras
+            # (an occnet deviation, docs/model_zoo.md)
+            pooling='mass_mean',
             depth_net=dict(type='CameraAwareDepthNet', in_channels=embed_dims,
                            mid_channels=embed_dims, context_channels=80, num_bins=88)),
         loss_depth=dict(type='DepthBinLoss', depth_range=depth_range, loss_weight=1.0),

@@ -46,8 +46,10 @@ class BEVFormerOcc(BaseModel):
             ('bev_encoder', 'occ_head'). They are compiled in place (`nn.Module.compile`), so
             checkpoints keep their keys. The first iterations are slower while it compiles.
         compile_options: keyword arguments for torch.compile (mode, dynamic, backend, ...).
-        channels_last: run the image backbone in channels-last memory format (faster
-            convolutions on recent GPUs, especially under AMP; the same function).
+        channels_last: keep every 2D convolution's weights (image backbone, neck, depth net,
+            BEV encoder, heads) and the images in channels-last memory format; their outputs
+            then stay channels-last (faster convolutions on recent GPUs under AMP, and with
+            bf16 on CPUs with AMX: docs/benchmarks.md; the same function).
     Data samples (dicts, one per sample) carry: `token`, `prev_token` (or None),
     `lidar2img` (T, N, 4, 4), `img_shape` (H, W), `cur2prev` (T, 4, 4) from each frame's lidar
     to the previous frame's, `queue_valid` (T,) bool, `can_bus` (T, 18) (read when the encoder
@@ -67,8 +69,10 @@ class BEVFormerOcc(BaseModel):
         self.flow_head = MODELS.build(flow_head) if flow_head is not None else None
         self.video_test_mode = video_test_mode
         self.channels_last = channels_last
-        if channels_last:
-            self.img_backbone.to(memory_format=torch.channels_last)
+        if channels_last:  # Conv3d weights keep their layout (channels_last is 4D only)
+            for module in self.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    module.to(memory_format=torch.channels_last)
         for name in compile_modules:
             part = getattr(self, name, None)
             if not isinstance(part, torch.nn.Module):

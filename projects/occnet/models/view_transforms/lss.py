@@ -24,6 +24,11 @@ class LSSViewTransformer(nn.Module):
         pc_range: (x_min, y_min, z_min, x_max, y_max, z_max) metres; frustum points outside
             it are dropped, those inside summed over height into their BEV cell.
         feat_level: which neck level to lift.
+        pooling: 'sum' (LSS, BEVDet, FlashOcc: a cell holds the probability-weighted sum of
+            the features lifted into it) or 'mass_mean' (that sum divided by 1 + the cell's
+            probability mass m: a cell near the cameras, where thousands of frustum points
+            land, is scaled to about the mean of its features, while a cell with m << 1 stays
+            near 0, as in the sum; an occnet option, docs/model_zoo.md).
     Shapes:
         forward(mlvl_feats [(B, N, C, H, W)], lidar2img (B, N, 4, 4), image_hw (B, 2) the
         unpadded input size, padded_hw (H_pad, W_pad)) -> bev (B, C_ctx, bev_h, bev_w) (rows
@@ -32,8 +37,11 @@ class LSSViewTransformer(nn.Module):
     """
 
     def __init__(self, depth_net, depth_range, bev_h, bev_w, pc_range=POINT_CLOUD_RANGE,
-                 feat_level=0):
+                 feat_level=0, pooling='sum'):
         super().__init__()
+        if pooling not in ('sum', 'mass_mean'):
+            raise ValueError(f"pooling must be 'sum' or 'mass_mean', got {pooling!r}")
+        self.pooling = pooling
         self.depth_net = MODELS.build(depth_net)
         self.depth_range = tuple(depth_range)
         if self.depth_net.num_bins != num_bins(depth_range):
@@ -55,9 +63,13 @@ class LSSViewTransformer(nn.Module):
             (lidar2img, (height, width), stride, self.depth_range),
             lambda: frustum_points(lidar2img, (height, width), stride, self.depth_range),
             self.pc_range, (self.bev_h, self.bev_w, 1))
-        bev = voxel_pool(depth_probs.view(batch, cams, -1, height, width),
-                         context.view(batch, cams, -1, height, width).permute(0, 1, 3, 4, 2),
+        context = context.view(batch, cams, -1, height, width).permute(0, 1, 3, 4, 2)
+        if self.pooling == 'mass_mean':  # a channel of ones pools each cell's mass
+            context = torch.cat([context, torch.ones_like(context[..., :1])], -1)
+        bev = voxel_pool(depth_probs.view(batch, cams, -1, height, width), context,
                          plan)  # (B, Y, X, C)
+        if self.pooling == 'mass_mean':
+            bev = bev[..., :-1] / (1 + bev[..., -1:])
         return bev.permute(0, 3, 2, 1).to(context.dtype), depth_logits
 
     def depth_probabilities(self, depth_logits, image_hw, padded_hw):
