@@ -131,8 +131,10 @@ def seconds_per_iteration(work_dir, names, data_dir, timing_iters=TIMING_ITERS,
             times = logged_iteration_times(run_dir)
             if not times:
                 config = write_config(work_dir, name, data_dir, timing_iters)
-                run(['tools/train.py', config, '--work-dir', run_dir,
-                     '--cfg-options', 'default_hooks.logger.interval=1'],
+                # every iteration logged, each its own time (window 1, not a running mean
+                # that would carry the slow first iteration)
+                run(['tools/train.py', config, '--work-dir', run_dir, '--cfg-options',
+                     'default_hooks.logger.interval=1', 'log_processor.window_size=1'],
                     log=os.path.join(work_dir, f'timing_{name}.log'))
                 times = logged_iteration_times(run_dir)
             pooled[name] += times[len(times) // 2:]
@@ -166,7 +168,7 @@ def train_and_test(work_dir, name, data_dir, iters):
               'smear_share': metrics['smear_share'],
               'false_object_share': metrics['false_object_share'],
               'train_s': round(train_s), 'iters': iters}
-    trained = logged_iteration_times(run_dir)  # logged every 50 iterations
+    trained = logged_iteration_times(run_dir)  # means of the 20 before each log line
     if trained:
         result['sec_per_iter_trained'] = round(statistics.median(trained), 3)
         result['budget_used_s'] = round(iters * result['sec_per_iter_trained'])

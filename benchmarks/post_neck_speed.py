@@ -50,13 +50,19 @@ MODEL_CONFIGS = dict(tiny=(TINY, {}), flashocc=(FLASHOCC, {}), flashocc_s32=(FLA
                      fbocc=('configs/fbocc/fbocc_r50-fpn_8xb1-24e_openscene.py', {}))
 
 
-def timed(fn, warmup, iters):
+def timed(fn, warmup, iters, precision='fp32'):
+    """Median seconds of fn() after warm-up calls; each call enters its own autocast
+    (precision_context), so the weights are cast every call, as in a serving loop."""
+    def call():
+        with precision_context(precision):
+            fn()
+
     for _ in range(warmup):
-        fn()
+        call()
     times = []
     for _ in range(iters):
         start = time.perf_counter()
-        fn()
+        call()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -84,17 +90,19 @@ def measure(name, warmup, iters, img_size, precision='fp32', channels_last=False
         model._prev_frame = None
         model(**data, mode='predict')
 
-    with torch.no_grad(), precision_context(precision):
-        whole_s = timed(whole, warmup, iters)
-        feats = model.extract_img_feats(imgs[:, -1])
+    with torch.no_grad():
+        whole_s = timed(whole, warmup, iters, precision)
+        with precision_context(precision):  # bf16 neck features under bf16
+            feats = model.extract_img_feats(imgs[:, -1])
         model.extract_img_feats = lambda _: feats  # the neck's output, computed once
 
         def post_neck():
             bev, context = model.encode_frame(imgs[:, -1], samples, -1)
             model.outputs(bev, context, samples)
 
-        post_neck_s = timed(post_neck, warmup, iters)
-        parts = forward_projection_parts(model, feats, samples, imgs.shape[-2:], warmup, iters)
+        post_neck_s = timed(post_neck, warmup, iters, precision)
+        parts = forward_projection_parts(model, feats, samples, imgs.shape[-2:], warmup,
+                                         iters, precision)
     shapes = [tuple(f.shape[-3:]) for f in feats]
     print(f'{name:<13} post-neck {post_neck_s:7.2f} s   whole model {whole_s:7.2f} s   '
           f'neck levels (C, H, W) {shapes}' + ''.join(
@@ -103,7 +111,7 @@ def measure(name, warmup, iters, img_size, precision='fp32', channels_last=False
     return post_neck_s, whole_s, parts
 
 
-def forward_projection_parts(model, feats, samples, padded_hw, warmup, iters):
+def forward_projection_parts(model, feats, samples, padded_hw, warmup, iters, precision):
     """Seconds of a FlashOcc-style encoder's parts: {'view_transform', 'bev_backbone',
     'head'} (depth net, lift and pooling; BEV ResNet-FPN; head and argmax), {} for other
     encoders."""
@@ -115,13 +123,16 @@ def forward_projection_parts(model, feats, samples, padded_hw, warmup, iters):
                                 dtype=torch.float32, device=device)
     image_hw = torch.as_tensor(np.stack([s['img_shape'] for s in samples]),
                                dtype=torch.float32, device=device)
-    bev_map, _ = encoder.view_transform(feats, lidar2img, image_hw, tuple(padded_hw))
-    bev = encoder.bev_backbone(bev_map).flatten(2).transpose(1, 2)
+    with precision_context(precision):  # each part's input as the model makes it
+        bev_map, _ = encoder.view_transform(feats, lidar2img, image_hw, tuple(padded_hw))
+        bev = encoder.bev_backbone(bev_map).flatten(2).transpose(1, 2)
     return dict(
         view_transform=timed(lambda: encoder.view_transform(feats, lidar2img, image_hw,
-                                                            tuple(padded_hw)), warmup, iters),
-        bev_backbone=timed(lambda: encoder.bev_backbone(bev_map), warmup, iters),
-        head=timed(lambda: model.occ_head.predict(model.occ_head(bev)), warmup, iters))
+                                                            tuple(padded_hw)),
+                             warmup, iters, precision),
+        bev_backbone=timed(lambda: encoder.bev_backbone(bev_map), warmup, iters, precision),
+        head=timed(lambda: model.occ_head.predict(model.occ_head(bev)), warmup, iters,
+                   precision))
 
 
 def main():

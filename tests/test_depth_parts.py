@@ -188,25 +188,56 @@ def test_lss_puts_a_front_camera_ray_at_its_depth_in_the_right_bev_row():
     assert cols.min().item() == 50 - 16 and cols.max().item() == 50 + 15
 
 
-def test_mass_mean_pooling_divides_each_cell_by_one_plus_its_mass():
-    """The front camera of the test above with context ones: a cell's summed context is
-    its mass n (pixels landing in it), so 'mass_mean' must give n / (1 + n) there, 0 in the
-    empty cells; the cells with the most pixels come closest to the mean feature, 1."""
+class GivenDepth(torch.nn.Module):
+    """A stand-in depth net returning the given logits (B*N, D, H, W) and context."""
+
+    def __init__(self, logits, context):
+        super().__init__()
+        self.num_bins, self.logits, self.context = logits.shape[1], logits, context
+
+    def forward(self, feats, camera):
+        return self.logits + 0 * feats.sum(), self.context
+
+
+def lift_front_camera(logits, context, pooling):
+    """The front camera of the test above (fx = fy = 100) lifting the given depth logits
+    (1, 22, 12, 20) and context (1, C, 12, 20) into a 100x100 BEV: (1, C, 100, 100)."""
     from occnet.models.view_transforms.lss import LSSViewTransformer
+    lss = LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=4, mid_channels=4,
+                                  context_channels=context.shape[1], num_bins=22),
+                             depth_range=(1.0, 45.0, 2.0), bev_h=100, bev_w=100,
+                             pooling=pooling)
+    lss.depth_net = GivenDepth(logits, context)
     front = torch.tensor(K4 @ LIDAR2CAM, dtype=torch.float32)
-    bevs = {}
-    for pooling in ('sum', 'mass_mean'):
-        lss = LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=4,
-                                      mid_channels=4, context_channels=3, num_bins=22),
-                                 depth_range=(1.0, 45.0, 2.0), bev_h=100, bev_w=100,
-                                 pooling=pooling)
-        lss.depth_net = FixedDepth(22, hot_bin=4)
-        bevs[pooling], _ = lss([torch.zeros(1, 1, 4, 12, 20)], front[None, None],
-                               torch.tensor([[180, 320]]), (192, 320))
-    mass = bevs['sum']
-    assert mass.max().item() > 1  # some cells take several pixels
-    torch.testing.assert_close(bevs['mass_mean'], mass / (1 + mass))
-    assert (bevs['mass_mean'][mass == 0] == 0).all()
+    bev, _ = lss([torch.zeros(1, 1, 4, 12, 20)], front[None, None],
+                 torch.tensor([[180, 320]]), (192, 320))
+    return bev
+
+
+def test_mass_mean_pooling_divides_each_cell_by_one_plus_its_mass():
+    """'mass_mean' must be S / (1 + M), S the summed lift of the context and M the summed
+    lift of a context of ones (each cell's probability mass), values and gradients: random
+    depth logits and context, so any other normaliser (a channel of S, its mean, a detached
+    M) gives other numbers."""
+    torch.manual_seed(0)
+    logits = torch.randn(1, 22, 12, 20, requires_grad=True)
+    context = torch.randn(1, 3, 12, 20, requires_grad=True)
+    weights = torch.randn(1, 3, 100, 100)  # a loss that weighs every cell and channel
+    got = lift_front_camera(logits, context, 'mass_mean')
+    (got * weights).sum().backward()
+    got_grads = logits.grad.clone(), context.grad.clone()
+    logits.grad = context.grad = None
+    summed = lift_front_camera(logits, context, 'sum')
+    mass = lift_front_camera(logits, torch.ones(1, 1, 12, 20), 'sum')
+    want = summed / (1 + mass)
+    (want * weights).sum().backward()
+    assert mass.max().item() > 1  # cells near the camera take several pixels' mass
+    torch.testing.assert_close(got, want)
+    assert (got[(mass == 0).expand_as(got)] == 0).all()
+    torch.testing.assert_close(got_grads[0], logits.grad)  # through S and through M
+    torch.testing.assert_close(got_grads[1], context.grad)
+    assert logits.grad.abs().sum() > 0
+    from occnet.models.view_transforms.lss import LSSViewTransformer
     with pytest.raises(ValueError, match="pooling must be 'sum' or 'mass_mean'"):
         LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=4, mid_channels=4,
                                 context_channels=3, num_bins=22), depth_range=(1.0, 45.0, 2.0),
