@@ -22,8 +22,8 @@ Every model runs in the same mode: `--precision bf16` runs each call under CPU b
 (geometry stays fp32, as in training with --amp bf16), `--channels-last` builds the models
 with model.channels_last=True (every 2D convolution channels-last).
 """
-import contextlib
 import argparse
+import contextlib
 import json
 import os
 import platform

@@ -53,13 +53,12 @@ class FBOccEncoder(BEVFormerEncoder):
 
     def forward(self, mlvl_feats, lidar2img, image_hw, padded_hw, prev_bev=None,
                 cur2prev=None, has_prev=None, can_bus=None):
-        lss_map, depth_logits = self.view_transform(mlvl_feats, lidar2img, image_hw,
-                                                    tuple(padded_hw))
+        lss_map, depth_logits, probs = self.view_transform.lift(mlvl_feats, lidar2img,
+                                                                image_hw, tuple(padded_hw))
         lss_bev = self.lss_proj(lss_map.flatten(2).transpose(1, 2))  # (B, HW, C) query order
         initial = self.initial_queries(lss_bev.shape[0], can_bus) + lss_bev
         cams = self.camera_queries(lidar2img, image_hw, padded_hw, with_depth=True)
         if self.depth_aware:  # padding pixels hold no depth: zero there, as in the lift
-            probs = self.view_transform.depth_probabilities(depth_logits, image_hw, padded_hw)
             cams = cams._replace(depth_weight=anchor_depth_weights(
                 probs, cams.ref, cams.depth, self.depth_range))
         bev = self.refine(initial, mlvl_feats, cams, prev_bev, cur2prev, has_prev)

@@ -33,6 +33,9 @@ class LSSViewTransformer(nn.Module):
         forward(mlvl_feats [(B, N, C, H, W)], lidar2img (B, N, 4, 4), image_hw (B, 2) the
         unpadded input size, padded_hw (H_pad, W_pad)) -> bev (B, C_ctx, bev_h, bev_w) (rows
         along x, as BEVFormer's BEV map) and depth_logits (B * N, D, H, W) float32.
+        lift(same inputs) -> (bev, depth_logits, depth_probs (B * N, D, H, W) float32, the
+        distribution it lifted with: depth_probabilities(depth_logits)), for callers that
+        reuse it (FBOccEncoder's depth weights).
         Feature pixels whose centre lies in the padding lift nothing.
     """
 
@@ -52,6 +55,10 @@ class LSSViewTransformer(nn.Module):
         self.feat_level = feat_level
 
     def forward(self, mlvl_feats, lidar2img, image_hw, padded_hw):
+        bev, depth_logits, _ = self.lift(mlvl_feats, lidar2img, image_hw, padded_hw)
+        return bev, depth_logits
+
+    def lift(self, mlvl_feats, lidar2img, image_hw, padded_hw):
         feats = mlvl_feats[self.feat_level]  # (B, N, C, H, W)
         batch, cams, _, height, width = feats.shape
         stride = padded_hw[0] / height
@@ -70,7 +77,7 @@ class LSSViewTransformer(nn.Module):
                          plan)  # (B, Y, X, C)
         if self.pooling == 'mass_mean':
             bev = bev[..., :-1] / (1 + bev[..., -1:])
-        return bev.permute(0, 3, 2, 1).to(context.dtype), depth_logits
+        return bev.permute(0, 3, 2, 1).to(context.dtype), depth_logits, depth_probs
 
     def depth_probabilities(self, depth_logits, image_hw, padded_hw):
         """(B * N, D, H, W) softmax of depth_logits over the bins, 0 at feature pixels whose
