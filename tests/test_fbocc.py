@@ -42,6 +42,27 @@ def test_anchor_depth_weight_by_hand():
     assert torch.allclose(probs.grad, grad)
 
 
+
+def test_relative_depth_weight_by_hand():
+    """relative=True divides each pixel's distribution by its most probable bin's
+    probability: 1 at the predicted depth, a flat distribution gives 1 everywhere, the
+    padding (all bins 0) stays 0."""
+    probs = torch.zeros(1, 4, 2, 4)
+    probs[0, 0, 0, 0], probs[0, 3, 0, 0] = 0.6, 0.3  # row 0, column 0: mode in bin [1, 3)
+    probs[0, :, 0, 1] = 0.25  # row 0, column 1: flat
+    centre = lambda row, col: [(col + 0.5) / 4, (row + 0.5) / 2]  # noqa: E731
+    ref = torch.tensor([[[centre(0, 0)], [centre(0, 0)], [centre(0, 0)], [centre(0, 1)],
+                         [centre(0, 1)], [centre(1, 3)]]])  # (1, 6, 1, 2)
+    depth = torch.tensor([[[2.0], [8.0], [4.0], [2.0], [8.0], [6.0]]])
+    probs.requires_grad_(True)
+    weight = anchor_depth_weights(probs, ref, depth, DEPTH_RANGE, relative=True)
+    assert torch.allclose(weight[0, :, 0], torch.tensor([1.0, 0.5, 0.0, 1.0, 1.0, 0.0]))
+    assert torch.equal(weight[0, 3:5, 0], torch.ones(2))  # exactly 1 for a flat pixel
+    weight[0, 1, 0].backward()  # 0.3 / 0.6: d/dp3 = 1 / 0.6, d/dp0 = -0.3 / 0.6 ** 2
+    grad = torch.zeros(1, 4, 2, 4)
+    grad[0, 3, 0, 0], grad[0, 0, 0, 0] = 1 / 0.6, -0.3 / 0.36
+    assert torch.allclose(probs.grad, grad)
+
 def one_camera_attention(num_points=6, num_anchors=3):
     """An SCA over one camera that sees every one of 5 queries; constant image features, so
     each query's output is value_proj(c) x the sum of its attention weights."""
@@ -124,13 +145,40 @@ def test_fbocc_reduces_to_bevformer_without_forward_bev_and_depth_weights(front_
         fbocc.view_transform.depth_net.context_out.weight.zero_()
         fbocc.view_transform.depth_net.context_out.bias.zero_()
     monkeypatch.setattr(fbocc_encoder, 'anchor_depth_weights',
-                        lambda probs, ref, depth, depth_range: torch.ones_like(depth))
+                        lambda probs, ref, depth, depth_range, **kw: torch.ones_like(depth))
     fbocc.eval(), bevformer.eval()
     inputs = frame_inputs(front_rig)
     out = fbocc(*inputs)
     assert torch.equal(out['bev'], bevformer(*inputs))
     assert out['depth_logits'].shape == (2, 8, 6, 8)
 
+
+
+def test_relative_weights_of_an_untrained_depth_net_are_one(front_rig, monkeypatch):
+    """A flat depth distribution (zero depth logits): every anchor whose pixel lies half a
+    feature cell inside the map gets relative weight 1, so there the attention is
+    BEVFormer's (test_depth_weight_one_is_plain_attention_exactly); the bilinear read
+    fades it in the outer half cell. FB-OCC's plain probabilities give 1 / num_bins."""
+    seen = {}
+    original = fbocc_encoder.anchor_depth_weights
+
+    def spy(probs, ref, depth, depth_range, **kw):
+        seen['ref'], seen['weight'] = ref, original(probs, ref, depth, depth_range, **kw)
+        return seen['weight']
+
+    monkeypatch.setattr(fbocc_encoder, 'anchor_depth_weights', spy)
+    for relative, expected in ((True, 1.0), (False, 1 / 8)):
+        fbocc, _ = small_fbocc(relative_depth_weights=relative)
+        with torch.no_grad():
+            fbocc.view_transform.depth_net.depth_out.weight.zero_()
+            fbocc.view_transform.depth_net.depth_out.bias.zero_()
+            fbocc(*frame_inputs(front_rig))
+        x, y = seen['ref'][..., 0] * 8, seen['ref'][..., 1] * 6  # feature cells (6 x 8)
+        inner = (x >= 0.5) & (x <= 7.5) & (y >= 0.5) & (y <= 5.5)
+        assert inner.sum() > 20 and (~inner).sum() > 0
+        weight = seen['weight']
+        assert torch.allclose(weight[inner], torch.full_like(weight[inner], expected))
+        assert (weight[~inner] <= expected + 1e-6).all()
 
 def test_occupancy_side_trains_the_depth_net_through_depth_aware_attention(front_rig):
     grads = {}
@@ -154,9 +202,9 @@ def test_depth_weights_and_anchor_depths_stay_fp32_under_autocast(front_rig):
     seen = {}
     original = fbocc_encoder.anchor_depth_weights
 
-    def spy(probs, ref, depth, depth_range):
+    def spy(probs, ref, depth, depth_range, **kw):
         seen['depth'], seen['ref'] = depth.dtype, ref.dtype
-        seen['weight'] = original(probs.bfloat16(), ref, depth, depth_range)
+        seen['weight'] = original(probs.bfloat16(), ref, depth, depth_range, **kw)
         return seen['weight']
 
     fbocc_encoder.anchor_depth_weights = spy
@@ -191,7 +239,7 @@ def test_forward_bev_initialises_the_queries_and_is_added_back_in_query_order(fr
     bevformer.load_state_dict({k: v for k, v in fbocc.state_dict().items()
                                if not k.startswith(('view_transform', 'lss_proj'))})
     monkeypatch.setattr(fbocc_encoder, 'anchor_depth_weights',
-                        lambda probs, ref, depth, depth_range: torch.ones_like(depth))
+                        lambda probs, ref, depth, depth_range, **kw: torch.ones_like(depth))
     fbocc.eval(), bevformer.eval()
     feats, lidar2img, image_hw, padded_hw = frame_inputs(front_rig)
     with torch.no_grad():

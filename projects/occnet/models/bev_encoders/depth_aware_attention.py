@@ -3,7 +3,7 @@ distribution finds each pillar anchor at the depth where the anchor actually is.
 import torch
 
 
-def anchor_depth_weights(depth_probs, ref, depth, depth_range):
+def anchor_depth_weights(depth_probs, ref, depth, depth_range, relative=False):
     """P(anchor's depth bin) at the anchor's pixel, one weight per (query, anchor).
 
     The bin is the one holding the anchor's camera depth, floor((d - d_min) / step), clamped
@@ -18,6 +18,10 @@ def anchor_depth_weights(depth_probs, ref, depth, depth_range):
             (x then y), as CameraQueries.ref.
         depth: (B * N, L, A) anchor depths along the camera axis, metres (CameraQueries.depth).
         depth_range: (d_min, d_max, step) metres of the bins.
+        relative: divide each pixel's distribution by its most probable bin's probability
+            first (FB-OCC: False). The weight is then 1 at the pixel's predicted depth and 1
+            everywhere for a flat distribution, so an untrained depth net leaves BEVFormer's
+            attention unchanged instead of scaling it by 1 / D.
     Returns:
         (B * N, L, A) float32 weights in [0, 1]; differentiable in depth_probs. Computed in
         fp32 with autocast off.
@@ -25,7 +29,10 @@ def anchor_depth_weights(depth_probs, ref, depth, depth_range):
     rows, bins, height, width = depth_probs.shape
     d_min, _, step = depth_range
     with torch.autocast(depth_probs.device.type, enabled=False):
-        probs = depth_probs.float().flatten(1)  # (B*N, D*H*W)
+        probs = depth_probs.float()
+        if relative:  # padding pixels (all bins 0) stay 0
+            probs = probs / probs.amax(1, keepdim=True).clamp_min(1e-12)
+        probs = probs.flatten(1)  # (B*N, D*H*W)
         ref, depth = ref.float(), depth.float()
         bin_index = ((depth - d_min) / step).floor().clamp(0, bins - 1).long()
         # clamped a cell beyond the map: far-off anchors (behind a camera) stay finite

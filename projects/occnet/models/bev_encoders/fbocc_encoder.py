@@ -28,13 +28,18 @@ class FBOccEncoder(BEVFormerEncoder):
         loss_depth: config of the depth loss (DepthBinLoss) or None.
         depth_aware: weight the cross-attention by depth (False: plain BEVFormer attention
             on the forward-initialised queries, for ablation).
+        relative_depth_weights: weight by each bin's probability relative to the pixel's
+            most probable bin (1 at the predicted depth, 1 everywhere for a flat
+            distribution) instead of FB-OCC's plain probability, which scales an untrained
+            model's attention by 1 / num_bins (anchor_depth_weights(relative=True)).
         **kwargs: BEVFormerEncoder's arguments.
     Shapes:
         forward(...) as BEVFormerEncoder -> dict(bev (B, bev_h * bev_w, C), depth_logits
         (B * N, D, H, W) float32).
     """
 
-    def __init__(self, view_transform, loss_depth=None, depth_aware=True, **kwargs):
+    def __init__(self, view_transform, loss_depth=None, depth_aware=True,
+                 relative_depth_weights=False, **kwargs):
         super().__init__(**kwargs)
         self.view_transform = MODELS.build(view_transform)
         vt = self.view_transform
@@ -50,6 +55,7 @@ class FBOccEncoder(BEVFormerEncoder):
         self.depth_loss = MODELS.build(loss_depth) if loss_depth else None
         self.depth_range = vt.depth_range
         self.depth_aware = depth_aware
+        self.relative_depth_weights = relative_depth_weights
 
     def forward(self, mlvl_feats, lidar2img, image_hw, padded_hw, prev_bev=None,
                 cur2prev=None, has_prev=None, can_bus=None):
@@ -60,6 +66,7 @@ class FBOccEncoder(BEVFormerEncoder):
         cams = self.camera_queries(lidar2img, image_hw, padded_hw, with_depth=True)
         if self.depth_aware:  # padding pixels hold no depth: zero there, as in the lift
             cams = cams._replace(depth_weight=anchor_depth_weights(
-                probs, cams.ref, cams.depth, self.depth_range))
+                probs, cams.ref, cams.depth, self.depth_range,
+                relative=self.relative_depth_weights))
         bev = self.refine(initial, mlvl_feats, cams, prev_bev, cur2prev, has_prev)
         return dict(bev=bev + lss_bev, depth_logits=depth_logits)
