@@ -16,8 +16,8 @@ import json
 import numpy as np
 import torch
 
-from occnet.constants import CAMERA_NAMES, GRID_SHAPE
 from occnet.datasets.synthetic.rig import make_rig
+from occnet.descriptions import OPENSCENE
 from occnet.geometry import lidar2img_matrix
 from occnet.models.bev_encoders.bev_grid import project_to_cameras
 from occnet.models.occ_heads.cascade_voxel_decoder import grid_centres
@@ -53,9 +53,10 @@ def compare(name, uv, visible, reference):
 
 def main():
     cams = make_rig(np.random.default_rng(0), (960, 540))
-    lidar2img = torch.tensor(np.stack([lidar2img_matrix(cams[c]) for c in CAMERA_NAMES]),
+    lidar2img = torch.tensor(np.stack([lidar2img_matrix(cams[c])
+                                       for c in OPENSCENE.camera_names]),
                              dtype=torch.float32)[None]
-    centres = grid_centres(GRID_SHAPE)[:, None]  # (640000, 1, 3)
+    centres = grid_centres(OPENSCENE.grid_shape)[:, None]  # (640000, 1, 3)
     reference = project_to_cameras(centres, lidar2img, IMAGE_HW, PADDED)
     rows = []
     for dtype in (torch.bfloat16, torch.float16):
@@ -65,7 +66,8 @@ def main():
     for dtype in (torch.bfloat16, torch.float16):
         uv, visible = reduced_projection(centres, lidar2img, dtype)
         rows.append(compare(f'{str(dtype)[6:]} projection', uv, visible, reference))
-    print(json.dumps(dict(voxels=centres.shape[0], cameras=len(CAMERA_NAMES), rows=rows)))
+    print(json.dumps(dict(voxels=centres.shape[0], cameras=len(OPENSCENE.camera_names),
+                          rows=rows)))
 
 
 if __name__ == '__main__':

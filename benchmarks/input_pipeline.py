@@ -21,9 +21,9 @@ import time
 import cv2
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES
 from occnet.datasets.transforms.image import ResizeMultiViewImages
 from occnet.datasets.transforms.loading import LoadMultiViewImages
+from occnet.descriptions import OPENSCENE
 
 
 def camera_like_jpeg(path, rng, size=(1920, 1080)):
@@ -40,9 +40,9 @@ def camera_like_jpeg(path, rng, size=(1920, 1080)):
 def frame_calibration():
     intrinsic = np.array([[1545.0, 0, 960], [0, 1545.0, 560], [0, 0, 1]])
     axes = np.array([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])
-    return {'sensor2lidar_rotation': np.stack([axes] * len(CAMERA_NAMES)),
-            'sensor2lidar_translation': np.zeros((len(CAMERA_NAMES), 3)),
-            'cam_intrinsic': np.stack([intrinsic] * len(CAMERA_NAMES))}
+    return {'sensor2lidar_rotation': np.stack([axes] * len(OPENSCENE.camera_names)),
+            'sensor2lidar_translation': np.zeros((len(OPENSCENE.camera_names), 3)),
+            'cam_intrinsic': np.stack([intrinsic] * len(OPENSCENE.camera_names))}
 
 
 def main():
@@ -60,7 +60,7 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         frames = []
         for f in range(args.frames):
-            files = [os.path.join(folder, f'{f}_{cam}.jpg') for cam in CAMERA_NAMES]
+            files = [os.path.join(folder, f'{f}_{cam}.jpg') for cam in OPENSCENE.camera_names]
             for file in files:
                 camera_like_jpeg(file, rng)
             frames.append(dict(token=f'frame{f}', img_paths=files, **frame_calibration()))

@@ -34,13 +34,14 @@ def sca_queries():
     import numpy as np
     import torch
 
-    from occnet.constants import CAMERA_NAMES, POINT_CLOUD_RANGE
     from occnet.datasets.synthetic.rig import make_rig
+    from occnet.descriptions import OPENSCENE
     from occnet.geometry import lidar2img_matrix
     from occnet.models.bev_encoders.bev_grid import pillar_reference_points, project_to_cameras
     cams = make_rig(np.random.default_rng(0), (960, 540))
-    lidar2img = torch.tensor(np.stack([lidar2img_matrix(cams[c]) for c in CAMERA_NAMES]))[None]
-    anchors = pillar_reference_points(200, 200, 4, POINT_CLOUD_RANGE)
+    lidar2img = torch.tensor(np.stack([lidar2img_matrix(cams[c])
+                                       for c in OPENSCENE.camera_names]))[None]
+    anchors = pillar_reference_points(200, 200, 4, OPENSCENE.point_cloud_range)
     _, visible = project_to_cameras(anchors, lidar2img, torch.tensor([[540, 960]]), (544, 960))
     return int(visible.any(-1).sum(-1).max())
 

@@ -52,20 +52,22 @@ def make_inputs(case, device, scale):
     import numpy as np
     import torch
 
-    from occnet.constants import CAMERA_NAMES
     from occnet.datasets.synthetic.rig import make_rig
+    from occnet.descriptions import OPENSCENE
     from occnet.geometry import lidar2img_matrix
     from occnet.models.view_transforms.frustum import frustum_points
     torch.manual_seed(0)
     cams = make_rig(np.random.default_rng(0), IMAGE_SIZE)
-    lidar2img = torch.tensor(np.stack([lidar2img_matrix(cams[c]) for c in CAMERA_NAMES]))[None]
+    num_cams = len(OPENSCENE.camera_names)
+    lidar2img = torch.tensor(np.stack([lidar2img_matrix(cams[c])
+                                       for c in OPENSCENE.camera_names]))[None]
     height = max(1, round(-(-IMAGE_SIZE[1] // STRIDE) * scale))
     width = max(1, round(IMAGE_SIZE[0] // STRIDE * scale))
     stride = IMAGE_SIZE[0] / width
     points = frustum_points(lidar2img, (height, width), stride, DEPTH_RANGE).to(device)
     bins = points.shape[2]
-    depth = torch.randn(1, len(CAMERA_NAMES), bins, height, width, device=device).softmax(2)
-    feats = torch.randn(1, len(CAMERA_NAMES), height, width, CHANNELS, device=device)
+    depth = torch.randn(1, num_cams, bins, height, width, device=device).softmax(2)
+    feats = torch.randn(1, num_cams, height, width, CHANNELS, device=device)
     return lidar2img, points, depth, feats
 
 

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from occnet.constants import CAMERA_NAMES
 from occnet.datasets.collect import V10, V11, collect, split_logs
 from occnet.datasets.infos import DataError
 from occnet.datasets.synthetic import generate_dataset
+from occnet.descriptions import OPENSCENE
 
 from conftest import REPO_ROOT
 
@@ -67,7 +67,7 @@ def test_joined_paths_by_value(source_root):
     for log, raw in raw_logs(source_root).items():
         for frame in raw:
             out = frames[frame['token']]
-            for cam in CAMERA_NAMES:
+            for cam in OPENSCENE.camera_names:
                 path = out['cams'][cam]['data_path']
                 assert path == f'{V11}/sensor_blobs/mini/{log}/{cam}/{frame["token"]}.jpg'
                 assert os.path.isfile(source_root / path)

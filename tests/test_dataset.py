@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from occnet.constants import CAMERA_NAMES, FREE_INDEX
 from occnet.datasets.infos import DataError
 from occnet.datasets.samplers import split_scenes_contiguous
 from occnet.datasets.synthetic.shapes import GLASS
 from occnet.datasets.synthetic.writer import log_world
 from occnet.datasets.transforms.bev_flip import mirror_matrix
+from occnet.descriptions import OPENSCENE
 from occnet.geometry import pose_matrix, project_points, relative_pose
 from occnet.registry import DATASETS
 
@@ -56,7 +56,7 @@ def test_point_projects_to_expected_pixel_in_every_camera_after_resize(tiny_data
     colours = np.concatenate([world.objects.part_colour[world.objects.part_object == index],
                               [GLASS]]).astype(np.float64)
     seen, shown = 0, 0
-    for n, cam in enumerate(CAMERA_NAMES):
+    for n, cam in enumerate(OPENSCENE.camera_names):
         info = frame['cams'][cam]
         # independent pinhole: camera coordinates from the camera pose, then K, then the resize
         cam_xyz = np.asarray(info['sensor2lidar_rotation']).T @ (
@@ -90,7 +90,7 @@ def test_labels_dense_and_queue(tiny_data_root):
     labels = third['data_samples']['voxel_semantics']
     assert labels.shape == (200, 200, 16) and labels.dtype == torch.uint8
     assert (labels[:, :, 3] == 10).float().mean() > 0.9  # ground layer
-    assert (labels[:, :, :3] == FREE_INDEX).all()
+    assert (labels[:, :, :3] == OPENSCENE.free_index).all()
     mask = third['data_samples']['mask_camera']
     assert mask.dtype == torch.bool and 0.3 < mask.float().mean() < 0.95
     # cur2prev of a real slot is the relative pose of consecutive frames, identity otherwise

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from occnet.constants import CLASS_NAMES, FREE_INDEX, GRID_SHAPE, NUM_CLASSES
 from occnet.datasets.infos import DataError, load_pickle
-from occnet.datasets.stats import (STAT_CLASS_NAMES, class_weights, evenly_spaced,
-                                   frame_class_counts, group_stats, split_frames)
+from occnet.datasets.stats import (class_weights, evenly_spaced, frame_class_counts,
+                                   group_stats, split_frames, stat_class_names)
+from occnet.descriptions import OPENSCENE
 
+CLASS_NAMES, FREE_INDEX = OPENSCENE.class_names, OPENSCENE.free_index
+GRID_SHAPE, NUM_CLASSES = OPENSCENE.grid_shape, OPENSCENE.num_classes
 VOXELS = int(np.prod(GRID_SHAPE))
 ZERO_CLASSES = (1, 2, 3, 4, 5, 6, 8, 9)
 
@@ -55,9 +57,10 @@ def sparse_counts(path):
 
 
 def test_class_names_put_free_at_its_index():
-    assert len(STAT_CLASS_NAMES) == NUM_CLASSES
-    assert STAT_CLASS_NAMES[FREE_INDEX] == 'free'
-    assert STAT_CLASS_NAMES[:len(CLASS_NAMES)] == CLASS_NAMES
+    names = stat_class_names()
+    assert len(names) == NUM_CLASSES
+    assert names[FREE_INDEX] == 'free'
+    assert names[:len(CLASS_NAMES)] == CLASS_NAMES
 
 
 def test_counts_frequencies_weights_of_hand_made_labels(hand_root):
@@ -143,7 +146,7 @@ def test_cli_writes_json_per_infos_file(tiny_data_root, tmp_path):
                       '--max-frames', '4')
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert report['class_names'] == list(STAT_CLASS_NAMES)
+    assert report['class_names'] == list(stat_class_names('openscene'))
     assert '1 / ln(1.02 + f_c)' in report['class_weight_formula']
     assert set(report['groups']) == {'openscene_mini_train', 'openscene_mini_val'}
     train = report['groups']['openscene_mini_train']

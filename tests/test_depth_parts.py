@@ -267,13 +267,13 @@ def test_every_feature_pixel_and_the_camera_path_get_gradient_through_lss(poolin
     """8 cameras of the synthetic rig at 256 x 160: every feature pixel (all inside the
     image) and every parameter of the depth net, the camera MLPs included, get gradient from
     the BEV."""
-    from occnet.constants import CAMERA_NAMES
     from occnet.datasets.synthetic.rig import make_rig
+    from occnet.descriptions import OPENSCENE
     from occnet.geometry import lidar2img_matrix
     from occnet.models.view_transforms.lss import LSSViewTransformer
     torch.manual_seed(0)
     rig = make_rig(np.random.default_rng(0), (256, 160))
-    lidar2img = torch.tensor(np.stack([lidar2img_matrix(rig[c]) for c in CAMERA_NAMES]),
+    lidar2img = torch.tensor(np.stack([lidar2img_matrix(rig[c]) for c in OPENSCENE.camera_names]),
                              dtype=torch.float32)[None]
     lss = LSSViewTransformer(dict(type='CameraAwareDepthNet', in_channels=8, mid_channels=8,
                                   context_channels=4, num_bins=22),

@@ -1,10 +1,12 @@
 """Flow renders: a direction lands on the hue and pixel worked out by hand."""
 import numpy as np
 
-from occnet.constants import FREE_INDEX, GRID_SHAPE
+from occnet.descriptions import OPENSCENE
 from occnet.visualization.flow import (STILL_RGB, flow_hue_degrees, render_flow_gt_vs_pred,
                                        topdown_flow_map)
 from occnet.visualization.topdown import FREE_RGB
+
+FREE_INDEX, GRID_SHAPE = OPENSCENE.free_index, OPENSCENE.grid_shape
 
 
 def test_hues_of_the_four_directions():
@@ -72,7 +74,6 @@ def test_visualize_writes_flow_renders_when_predictions_have_flow(tiny_data_root
 
 
 def test_a_voxel_is_drawn_at_its_projected_pixel_in_its_class_colour():
-    from occnet.constants import CLASS_PALETTE
     from occnet.geometry import lidar2img_matrix, voxel_centers
     from occnet.visualization.cameras import overlay_occupancy, render_camera_overlays
     # a camera at the lidar origin looking along +x: u = 320 - 400 y / x, v = 180 - 400 z / x
@@ -89,7 +90,7 @@ def test_a_voxel_is_drawn_at_its_projected_pixel_in_its_class_colour():
     image = np.zeros((360, 640, 3), dtype=np.uint8)
     out, drawn = overlay_occupancy(image, lidar2img, dense, alpha=1.0, radius=1)
     assert drawn == 1
-    assert out[int(v), int(u)].tolist() == list(CLASS_PALETTE[7])
+    assert out[int(v), int(u)].tolist() == list(OPENSCENE.palette[7])
     painted = np.argwhere(out.any(-1))  # one small dot around (u, v), nothing else
     assert len(painted) >= 1 and np.abs(painted - [int(v), int(u)]).max() <= 1
     grid = render_camera_overlays([image] * 8, [lidar2img] * 8, dense, width=160)

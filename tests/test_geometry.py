@@ -1,9 +1,12 @@
 """Pure geometry: poses, projection, sparse <-> dense occupancy."""
 import numpy as np
+import pytest
 
-from occnet.constants import FREE_INDEX
-from occnet.geometry import (dense_to_sparse, index1d_to_xyz, lidar2img_matrix, pose_matrix,
-                             project_points, relative_pose, sparse_to_dense, xyz_to_index1d)
+from occnet.descriptions import OCC3D_NUSCENES, OPENSCENE, OccDescription
+from occnet.geometry import (dense_to_sparse, flow_sparse_to_dense, index1d_to_xyz,
+                             lidar2img_matrix, points_to_voxel_indices, pose_matrix,
+                             project_points, relative_pose, sparse_to_dense, voxel_centers,
+                             xyz_to_index1d)
 
 
 def test_index1d_layout_matches_format():
@@ -18,7 +21,7 @@ def test_sparse_dense_sparse_round_trip():
     sparse = np.stack([index1d, rng.integers(0, 11, size=500)], axis=1)
     dense = sparse_to_dense(sparse)
     assert dense.shape == (200, 200, 16) and dense.dtype == np.uint8
-    assert (dense != FREE_INDEX).sum() == 500
+    assert (dense != OPENSCENE.free_index).sum() == 500
     x, y, z = index1d_to_xyz(index1d[:1])[0]
     assert dense[x, y, z] == sparse[0, 1]
     np.testing.assert_array_equal(dense_to_sparse(dense), sparse)
@@ -46,3 +49,42 @@ def test_relative_pose_maps_points_between_frames():
     a2b = relative_pose(a, b)
     # a's origin is global (10, 0); in b (at (10, 5), facing +y) that is 5 m behind: (-5, 0)
     np.testing.assert_allclose((a2b @ [0, 0, 0, 1])[:3], [-5, 0, 0], atol=1e-12)
+
+
+# a 4 x 3 x 2 grid of 1 m voxels over [0, 4] x [0, 3] x [0, 2], labels 0, 1 and free = 2
+SMALL = OccDescription(
+    name='small', class_names=('car', 'road'), free_index=2, ignore_index=255, evaluated=(0, 1),
+    foreground=(0,), palette=((255, 0, 0), (128, 128, 128), (255, 255, 255)),
+    point_cloud_range=(0.0, 0.0, 0.0, 4.0, 3.0, 2.0), voxel_size=1.0, grid_shape=(4, 3, 2),
+    grid_frame='ego', camera_names=('CAM_A', 'CAM_B'), image_size=(64, 32))
+
+
+def test_voxel_grid_of_the_occ3d_description():
+    centres = voxel_centers(dataset=OCC3D_NUSCENES)  # 0.4 m voxels over [-40, 40]^2 x [-1, 5.4]
+    assert centres.shape == (200, 200, 16, 3)
+    np.testing.assert_allclose(centres[0, 0, 0], [-39.8, -39.8, -0.8])
+    np.testing.assert_allclose(centres[199, 199, 15], [39.8, 39.8, 5.2])
+    points = np.array([[0.1, -0.1, 0.0], [0.0, 0.0, 5.5]])
+    idx, inside = points_to_voxel_indices(points, dataset=OCC3D_NUSCENES)
+    assert idx[0].tolist() == [100, 99, 2] and inside.tolist() == [True, False]
+    assert points_to_voxel_indices(points)[0][0].tolist() == [100, 99, 8]  # OpenScene's grid
+    # explicit values keep priority over the description's
+    corner = voxel_centers((2, 2, 2), voxel_size=1.0, dataset=OCC3D_NUSCENES)[1, 1, 1]
+    assert corner.tolist() == pytest.approx([-38.5, -38.5, 0.5])
+
+
+def test_sparse_dense_use_the_descriptions_grid_and_free_label():
+    # index1d = z * 12 + y * 4 + x on the 4 x 3 x 2 grid
+    assert xyz_to_index1d([[1, 2, 1]], dataset=SMALL).tolist() == [21]
+    assert index1d_to_xyz([21, 11], dataset=SMALL).tolist() == [[1, 2, 1], [3, 2, 0]]
+    sparse = np.array([[11, 0], [21, 1]])
+    dense = sparse_to_dense(sparse, dataset=SMALL)
+    assert dense.shape == (4, 3, 2) and dense[3, 2, 0] == 0 and dense[1, 2, 1] == 1
+    assert (dense == 2).sum() == 22  # every other voxel is SMALL's free label
+    np.testing.assert_array_equal(dense_to_sparse(dense, dataset=SMALL), sparse)
+    flow = flow_sparse_to_dense(sparse, [[1.0, 2.0], [3.0, 4.0]], dataset=SMALL)
+    assert flow.shape == (4, 3, 2, 2) and flow[1, 2, 1].tolist() == [3.0, 4.0]
+    # Occ3D: free is 17, so an OpenScene free label (11) is an occupied voxel there
+    occ3d = sparse_to_dense(np.array([[0, 11]]), dataset=OCC3D_NUSCENES)
+    assert occ3d[0, 0, 0] == 11 and (occ3d == 17).sum() == 200 * 200 * 16 - 1
+    assert dense_to_sparse(occ3d, dataset=OCC3D_NUSCENES).tolist() == [[0, 11]]

@@ -8,14 +8,14 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
-from occnet.constants import CAMERA_NAMES
 from occnet.datasets.collect import read_v11_log, v11_log_files
 from occnet.datasets.infos import DataError
 from occnet.datasets.nuplan_link import (blob_relative_path, link_one, link_split,
                                          sensor_blobs_dir)
+from occnet.descriptions import OPENSCENE
 
 NUM_LOGS, FRAMES_PER_LOG = 2, 3
-NUM_FILES = NUM_LOGS * FRAMES_PER_LOG * len(CAMERA_NAMES)
+NUM_FILES = NUM_LOGS * FRAMES_PER_LOG * len(OPENSCENE.camera_names)
 
 
 @pytest.fixture(scope='module')
@@ -47,7 +47,7 @@ def roots(generated, tmp_path):
 def all_relative_paths(data_root):
     return [frame['cams'][cam]['data_path']
             for source in v11_log_files(data_root, 'mini').values()
-            for frame in read_v11_log(source) for cam in CAMERA_NAMES]
+            for frame in read_v11_log(source) for cam in OPENSCENE.camera_names]
 
 
 def run_tool(*args):

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
-from occnet.constants import CLASS_NAMES, FREE_INDEX, GRID_SHAPE, IGNORE_INDEX, NUM_CLASSES
+from occnet.descriptions import OPENSCENE
 from occnet.evaluation import (OccupancyMetric, confusion_matrix, summarize_confusion,
                                summarize_split)
 from occnet.evaluation.occupancy_metrics import frame_confusions, near_voxels
@@ -24,6 +24,9 @@ from occnet.registry import METRICS
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VEHICLE, PEDESTRIAN, GENERIC, BARRIER, BACKGROUND = 0, 7, 6, 9, 10
+CLASS_NAMES, GRID_SHAPE = OPENSCENE.class_names, OPENSCENE.grid_shape
+FREE_INDEX, IGNORE_INDEX, NUM_CLASSES = (OPENSCENE.free_index, OPENSCENE.ignore_index,
+                                         OPENSCENE.num_classes)
 
 
 def tiny_frame():

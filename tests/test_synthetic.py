@@ -13,14 +13,17 @@ import cv2
 import numpy as np
 import pytest
 
-from occnet.constants import (BACKGROUND_INDEX, CAMERA_NAMES, CLASS_NAMES, FREE_INDEX, GRID_SHAPE,
-                              POINT_CLOUD_RANGE, VOXEL_SIZE)
 from occnet.datasets.synthetic import generate_dataset
 from occnet.datasets.synthetic.rig import camera_rotation
+from occnet.descriptions import OPENSCENE
 from occnet.geometry import (dense_to_sparse, index1d_to_xyz, lidar2img_matrix,
                              points_to_voxel_indices, pose_matrix, project_points, sparse_to_dense,
                              voxel_centers, xyz_to_index1d)
 
+CAMERA_NAMES, CLASS_NAMES = OPENSCENE.camera_names, OPENSCENE.class_names
+FREE_INDEX, GRID_SHAPE = OPENSCENE.free_index, OPENSCENE.grid_shape
+POINT_CLOUD_RANGE, VOXEL_SIZE = OPENSCENE.point_cloud_range, OPENSCENE.voxel_size
+BACKGROUND_INDEX = CLASS_NAMES.index('background')
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_LOGS, FRAMES_PER_LOG, FRAMES_PER_SCENE, IMAGE_SIZE = 2, 4, 3, (160, 90)
 NUPLAN_NAMES = {'vehicle', 'bicycle', 'pedestrian', 'traffic_cone', 'barrier', 'czone_sign',

@@ -4,7 +4,6 @@ visibility mask, object shapes, and colours that do not give the class away."""
 import numpy as np
 import pytest
 
-from occnet.constants import BACKGROUND_INDEX, CAMERA_NAMES, CLASS_NAMES, FREE_INDEX, GRID_SHAPE
 from occnet.datasets.synthetic.layout import (KIND, SIDEWALK_HEIGHT, ZONE, RoadLayout,
                                               support_height, terrain_height)
 from occnet.datasets.synthetic.lidar import MAX_RANGE, NUM_BEAMS, LidarScanner
@@ -17,9 +16,13 @@ from occnet.datasets.synthetic.scene import frame_parts
 from occnet.datasets.synthetic.shapes import make_shape
 from occnet.datasets.synthetic.voxelize import GROUND_LAYER, part_voxels, voxelize_frame
 from occnet.datasets.synthetic.world import frame_time, make_world
+from occnet.descriptions import OPENSCENE
 from occnet.geometry import (lidar2img_matrix, points_to_voxel_indices, pose_matrix,
                              project_points, voxel_centers, xyz_to_index1d)
 
+CAMERA_NAMES, CLASS_NAMES = OPENSCENE.camera_names, OPENSCENE.class_names
+FREE_INDEX, GRID_SHAPE = OPENSCENE.free_index, OPENSCENE.grid_shape
+BACKGROUND_INDEX = CLASS_NAMES.index('background')
 LIDAR_POSE = pose_matrix([0.0, 0.0, 2.0], [1.0, 0.0, 0.0, 0.0])  # lidar 2 m above the road
 VEHICLE, BARRIER = CLASS_NAMES.index('vehicle'), CLASS_NAMES.index('barrier')
 

@@ -3,10 +3,14 @@ import cv2
 import numpy as np
 import pytest
 
-from occnet.constants import CLASS_PALETTE, FREE_INDEX, GRID_SHAPE, IGNORE_INDEX
+from occnet.descriptions import OPENSCENE
 from occnet.visualization import (column_top_classes, save_gt_vs_pred, topdown_class_map,
                                   topdown_error_map)
 from occnet.visualization.topdown import ERROR_KINDS, FREE_RGB
+
+CLASS_PALETTE, FREE_INDEX, IGNORE_INDEX = (OPENSCENE.palette, OPENSCENE.free_index,
+                                            OPENSCENE.ignore_index)
+GRID_SHAPE = OPENSCENE.grid_shape
 
 VEHICLE, PEDESTRIAN, BARRIER, BACKGROUND = 0, 7, 9, 10
 X, Y, Z = GRID_SHAPE

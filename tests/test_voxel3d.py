@@ -5,11 +5,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occnet.constants import CLASS_PALETTE, FREE_INDEX, GRID_SHAPE, IGNORE_INDEX
+from occnet.descriptions import OPENSCENE
 from occnet.evaluation.ray_iou import march_rays
 from occnet.visualization.animation import write_animation
 from occnet.visualization.voxel3d import (FACE_SHADE, ChaseCamera, box_entry, error_grid,
                                           render_chase_gt_vs_pred, render_voxels)
+
+CLASS_PALETTE, FREE_INDEX, IGNORE_INDEX = (OPENSCENE.palette, OPENSCENE.free_index,
+                                            OPENSCENE.ignore_index)
+GRID_SHAPE = OPENSCENE.grid_shape
 
 SMALL_RANGE = (-5.0, -5.0, -2.0, 5.0, 5.0, 2.0)  # 10 x 10 x 4 voxels of 1 m
 

@@ -32,9 +32,9 @@ from mmengine.config import DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from occnet.constants import CAMERA_NAMES, GRID_SHAPE
 from occnet.datasets.synthetic.rig import make_rig
 from occnet.datasets.transforms.image import padded_shape
+from occnet.descriptions import OPENSCENE
 from occnet.engine.amp import configure_amp
 from occnet.engine.launch import apply_runtime_options, load_config
 from occnet.engine.memory_advice import out_of_memory_advice
@@ -80,11 +80,12 @@ def synthetic_batch(batch_size, num_frames, img_size, seed=0, depth_stride=None,
     maps (N, H_pad / stride, W_pad / stride) with a return in a third of the cells)."""
     rng = np.random.default_rng(seed)
     width, height = img_size
-    rig = make_rig(rng, (width, height))
-    lidar2img = np.stack([lidar2img_matrix(rig[cam]) for cam in CAMERA_NAMES])
+    rig = make_rig(rng, (width, height))  # OpenScene's cameras
+    num_cams = len(OPENSCENE.camera_names)
+    lidar2img = np.stack([lidar2img_matrix(rig[cam]) for cam in OPENSCENE.camera_names])
     samples, imgs = [], []
     for b in range(batch_size):
-        labels = rng.integers(0, 12, GRID_SHAPE, dtype=np.uint8)
+        labels = rng.integers(0, OPENSCENE.num_classes, OPENSCENE.grid_shape, dtype=np.uint8)
         samples.append(dict(
             token=f'bench{b}', prev_token=None, img_shape=(height, width),
             lidar2img=np.tile(lidar2img, (num_frames, 1, 1, 1)),
@@ -92,14 +93,14 @@ def synthetic_batch(batch_size, num_frames, img_size, seed=0, depth_stride=None,
             queue_valid=np.ones(num_frames, dtype=bool),
             can_bus=np.zeros((num_frames, CAN_BUS_DIMS), dtype=np.float32),
             voxel_semantics=torch.from_numpy(labels),
-            mask_camera=torch.ones(GRID_SHAPE, dtype=torch.bool)))
+            mask_camera=torch.ones(OPENSCENE.grid_shape, dtype=torch.bool)))
         if depth_stride:
             rows, cols = (size // depth_stride
                           for size in padded_shape((height, width), pad_size_divisor))
-            depth = rng.uniform(1, 45, (len(CAMERA_NAMES), rows, cols)).astype(np.float32)
+            depth = rng.uniform(1, 45, (num_cams, rows, cols)).astype(np.float32)
             depth[rng.random(depth.shape) > 1 / 3] = 0
             samples[-1]['depth_maps'] = torch.from_numpy(depth)
-        imgs.append(torch.from_numpy(rng.integers(0, 256, (num_frames, len(CAMERA_NAMES), 3,
+        imgs.append(torch.from_numpy(rng.integers(0, 256, (num_frames, num_cams, 3,
                                                            height, width), dtype=np.uint8)))
     return dict(inputs=dict(imgs=imgs), data_samples=samples)
 

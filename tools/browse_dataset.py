@@ -64,7 +64,7 @@ def main():
         sample = item['data_samples']
         image = render_pipeline_sample(item['inputs']['imgs'].numpy(),
                                        np.asarray(sample['lidar2img']), sample,
-                                       args.camera_width)
+                                       args.camera_width, dataset=dataset.metainfo)
         path = os.path.join(args.out_dir, f'{args.split}_{index}_{sample.get("token")}.png')
         write_rgb(path, image)
         print(f'wrote {path}')

@@ -17,8 +17,9 @@ import sys
 import time
 
 from occnet.datasets.infos import DataError
-from occnet.datasets.stats import (CLASS_WEIGHT_FORMULA, STAT_CLASS_NAMES, format_group_table,
+from occnet.datasets.stats import (CLASS_WEIGHT_FORMULA, format_group_table, stat_class_names,
                                    group_name, group_stats, read_infos, split_frames)
+from occnet.descriptions import DESCRIPTIONS
 from occnet.evaluation import write_json
 from occnet.progress import Progress
 
@@ -33,6 +34,8 @@ def parse_args():
     source.add_argument('--infos', nargs='+', help='infos pickles from tools/collect_data.py')
     source.add_argument('--split', help='read the raw metadata of this split instead')
     parser.add_argument('--out', help='write the statistics JSON here')
+    parser.add_argument('--dataset', default='openscene', choices=sorted(DESCRIPTIONS),
+                        help="whose labels the infos hold (occnet/descriptions.py)")
     parser.add_argument('--max-frames', type=int,
                         help='read labels of at most this many evenly spaced labelled frames '
                              'per group (default: all)')
@@ -60,14 +63,16 @@ def load_groups(args):
 
 def main():
     args = parse_args()
-    report = {'data_root': args.data_root, 'class_names': list(STAT_CLASS_NAMES),
+    report = {'data_root': args.data_root, 'dataset': args.dataset,
+              'class_names': list(stat_class_names(args.dataset)),
               'class_weight_formula': CLASS_WEIGHT_FORMULA, 'max_frames': args.max_frames,
               'groups': {}}
     start = time.time()
     try:
         for name, source, frames in load_groups(args):
             stats = group_stats(frames, args.data_root, args.max_frames, args.workers,
-                                Progress('dataset_stats', f'{name}: frames'))
+                                Progress('dataset_stats', f'{name}: frames'),
+                                dataset=args.dataset)
             report['groups'][name] = {'source': source, **stats}
             print(format_group_table(name, stats) + '\n')
     except DataError as err:

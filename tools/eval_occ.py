@@ -13,9 +13,9 @@ import sys
 
 import numpy as np
 
-from occnet.constants import NUM_CLASSES
 from occnet.datasets.infos import DataError, load_infos, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
+from occnet.descriptions import get_description
 from occnet.evaluation import (format_table, load_flow_pair, load_prediction, summarize_split,
                                write_json, write_markdown)
 from occnet.evaluation.occupancy_metrics import (RANGES, flow_error_sums, frame_confusions,
@@ -23,6 +23,8 @@ from occnet.evaluation.occupancy_metrics import (RANGES, flow_error_sums, frame_
 from occnet.evaluation.ray_iou import frame_ray_confusion, ray_iou_summary, scene_ray_origins
 from occnet.geometry import sparse_to_dense
 from occnet.progress import Progress
+
+DATASET = 'openscene'  # the labels this tool reads (occnet.datasets.labels)
 
 
 def parse_args():
@@ -57,10 +59,12 @@ def main():
         print(f'[eval_occ] {len(infos) - len(frames)} of {len(infos)} frames have no label '
               'path and are not evaluated', file=sys.stderr)
 
-    cm = np.zeros((len(RANGES), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)  # all, near, far
-    cm_masked = np.zeros_like(cm)
-    near = near_voxels()
-    ray_origins = scene_ray_origins(infos, args.ray_neighbours) if args.ray_iou else None
+    desc = get_description(DATASET)
+    cm = np.zeros((len(RANGES), desc.num_classes, desc.num_classes), dtype=np.int64)
+    cm_masked = np.zeros_like(cm)  # (3, C, C): all, near, far voxels
+    near = near_voxels(dataset=desc)
+    ray_origins = scene_ray_origins(infos, args.ray_neighbours, dataset=desc) \
+        if args.ray_iou else None
     ray_counts = 0
     flow_sums = None
     num_frames = num_masked = 0
@@ -85,15 +89,16 @@ def main():
             progress(done, len(frames))
             continue
         try:
-            cm += frame_confusions(gt, pred, near=near)
+            cm += frame_confusions(gt, pred, near=near, dataset=desc)
             if visible is not None:
-                cm_masked += frame_confusions(gt, pred, mask=visible, near=near)
+                cm_masked += frame_confusions(gt, pred, mask=visible, near=near, dataset=desc)
                 num_masked += 1
             if ray_origins is not None:
-                ray_counts = ray_counts + frame_ray_confusion(gt, pred, ray_origins[token])
+                ray_counts = ray_counts + frame_ray_confusion(gt, pred, ray_origins[token],
+                                                              dataset=desc)
             frame_flow = load_flow_pair(args.pred_dir, info, data_root, occ_sparse)
             if frame_flow is not None:
-                sums = flow_error_sums(gt, pred, *frame_flow)
+                sums = flow_error_sums(gt, pred, *frame_flow, dataset=desc)
                 flow_sums = sums if flow_sums is None else flow_sums + sums
         except ValueError as err:
             sys.exit(f'error: frame token {token}, prediction '
@@ -106,12 +111,13 @@ def main():
               f'(first: {skipped[0]})', file=sys.stderr)
     if num_frames == 0:
         sys.exit('error: every frame was skipped; nothing to evaluate')
-    summary = summarize_split(cm, cm_masked if num_masked else None, num_frames, num_masked)
+    summary = summarize_split(cm, cm_masked if num_masked else None, num_frames, num_masked,
+                              dataset=desc)
     summary['num_frames_skipped'] = len(skipped)
     if flow_sums is not None:
         summary.update(summarize_flow(flow_sums))
     if ray_origins is not None:
-        summary.update(ray_iou_summary(ray_counts))
+        summary.update(ray_iou_summary(ray_counts, dataset=desc))
     print(format_table(summary))
     if args.out_json:
         write_json(summary, args.out_json)

@@ -1,7 +1,8 @@
 """Render ground truth beside prediction for frames with predictions: top-down class maps with
 an error map, their flow (direction as hue, speed as saturation) where labels and predictions
-have it, and optionally a 3D chase-camera view, the 8 cameras with the prediction projected,
-and a whole scene as an animated GIF or MP4.
+have it, and optionally a 3D chase-camera view, the cameras with the prediction projected,
+and a whole scene as an animated GIF or MP4. Classes, colours, grid and cameras are those of
+--dataset (occnet/descriptions.py).
 
     python tools/visualize.py --infos data/openscene-synthetic/openscene_mini_val.pkl \
         --pred-dir work_dirs/demo/test/predictions --out-dir work_dirs/demo/renders \
@@ -13,10 +14,10 @@ import sys
 
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES
 from occnet.datasets.infos import DataError, load_infos, resolve
 from occnet.datasets.labels import load_occupancy
 from occnet.datasets.transforms.loading import read_jpeg
+from occnet.descriptions import DESCRIPTIONS, get_description
 from occnet.evaluation import load_flow_pair, load_prediction
 from occnet.geometry import lidar2img_matrix, sparse_to_dense
 from occnet.progress import Progress
@@ -33,6 +34,9 @@ def parse_args():
     parser.add_argument('--infos', required=True, help='infos pickle (list of frame dicts)')
     parser.add_argument('--pred-dir', required=True, help='folder of <token>.npz predictions')
     parser.add_argument('--out-dir', required=True, help='where the PNGs go')
+    parser.add_argument('--dataset', choices=sorted(DESCRIPTIONS), default='openscene',
+                        help='the dataset the labels and predictions follow (classes, '
+                        'colours, grid, cameras; default: openscene)')
     parser.add_argument('--data-root', help='folder relative label paths start from '
                         '(default: the folder holding --infos)')
     parser.add_argument('--num-frames', type=int, default=4,
@@ -41,7 +45,7 @@ def parse_args():
     parser.add_argument('--chase', action='store_true',
                         help='also render a 3D view from a chase camera (<name>_3d.png)')
     parser.add_argument('--cameras', action='store_true',
-                        help='also draw the prediction projected onto the 8 camera images')
+                        help='also draw the prediction projected onto the camera images')
     parser.add_argument('--scene', action='append', default=[], metavar='NAME',
                         help="animate every labelled frame of this scene (its scene_name, or "
                         "'first' for the first scene of the infos); repeatable")
@@ -52,12 +56,14 @@ def parse_args():
     return parser.parse_args()
 
 
-def load_pair(frame, data_root, pred_dir):
+def load_pair(frame, data_root, pred_dir, dataset='openscene'):
     """(sparse occupancy rows, dense gt, dense prediction) of one frame."""
+    desc = get_description(dataset)
     token = frame['token']
     occ_sparse = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token,
-                                dense=False)
-    return occ_sparse, sparse_to_dense(occ_sparse), load_prediction(pred_dir, token)
+                                dense=False, dataset=desc)
+    gt = sparse_to_dense(occ_sparse, grid_shape=desc.grid_shape, free_index=desc.free_index)
+    return occ_sparse, gt, load_prediction(pred_dir, token)
 
 
 def frame_title(frame):
@@ -66,22 +72,27 @@ def frame_title(frame):
 
 def render_frame(frame, args, data_root):
     """Every requested still of one frame; prints each path written."""
-    occ_sparse, gt, pred = load_pair(frame, data_root, args.pred_dir)
+    dataset = args.dataset
+    occ_sparse, gt, pred = load_pair(frame, data_root, args.pred_dir, dataset)
     stem = os.path.join(args.out_dir, f'{frame.get("scene_name", "frame")}_{frame["token"]}')
-    save_gt_vs_pred(gt, pred, stem + '.png', title=frame_title(frame), scale=args.scale)
+    save_gt_vs_pred(gt, pred, stem + '.png', title=frame_title(frame), scale=args.scale,
+                    dataset=dataset)
     written = [stem + '.png']
     if args.chase:
-        save_chase_gt_vs_pred(gt, pred, stem + '_3d.png', title=frame_title(frame))
+        save_chase_gt_vs_pred(gt, pred, stem + '_3d.png', title=frame_title(frame),
+                              dataset=dataset)
         written.append(stem + '_3d.png')
     if args.cameras:
+        cameras = get_description(dataset).camera_names
         images = [read_jpeg(resolve(data_root, frame['cams'][cam]['data_path']),
-                            frame['token'], cam) for cam in CAMERA_NAMES]
-        lidar2imgs = [lidar2img_matrix(frame['cams'][cam]) for cam in CAMERA_NAMES]
-        written.append(save_camera_overlays(images, lidar2imgs, pred, stem + '_cameras.png'))
+                            frame['token'], cam) for cam in cameras]
+        lidar2imgs = [lidar2img_matrix(frame['cams'][cam]) for cam in cameras]
+        written.append(save_camera_overlays(images, lidar2imgs, pred, stem + '_cameras.png',
+                                            dataset=dataset))
     flows = load_flow_pair(args.pred_dir, frame, data_root, occ_sparse)
     if flows is not None:
         written.append(save_flow_gt_vs_pred(gt, flows[0], pred, flows[1], stem + '_flow.png',
-                                            scale=args.scale))
+                                            scale=args.scale, dataset=dataset))
     for path in written:
         print(f'wrote {path}')
 
@@ -106,9 +117,9 @@ def render_scene(frames, name, args, data_root):
     progress = Progress('visualize', f'scene {name}: frames')
     images = []
     for i, frame in enumerate(chosen):
-        _, gt, pred = load_pair(frame, data_root, args.pred_dir)
+        _, gt, pred = load_pair(frame, data_root, args.pred_dir, args.dataset)
         title = f'{name}  {i + 1}/{len(chosen)}  {frame["token"]}'
-        images.append(render_chase_gt_vs_pred(gt, pred, title, camera))
+        images.append(render_chase_gt_vs_pred(gt, pred, title, camera, args.dataset))
         progress(i + 1, len(chosen))
     path = os.path.join(args.out_dir, f'{name}.{args.animation_format}')
     write_animation(images, path, fps=args.fps)

@@ -31,6 +31,7 @@ class_weight = [6.3, 1.0, 1.0, 1.0, 18.5, 18.1, 16.1, 12.2, 18.2, 14.1, 2.3, 1.0
 
 model = dict(
     type='BEVFormerOcc',
+    dataset={{_base_.dataset_name}},  # handed to the encoder, heads and losses
     data_preprocessor=dict(type='OccDataPreprocessor', pad_size_divisor=32),
     img_backbone=dict(type='TorchvisionResNet', depth=18, out_indices=(1,), frozen_stages=-1,
                       norm_eval=False),

@@ -14,6 +14,7 @@ bev_h = bev_w = 200
 
 model = dict(
     type='BEVFormerOcc',
+    dataset={{_base_.dataset_name}},  # handed to the encoder, heads and losses
     data_preprocessor=dict(type='OccDataPreprocessor', pad_size_divisor=32),
     img_backbone=dict(type='TorchvisionResNet', depth=50, out_indices=(3,), frozen_stages=1,
                       norm_eval=True, weights='IMAGENET1K_V1'),

@@ -1,13 +1,15 @@
 """Pure geometry helpers: poses, camera projection and occupancy index conversions.
 
 Conventions (shared/OPENSCENE_FORMAT.md): quaternions are [w, x, y, z]; 4x4 matrices act on
-column vectors; dense occupancy grids are indexed [x, y, z] with shape GRID_SHAPE; sparse labels
-use index1d = z * X * Y + y * X + x.
+column vectors; dense occupancy grids are indexed [x, y, z] with shape (X, Y, Z), the dataset's
+grid_shape; sparse labels use index1d = z * X * Y + y * X + x. The grid functions take the grid
+(grid_shape, pc_range, voxel_size, free_index) as arguments; those left None are the dataset's
+(`dataset`: a name, an OccDescription or a metainfo dict; OpenScene by default).
 """
 import numpy as np
 from pyquaternion import Quaternion
 
-from occnet.constants import FREE_INDEX, GRID_SHAPE, POINT_CLOUD_RANGE, VOXEL_SIZE
+from occnet.descriptions import get_description
 
 
 def quaternion_to_matrix(quat_wxyz):
@@ -71,47 +73,66 @@ def project_points(points, lidar2img, eps=1e-5):
     return uv, depth
 
 
-def voxel_centers(grid_shape=GRID_SHAPE, pc_range=POINT_CLOUD_RANGE, voxel_size=VOXEL_SIZE):
-    """Centres of all voxels, (X, Y, Z, 3) metres in the lidar frame."""
+def _described_grid(dataset, grid_shape=None, pc_range=None, voxel_size=None):
+    """(grid_shape, pc_range, voxel_size): the given ones, the dataset's where None."""
+    desc = get_description(dataset)
+    return (desc.grid_shape if grid_shape is None else grid_shape,
+            desc.point_cloud_range if pc_range is None else pc_range,
+            desc.voxel_size if voxel_size is None else voxel_size)
+
+
+def voxel_centers(grid_shape=None, pc_range=None, voxel_size=None, dataset='openscene'):
+    """Centres of all voxels, (X, Y, Z, 3) metres in the grid's frame (OpenScene: lidar)."""
+    grid_shape, pc_range, voxel_size = _described_grid(dataset, grid_shape, pc_range,
+                                                       voxel_size)
     axes = [pc_range[i] + (np.arange(grid_shape[i]) + 0.5) * voxel_size for i in range(3)]
     return np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1)
 
 
-def points_to_voxel_indices(points, grid_shape=GRID_SHAPE, pc_range=POINT_CLOUD_RANGE,
-                            voxel_size=VOXEL_SIZE):
-    """Integer voxel indices (N, 3) of lidar points (N, 3) and a mask (N,) of those inside."""
+def points_to_voxel_indices(points, grid_shape=None, pc_range=None, voxel_size=None,
+                            dataset='openscene'):
+    """Integer voxel indices (N, 3) of points (N, 3), metres in the grid's frame, and a mask
+    (N,) of those inside."""
+    grid_shape, pc_range, voxel_size = _described_grid(dataset, grid_shape, pc_range,
+                                                       voxel_size)
     idx = np.floor((np.asarray(points) - np.asarray(pc_range[:3])) / voxel_size).astype(np.int64)
     inside = np.all((idx >= 0) & (idx < np.asarray(grid_shape)), axis=1)
     return idx, inside
 
 
-def xyz_to_index1d(xyz, grid_shape=GRID_SHAPE):
+def xyz_to_index1d(xyz, grid_shape=None, dataset='openscene'):
     """Flat sparse index z * X * Y + y * X + x of integer voxel coordinates (N, 3)."""
     xyz = np.asarray(xyz, dtype=np.int64)
-    size_x, size_y, _ = grid_shape
+    size_x, size_y, _ = _described_grid(dataset, grid_shape)[0]
     return xyz[:, 2] * size_x * size_y + xyz[:, 1] * size_x + xyz[:, 0]
 
 
-def index1d_to_xyz(index1d, grid_shape=GRID_SHAPE):
+def index1d_to_xyz(index1d, grid_shape=None, dataset='openscene'):
     """Inverse of `xyz_to_index1d`: (N,) flat indices to (N, 3) voxel coordinates [x, y, z]."""
     index1d = np.asarray(index1d, dtype=np.int64)
-    size_x, size_y, _ = grid_shape
+    size_x, size_y, _ = _described_grid(dataset, grid_shape)[0]
     return np.stack([index1d % size_x, (index1d // size_x) % size_y,
                      index1d // (size_x * size_y)], axis=1)
 
 
-def sparse_to_dense(occ_sparse, grid_shape=GRID_SHAPE, free_index=FREE_INDEX):
+def sparse_to_dense(occ_sparse, grid_shape=None, free_index=None, dataset='openscene'):
     """Dense label grid (X, Y, Z) uint8 from sparse `[index1d, class]` rows (N, 2);
-    voxels not listed are free."""
+    voxels not listed are free (free_index)."""
+    grid_shape = _described_grid(dataset, grid_shape)[0]
+    if free_index is None:
+        free_index = get_description(dataset).free_index
     occ_sparse = np.asarray(occ_sparse).reshape(-1, 2).astype(np.int64)
     flat = np.full(int(np.prod(grid_shape)), free_index, dtype=np.uint8)  # index1d order
     flat[occ_sparse[:, 0]] = occ_sparse[:, 1]
     return np.ascontiguousarray(flat.reshape(grid_shape[::-1]).transpose(2, 1, 0))
 
 
-def dense_to_sparse(dense, free_index=FREE_INDEX, ignore_index=None):
+def dense_to_sparse(dense, free_index=None, ignore_index=None, dataset='openscene'):
     """Sparse `[index1d, class]` rows (N, 2) int64, sorted by index1d, of the occupied voxels
-    of a dense (X, Y, Z) grid (free and, if given, ignored voxels are left out)."""
+    of a dense (X, Y, Z) grid (free and, if ignore_index is given, ignored voxels are left
+    out; free_index None: the dataset's)."""
+    if free_index is None:
+        free_index = get_description(dataset).free_index
     flat = np.asarray(dense).transpose(2, 1, 0).ravel()  # index1d order: z, then y, then x
     keep = flat != free_index
     if ignore_index is not None:
@@ -120,9 +141,10 @@ def dense_to_sparse(dense, free_index=FREE_INDEX, ignore_index=None):
     return np.stack([index1d, flat[index1d].astype(np.int64)], axis=1)
 
 
-def flow_sparse_to_dense(occ_sparse, flow_sparse, grid_shape=GRID_SHAPE):
+def flow_sparse_to_dense(occ_sparse, flow_sparse, grid_shape=None, dataset='openscene'):
     """Dense flow (X, Y, Z, 2) float32 m/s from sparse flow rows (N, 2) aligned with the
     sparse occupancy rows (N, 2); zero where free."""
+    grid_shape = _described_grid(dataset, grid_shape)[0]
     occ_sparse = np.asarray(occ_sparse).reshape(-1, 2).astype(np.int64)
     flat = np.zeros((int(np.prod(grid_shape)), 2), dtype=np.float32)  # index1d order
     flat[occ_sparse[:, 0]] = np.asarray(flow_sparse, dtype=np.float32)

@@ -1,4 +1,5 @@
 # OpenScene occupancy: 8 cameras, dense (200, 200, 16) labels, infos from tools/collect_data.py.
+dataset_name = 'openscene'  # its description (occnet/descriptions.py): classes, grid, cameras
 dataset_type = 'OpenSceneOccDataset'
 data_root = 'data/openscene/'
 split = 'mini'  # 'trainval' for the full release

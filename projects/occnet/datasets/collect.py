@@ -13,9 +13,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES
 from occnet.datasets.frame_checks import CAM_KEYS, frame_problems, has_file_paths
 from occnet.datasets.infos import VERIFY_HINT, DataError, load_pickle, restricted_loads
+from occnet.descriptions import OPENSCENE
 from occnet.geometry import pose_matrix
 
 V11, V10 = 'openscene-v1.1', 'openscene-v1.0'
@@ -144,7 +144,7 @@ def slim_frame(frame):
     slim['can_bus'] = np.asarray(frame['can_bus'], dtype=np.float64)
     slim['lidar2ego'], slim['ego2global'], slim['lidar2global'] = pose_matrices(frame)
     slim['cams'] = {cam: {key: frame['cams'][cam][key] for key in CAM_KEYS}
-                    for cam in CAMERA_NAMES}
+                    for cam in OPENSCENE.camera_names}
     return slim
 
 

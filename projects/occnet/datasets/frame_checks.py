@@ -5,7 +5,7 @@ frame is described the same way everywhere.
 """
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES
+from occnet.descriptions import get_description
 
 REQUIRED_KEYS = ('token', 'scene_token', 'timestamp', 'cams', 'can_bus')
 CALIB_KEYS = ('sensor2lidar_rotation', 'sensor2lidar_translation', 'cam_intrinsic')
@@ -19,13 +19,15 @@ CALIB_SHAPES = {'sensor2lidar_rotation': (3, 3), 'sensor2lidar_translation': (3,
                 'cam_intrinsic': (3, 3)}
 
 
-def has_file_paths(frame):
+def has_file_paths(frame, dataset='openscene'):
     """Whether a frame names its files: a token and a `data_path` string for each of the
-    cameras of CAMERA_NAMES it has (frame_problems reports missing cameras)."""
+    dataset's cameras (`camera_names` of its description) it has (frame_problems reports
+    missing cameras)."""
+    camera_names = get_description(dataset).camera_names
     cams = frame.get('cams') if isinstance(frame, dict) else None
     return (isinstance(cams, dict) and 'token' in frame and
             all(isinstance(cams[cam], dict) and isinstance(cams[cam].get('data_path'), str)
-                for cam in CAMERA_NAMES if cam in cams))
+                for cam in camera_names if cam in cams))
 
 
 def _has_pose(frame):
@@ -56,11 +58,12 @@ def _not_finite(key, values):
     return f'{key} holds NaN or inf' if _flat(values) is not None else f'{key} is not numeric'
 
 
-def frame_problems(frame):
+def frame_problems(frame, dataset='openscene'):
     """Problems of a frame dict as short strings (empty when the frame is usable).
 
-    Checks the keys training needs, the 8 cameras and their calibration shapes, and that
-    `can_bus` (18,) and the poses hold finite numbers."""
+    Checks the keys training needs, the dataset's cameras (`camera_names` of its
+    description: a name, an OccDescription or a metainfo dict) and their calibration
+    shapes, and that `can_bus` (18,) and the poses hold finite numbers."""
     if not isinstance(frame, dict):
         return [f'frame is a {type(frame).__name__}, not a dict']
     problems = [f'missing key {key!r}' for key in REQUIRED_KEYS if key not in frame]
@@ -84,12 +87,13 @@ def frame_problems(frame):
     if not _has_pose(frame):
         problems.append('no pose: neither lidar2global + lidar2ego nor the '
                         'ego2global_* / lidar2ego_* translation and rotation')
+    camera_names = get_description(dataset).camera_names
     cams = frame['cams'] if isinstance(frame['cams'], dict) else {}
-    missing = [cam for cam in CAMERA_NAMES if cam not in cams]
+    missing = [cam for cam in camera_names if cam not in cams]
     if missing:
         problems.append(f'cams lacks {missing}')
     calibrations = []
-    for cam in CAMERA_NAMES:
+    for cam in camera_names:
         if cam not in cams:
             continue
         if not isinstance(cams[cam], dict):
@@ -107,7 +111,7 @@ def frame_problems(frame):
         else:
             calibrations += [cams[cam][key] for key in CALIB_KEYS]
     if calibrations and not _finite(calibrations):
-        problems += [f'{cam} calibration holds NaN or inf' for cam in CAMERA_NAMES
+        problems += [f'{cam} calibration holds NaN or inf' for cam in camera_names
                      if isinstance(cams.get(cam), dict)
                      and np.shape(cams[cam].get('cam_intrinsic')) == (3, 3)
                      and not _finite([cams[cam].get(key) for key in CALIB_KEYS])]

@@ -7,9 +7,9 @@ Only paths read from the metadata are touched; the nuPlan tree is never walked.
 """
 import os
 
-from occnet.constants import CAMERA_NAMES
 from occnet.datasets.collect import V11, read_v11_log, v11_log_files
 from occnet.datasets.infos import DataError
+from occnet.descriptions import OPENSCENE
 
 LINKED, PRESENT, REPLACED, CONFLICT, MISSING = (
     'linked', 'present', 'replaced', 'conflict', 'missing')
@@ -41,14 +41,14 @@ def blob_relative_path(path, split, source):
 
 
 def frame_blob_paths(frame, split, source, with_lidar=False):
-    """sensor_blobs-relative paths of one frame: its 8 camera images in CAMERA_NAMES order,
-    then its merged point cloud when `with_lidar`."""
+    """sensor_blobs-relative paths of one frame: its 8 camera images in
+    OPENSCENE.camera_names order, then its merged point cloud when `with_lidar`."""
     cams = frame.get('cams') or {}
-    missing = [cam for cam in CAMERA_NAMES if 'data_path' not in cams.get(cam, {})]
+    missing = [cam for cam in OPENSCENE.camera_names if 'data_path' not in cams.get(cam, {})]
     if missing:
         raise DataError(f'{source}: frame {frame.get("token")} has no data_path for '
                         f'{missing}; run tools/verify_dataset.py on the data root')
-    paths = [cams[cam]['data_path'] for cam in CAMERA_NAMES]
+    paths = [cams[cam]['data_path'] for cam in OPENSCENE.camera_names]
     if with_lidar:
         if not frame.get('lidar_path'):
             raise DataError(f'{source}: frame {frame.get("token")} has no lidar_path; drop '

@@ -6,13 +6,13 @@ import torch
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from occnet.constants import CAMERA_NAMES, CLASS_NAMES
 from occnet.datasets.collect import pose_matrices
 from occnet.datasets.frame_checks import CALIB_KEYS, frame_problems
 from occnet.datasets.infos import VERIFY_HINT, DataError, load_infos, resolve
 from occnet.datasets.temporal import (can_bus_with_deltas, link_previous, next_indices,
                                      sample_queue, scene_neighbours)
 from occnet.datasets.transforms.bev_flip import mirror_matrix
+from occnet.descriptions import OPENSCENE
 from occnet.evaluation.ray_iou import origins_in_frame
 from occnet.geometry import relative_pose
 from occnet.registry import DATASETS
@@ -55,7 +55,9 @@ class OpenSceneOccDataset(BaseDataset):
             the lidar origins of up to this many linked frames before and after it.
     """
 
-    METAINFO = dict(classes=CLASS_NAMES)
+    # OpenScene's description as a dict (`classes`: the evaluated names); mmengine hands it
+    # to the evaluator as `dataset_meta`, which get_description turns back into OPENSCENE
+    METAINFO = OPENSCENE.metainfo()
 
     def __init__(self, ann_file, data_root='', pipeline=(), queue_length=1, queue_window=None,
                  with_label=True, test_mode=False, skip_bad_frames=False, max_prev_gap_s=1.25,
@@ -113,7 +115,7 @@ class OpenSceneOccDataset(BaseDataset):
     def parse_frame(self, info):
         """Keep what training needs, with paths resolved against data_root (`lidar_path` None
         when the infos name no point cloud) and the camera calibration stacked in
-        CAMERA_NAMES order: (N, 3, 3), (N, 3), (N, 3, 3)."""
+        OPENSCENE.camera_names order: (N, 3, 3), (N, 3), (N, 3, 3)."""
         _, ego2global, lidar2global = pose_matrices(info)
         cams = info['cams']
         frame = dict(
@@ -121,10 +123,11 @@ class OpenSceneOccDataset(BaseDataset):
             frame_idx=info.get('frame_idx'), timestamp=int(info['timestamp']),
             lidar2global=lidar2global, ego2global=ego2global,
             can_bus=np.asarray(info['can_bus'], dtype=np.float64),
-            img_paths=[resolve(self.data_root, cams[cam]['data_path']) for cam in CAMERA_NAMES])
+            img_paths=[resolve(self.data_root, cams[cam]['data_path'])
+                       for cam in OPENSCENE.camera_names])
         for key in CALIB_KEYS:
             frame[key] = np.stack([np.asarray(cams[cam][key], dtype=np.float64)
-                                   for cam in CAMERA_NAMES])
+                                   for cam in OPENSCENE.camera_names])
         for key in LABEL_KEYS:
             frame[key] = resolve(self.data_root, info.get(key))
         frame['lidar_path'] = resolve(self.data_root, info.get('lidar_path'))

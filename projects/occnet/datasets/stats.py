@@ -3,8 +3,11 @@
 Class weights for class-weighted losses follow ENet's inverse log frequency (Paszke et al.,
 "ENet", 2016): w_c = 1 / ln(1.02 + f_c), with f_c the share of class c among all counted
 voxels (free included). The weight lies in (1.43, 50.5]: about 1.4 for a class filling every
-voxel, 50.5 for a vanishingly rare one. Classes with no voxel at all (the unused placeholder
-slots 1-3) get weight 0, so a loss ignores them.
+voxel, 50.5 for a vanishingly rare one. Classes with no voxel at all (OpenScene's unused
+placeholder slots 1-3) get weight 0, so a loss ignores them.
+
+Classes are those of a dataset description (`dataset`: a name, an OccDescription or a
+metainfo dict; occnet/descriptions.py): labels 0..free_index, free last.
 """
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -13,12 +16,17 @@ import os
 
 import numpy as np
 
-from occnet.constants import CLASS_NAMES, NUM_CLASSES
 from occnet.datasets.collect import iter_logs, v11_log_files
 from occnet.datasets.infos import DataError, load_infos, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
+from occnet.descriptions import get_description
 
-STAT_CLASS_NAMES = CLASS_NAMES + ('free',)  # index = class id; FREE_INDEX is 'free'
+
+def stat_class_names(dataset='openscene'):
+    """Name of every label 0..free_index of the dataset (index = class id), 'free' last."""
+    return tuple(get_description(dataset).class_names) + ('free',)
+
+
 WEIGHT_OFFSET = 1.02
 CLASS_WEIGHT_FORMULA = (f'w_c = 1 / ln({WEIGHT_OFFSET} + f_c), f_c = voxels of class c / all '
                         f'counted voxels (free included); w_c = 0 where class c has no voxel '
@@ -54,38 +62,42 @@ def evenly_spaced(items, max_items):
     return [items[i] for i in positions]
 
 
-def frame_class_counts(data_root, frame):
-    """Voxels per class (NUM_CLASSES,) int64 of one labelled frame, and the same over its
+def frame_class_counts(data_root, frame, dataset='openscene'):
+    """Voxels per class (num_classes,) int64 of one labelled frame, and the same over its
     camera-visible voxels (None without an `occ_invalid_path`). Raises DataError naming the
-    file on a bad or missing label."""
-    token = frame['token']
-    labels = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token)
-    counts = np.bincount(labels.ravel(), minlength=NUM_CLASSES).astype(np.int64)
+    file on a bad or missing label (a voxel or class outside the dataset's grid or labels)."""
+    token, num_classes = frame['token'], get_description(dataset).num_classes
+    labels = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token,
+                            dataset=dataset)
+    counts = np.bincount(labels.ravel(), minlength=num_classes).astype(np.int64)
     if not frame.get('occ_invalid_path'):
         return counts, None
-    visible = load_visible_mask(resolve(data_root, frame['occ_invalid_path']), token)
-    return counts, np.bincount(labels[visible], minlength=NUM_CLASSES).astype(np.int64)
+    visible = load_visible_mask(resolve(data_root, frame['occ_invalid_path']), token,
+                                dataset=dataset)
+    return counts, np.bincount(labels[visible], minlength=num_classes).astype(np.int64)
 
 
 def _count_job(job):
     return frame_class_counts(*job)
 
 
-def count_voxels(frames, data_root, workers=1, progress=None):
+def count_voxels(frames, data_root, workers=1, progress=None, dataset='openscene'):
     """Sum per-class voxel counts over labelled frames, reading labels in `workers` processes.
 
     Args:
         frames: frame dicts with `token`, `occ_gt_final_path` (not None), `occ_invalid_path`.
         data_root: folder relative label paths start from.
         progress: callable(done_frames, total_frames).
+        dataset: the labels' dataset (name, OccDescription or metainfo dict).
     Returns:
-        counts (NUM_CLASSES,) int64 over all voxels, counts_masked (NUM_CLASSES,) int64 over
+        counts (num_classes,) int64 over all voxels, counts_masked (num_classes,) int64 over
         the visible voxels of frames with an invalid file, number of such frames.
     """
-    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
-    counts_masked = np.zeros(NUM_CLASSES, dtype=np.int64)
+    num_classes = get_description(dataset).num_classes
+    counts = np.zeros(num_classes, dtype=np.int64)
+    counts_masked = np.zeros(num_classes, dtype=np.int64)
     num_masked = 0
-    jobs = [(data_root, frame) for frame in frames]
+    jobs = [(data_root, frame, dataset) for frame in frames]
 
     def add(done, result):
         nonlocal num_masked
@@ -113,7 +125,7 @@ def count_voxels(frames, data_root, workers=1, progress=None):
 
 
 def class_weights(counts):
-    """(NUM_CLASSES,) float64 weights 1 / ln(WEIGHT_OFFSET + f_c) from voxel counts; 0 for
+    """(num_classes,) float64 weights 1 / ln(WEIGHT_OFFSET + f_c) from voxel counts; 0 for
     classes with no voxel (see CLASS_WEIGHT_FORMULA)."""
     counts = np.asarray(counts, dtype=np.float64)
     frequencies = counts / max(counts.sum(), 1.0)
@@ -121,17 +133,23 @@ def class_weights(counts):
     return np.where(counts > 0, weights, 0.0)
 
 
-def class_table(counts, suffix=''):
+def class_table(counts, suffix='', dataset='openscene'):
     """Counts, frequencies (share of all counted voxels, 0..1) and weights, each as a
-    {class name: value} dict and a list indexed by class id, keys ending in `suffix`."""
+    {class name: value} dict (names of `stat_class_names(dataset)`) and a list indexed by
+    class id, keys ending in `suffix`. counts: (num_classes,) voxels per label."""
+    names = stat_class_names(dataset)
     counts = np.asarray(counts, dtype=np.int64)
+    if counts.shape != (len(names),):
+        raise ValueError(f'class_table: counts of shape {counts.shape} for the '
+                         f'{len(names)} labels of {get_description(dataset).name} '
+                         f'({names[0]} .. {names[-1]}); count with the same dataset')
     total = int(counts.sum())
     columns = {'voxel_counts': [int(c) for c in counts],
                'frequencies': [float(c) / total if total else 0.0 for c in counts],
                'class_weights': [float(w) for w in class_weights(counts)]}
     table = {f'voxels_total{suffix}': total}
     for key, values in columns.items():
-        table[f'{key}{suffix}'] = dict(zip(STAT_CLASS_NAMES, values))
+        table[f'{key}{suffix}'] = dict(zip(names, values))
         table[f'{key}_list{suffix}'] = values
     return table
 
@@ -144,12 +162,15 @@ def frame_numbers(frames):
             'labelled_frames': sum(f.get('occ_gt_final_path') is not None for f in frames)}
 
 
-def group_stats(frames, data_root, max_frames=None, workers=1, progress=None):
+def group_stats(frames, data_root, max_frames=None, workers=1, progress=None,
+                dataset='openscene'):
     """Statistics of one group of frames (an infos file or a split).
 
     Args:
         frames: frame dicts (FRAME_KEYS).
         max_frames: count labels of at most this many labelled frames, evenly spaced.
+        dataset: the labels' dataset (name, OccDescription or metainfo dict): grid shape,
+            label range and class names.
     Returns:
         dict: frame_numbers, frames_counted, frames_masked, class_table of all voxels and,
         when any counted frame has an invalid file, class_table of the visible voxels
@@ -157,27 +178,30 @@ def group_stats(frames, data_root, max_frames=None, workers=1, progress=None):
     """
     labelled = [f for f in frames if f.get('occ_gt_final_path') is not None]
     counted = evenly_spaced(labelled, max_frames)
-    counts, counts_masked, num_masked = count_voxels(counted, data_root, workers, progress)
+    counts, counts_masked, num_masked = count_voxels(counted, data_root, workers, progress,
+                                                     dataset)
     stats = {**frame_numbers(frames), 'frames_counted': len(counted),
-             'frames_masked': num_masked, **class_table(counts)}
+             'frames_masked': num_masked, **class_table(counts, dataset=dataset)}
     if num_masked:
-        stats.update(class_table(counts_masked, suffix='_masked'))
+        stats.update(class_table(counts_masked, suffix='_masked', dataset=dataset))
     return stats
 
 
 def format_group_table(name, stats):
-    """Text table of one group: class, voxels, frequency %, weight (and the masked columns
-    when present), then the frame numbers."""
+    """Text table of one group (`group_stats`; its classes, in label order): class, voxels,
+    frequency %, weight (and the masked columns when present), then the frame numbers."""
     masked = 'voxel_counts_list_masked' in stats
-    header = f'{"class":<16}{"voxels":>15}{"freq %":>10}{"weight":>9}'
+    names = list(stats['voxel_counts'])
+    width = max(16, 1 + max(map(len, names)))
+    header = f'{"class":<{width}}{"voxels":>15}{"freq %":>10}{"weight":>9}'
     if masked:
         header += f'{"visible":>15}{"freq %":>10}{"weight":>9}'
     lines = [f'{name}: {stats["logs"]} logs, {stats["scenes"]} scenes, {stats["frames"]} '
              f'frames, {stats["labelled_frames"]} labelled, {stats["frames_counted"]} counted'
              + (f', {stats["frames_masked"]} with camera mask' if masked else ''),
              header, '-' * len(header)]
-    for idx, class_name in enumerate(STAT_CLASS_NAMES):
-        line = (f'{class_name:<16}{stats["voxel_counts_list"][idx]:>15,}'
+    for idx, class_name in enumerate(names):
+        line = (f'{class_name:<{width}}{stats["voxel_counts_list"][idx]:>15,}'
                 f'{100 * stats["frequencies_list"][idx]:>10.4f}'
                 f'{stats["class_weights_list"][idx]:>9.3f}')
         if masked:

@@ -13,7 +13,6 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES
 from occnet.datasets.collect import (V10, V11, join_frame, label_index, metadata_files,
                                      read_v10_infos, read_v11_log)
 from occnet.datasets.frame_checks import frame_problems, has_file_paths
@@ -22,6 +21,7 @@ from occnet.datasets.infos import (VERIFY_HINT, DataError, MissingFileError, loa
 from occnet.datasets.labels import load_flow, load_npy, load_occupancy, load_visible_mask
 from occnet.datasets.pointcloud import LIDAR_HINT, load_points
 from occnet.datasets.transforms.loading import JPEG_EOI, JPEG_SOI, JPEG_TAIL_BYTES, read_jpeg
+from occnet.descriptions import OPENSCENE
 
 MAX_LISTED = 100_000  # issues kept per check (counts are always exact)
 IN_FLIGHT_PER_WORKER = 8
@@ -237,7 +237,7 @@ def frame_file_issues(frame, data_root, images=True, labels=True, decode=False, 
     """
     token, issues, checked = frame['token'], [], Counter()
     if images:
-        for cam in CAMERA_NAMES:
+        for cam in OPENSCENE.camera_names:
             if cam not in frame['cams']:
                 continue
             path = resolve(data_root, frame['cams'][cam]['data_path'])

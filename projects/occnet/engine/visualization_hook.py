@@ -55,13 +55,23 @@ class OccupancyVisualizationHook(Hook):
         # the step LoggerHook gives the metric scalars, so images and scalars line up
         step = runner.epoch if mode == 'val' and runner.log_processor.by_epoch else runner.iter
         camera = ChaseCamera(size=(self.chase_width, int(round(self.chase_width * 0.625))))
+        dataset = self.dataset(runner, mode)
         for i, (token, gt, pred) in enumerate(frames):
-            runner.visualizer.add_image(f'{mode}/{i}_topdown',
-                                        render_gt_vs_pred(gt, pred, token, self.scale), step)
+            runner.visualizer.add_image(
+                f'{mode}/{i}_topdown',
+                render_gt_vs_pred(gt, pred, token, self.scale, dataset=dataset), step)
             if self.chase:
-                runner.visualizer.add_image(f'{mode}/{i}_3d',
-                                            render_chase_gt_vs_pred(gt, pred, token, camera),
-                                            step)
+                runner.visualizer.add_image(
+                    f'{mode}/{i}_3d',
+                    render_chase_gt_vs_pred(gt, pred, token, camera, dataset=dataset), step)
+
+    @staticmethod
+    def dataset(runner, mode):
+        """The description of the dataset being evaluated: its `metainfo` when that is one
+        (occnet.descriptions), else OpenScene's."""
+        loader = runner.val_dataloader if mode == 'val' else runner.test_dataloader
+        meta = getattr(getattr(loader, 'dataset', None), 'metainfo', None) or {}
+        return meta if 'free_index' in meta else 'openscene'
 
     def before_val_epoch(self, runner):
         self._frames = []

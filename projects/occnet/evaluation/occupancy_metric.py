@@ -10,7 +10,7 @@ from mmengine.dist import all_gather_object, is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from occnet.constants import NUM_CLASSES
+from occnet.descriptions import get_description
 from occnet.evaluation.depth_metrics import depth_error_sums, depth_metrics
 from occnet.evaluation.occupancy_metrics import (RANGES, SCALAR_KEYS, flow_error_sums,
                                                  frame_confusions, near_voxels,
@@ -67,9 +67,16 @@ def sum_unique_frames(records):
 
 @METRICS.register_module()
 class OccupancyMetric(BaseMetric):
-    """Semantic occupancy IoU, mIoU (8 real classes), mIoU-16 and geometric IoU.
+    """Semantic occupancy IoU, mIoU (the dataset's evaluated classes; OpenScene: the 8 real
+    ones), mIoU-16 (OpenScene's baseline figure) and geometric IoU.
 
-    Each rank stores one small record per frame (token and 12x12 confusion matrices);
+    The dataset's facts (classes, free and ignore labels, grid) come from mmengine's
+    `dataset_meta` when the runner sets it to a description's `metainfo()` (a dict with
+    `free_index`), else from `dataset`; they are looked up when frames arrive, since the
+    runner sets `dataset_meta` after construction.
+
+    Each rank stores one small record per frame (token and C x C confusion matrices, C the
+    dataset's num_classes);
     `evaluate` gathers all ranks' records, drops repeated tokens, sums and summarises, so
     every rank returns the same numbers whatever the sampler's split or padding.
 
@@ -84,6 +91,8 @@ class OccupancyMetric(BaseMetric):
         smear: also count false object voxels along the camera rays of true objects
             (evaluation/smear.py), from each sample's `lidar2img` and `img_shape`.
         prefix: key prefix of the returned metrics; default 'occ' (e.g. 'occ/miou').
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions) used when
+            `dataset_meta` carries no description.
     Attributes:
         last_summary: the un-prefixed summary of the last `evaluate` (with `per_class`,
             None where undefined), as written to `out_json`.
@@ -92,8 +101,9 @@ class OccupancyMetric(BaseMetric):
     default_prefix = 'occ'
 
     def __init__(self, out_dir=None, out_json=None, print_table=True, ray_iou=False,
-                 smear=False, collect_device='cpu', prefix=None):
+                 smear=False, collect_device='cpu', prefix=None, dataset='openscene'):
         super().__init__(collect_device=collect_device, prefix=prefix)
+        self.dataset = dataset
         self.ray_iou = ray_iou
         self.smear = smear
         self._near = None
@@ -102,23 +112,33 @@ class OccupancyMetric(BaseMetric):
         self.print_table = print_table
         self.last_summary = None
 
-    def _near_voxels(self, shape):
-        if self._near is None or self._near.shape != shape:
-            self._near = near_voxels(shape)
-        return self._near
+    @property
+    def description(self):
+        """The OccDescription of the evaluated dataset: `dataset_meta` when it holds one (a
+        dict with `free_index`), else the `dataset` argument."""
+        meta = self.dataset_meta
+        source = meta if isinstance(meta, dict) and 'free_index' in meta else self.dataset
+        return get_description(source)
+
+    def _near_voxels(self, shape, desc):
+        if self._near is None or self._near[0] != (shape, desc):
+            self._near = ((shape, desc), near_voxels(shape, dataset=desc))
+        return self._near[1]
 
     def process(self, data_batch, data_samples):
-        """Confusion matrices of one batch: (3, 12, 12) per frame, all / near / far voxels.
+        """Confusion matrices of one batch: (3, C, C) per frame, all / near / far voxels
+        (C = the dataset's num_classes).
 
         Args:
             data_batch: dict whose `data_samples` hold, per sample, `voxel_semantics`
-                (X, Y, Z) uint8 (11 free, 255 ignore) and optionally `mask_camera` (X, Y, Z)
-                bool (True = visible).
+                (X, Y, Z) uint8 (the dataset's free_index = free, ignore_index = ignore) and
+                optionally `mask_camera` (X, Y, Z) bool (True = visible).
             data_samples: model outputs, one dict per sample with `token`, `occ_pred`
-                (X, Y, Z) classes 0..11 and optionally `flow_pred` (X, Y, Z, 2) and
+                (X, Y, Z) classes 0..C-1 and optionally `flow_pred` (X, Y, Z, 2) and
                 `depth_pred` (N, H_d, W_d) metres (the expected depth of a depth model),
                 scored against the sample's LiDAR `depth_maps` (N, H_d, W_d) when it has them.
         """
+        desc = self.description
         gt_samples = data_batch['data_samples']
         if len(gt_samples) != len(data_samples):
             raise ValueError(f'batch has {len(gt_samples)} ground-truth samples but the model '
@@ -138,27 +158,31 @@ class OccupancyMetric(BaseMetric):
             voxel_semantics = to_numpy(voxel_semantics)
             mask_camera = sample_field(gt_sample, 'mask_camera')
             try:
-                near = self._near_voxels(voxel_semantics.shape)
-                cm = frame_confusions(voxel_semantics, occ_pred, near=near)
+                near = self._near_voxels(voxel_semantics.shape, desc)
+                cm = frame_confusions(voxel_semantics, occ_pred, near=near, dataset=desc)
                 cm_masked = None if mask_camera is None else frame_confusions(
-                    voxel_semantics, occ_pred, mask=to_numpy(mask_camera), near=near)
+                    voxel_semantics, occ_pred, mask=to_numpy(mask_camera), near=near,
+                    dataset=desc)
             except ValueError as err:
                 raise ValueError(f'frame token {token}: {err}') from err
             flow_pred = sample_field(pred_sample, 'flow_pred')
             voxel_flow = sample_field(gt_sample, 'voxel_flow')
             flow_sums = None if flow_pred is None or voxel_flow is None else flow_error_sums(
-                voxel_semantics, occ_pred, to_numpy(voxel_flow), to_numpy(flow_pred))
-            self.results.append((str(token), cm, cm_masked, flow_sums,
-                                 self._ray_counts(token, gt_sample, voxel_semantics, occ_pred),
-                                 self._depth_sums(token, gt_sample, pred_sample),
-                                 self._smear_counts(gt_sample, voxel_semantics, occ_pred)))
+                voxel_semantics, occ_pred, to_numpy(voxel_flow), to_numpy(flow_pred),
+                dataset=desc)
+            self.results.append((
+                str(token), cm, cm_masked, flow_sums,
+                self._ray_counts(token, gt_sample, voxel_semantics, occ_pred, desc),
+                self._depth_sums(token, gt_sample, pred_sample),
+                self._smear_counts(gt_sample, voxel_semantics, occ_pred, desc)))
 
             if self.out_dir is not None:
                 save_prediction(self.out_dir, token, occ_pred,
                                 None if flow_pred is None else to_numpy(flow_pred))
 
-    def _ray_counts(self, token, gt_sample, voxel_semantics, occ_pred):
-        """(T, 3, 11) RayIoU counts of one frame, or None when ray_iou is off."""
+    def _ray_counts(self, token, gt_sample, voxel_semantics, occ_pred, desc):
+        """(T, 3, K) RayIoU counts of one frame (K = the dataset's free_index: every class
+        but free), or None when ray_iou is off."""
         if not self.ray_iou:
             return None
         origins = sample_field(gt_sample, 'ray_origins')
@@ -166,9 +190,9 @@ class OccupancyMetric(BaseMetric):
             raise KeyError(f'frame token {token}: OccupancyMetric(ray_iou=True) needs '
                            '`ray_origins` in each data sample; the test-mode '
                            'OpenSceneOccDataset provides them')
-        return frame_ray_confusion(voxel_semantics, occ_pred, to_numpy(origins))
+        return frame_ray_confusion(voxel_semantics, occ_pred, to_numpy(origins), dataset=desc)
 
-    def _smear_counts(self, gt_sample, voxel_semantics, occ_pred):
+    def _smear_counts(self, gt_sample, voxel_semantics, occ_pred, desc):
         """(3,) smear counts of one frame (evaluation/smear.py), or None when smear is off."""
         if not self.smear:
             return None
@@ -176,7 +200,7 @@ class OccupancyMetric(BaseMetric):
         if lidar2img.ndim == 4:  # (T, N, 4, 4): the current frame is the last
             lidar2img = lidar2img[-1]
         image_hw = tuple(to_numpy(sample_field(gt_sample, 'img_shape'))[:2])
-        return smear_counts(voxel_semantics, occ_pred, lidar2img, image_hw)
+        return smear_counts(voxel_semantics, occ_pred, lidar2img, image_hw, dataset=desc)
 
     @staticmethod
     def _depth_sums(token, gt_sample, pred_sample):
@@ -200,12 +224,13 @@ class OccupancyMetric(BaseMetric):
         """Summary of all records (every rank's, already gathered); returns the scalar
         metrics, un-prefixed, NaN where undefined. Sets `last_summary`, logs the table and
         writes `out_json` (main rank)."""
+        desc = self.description
         cm, cm_masked, num_frames, num_masked, num_duplicates, flow, rays, depth, smear = \
             sum_unique_frames(results)
         if cm is None:
             print_log('OccupancyMetric received no frames; metrics are undefined',
                       logger='current', level=logging.WARNING)
-            cm = np.zeros((len(RANGES), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+            cm = np.zeros((len(RANGES), desc.num_classes, desc.num_classes), dtype=np.int64)
         if num_duplicates:
             print_log(f'OccupancyMetric: counted {num_frames} frames once each, dropped '
                       f'{num_duplicates} repeats (distributed sampler padding)',
@@ -214,11 +239,11 @@ class OccupancyMetric(BaseMetric):
             print_log(f'OccupancyMetric: only {num_masked} of {num_frames} frames carry '
                       '`mask_camera`; masked metrics cover those frames only',
                       logger='current', level=logging.WARNING)
-        summary = summarize_split(cm, cm_masked, num_frames, num_masked)
+        summary = summarize_split(cm, cm_masked, num_frames, num_masked, dataset=desc)
         if flow is not None:
             summary.update(summarize_flow(flow))
         if rays is not None:
-            summary.update(ray_iou_summary(rays))
+            summary.update(ray_iou_summary(rays, dataset=desc))
         if depth is not None:
             scores = depth_metrics(dict(abs_rel_sum=depth[0], delta1_count=depth[1],
                                         count=depth[2]))
@@ -264,18 +289,19 @@ class OccupancyMetric(BaseMetric):
 
 
 def flatten_summary(summary):
-    """Scalar metrics of a summary for the runner's log: the headline figures, their
-    `_masked`, `_near` and `_far` variants and `<class>_iou` per class; undefined values
-    become NaN."""
+    """Scalar metrics of a summary for the runner's log: the headline figures the summary
+    has (no `miou_16` for a dataset without a baseline mean), their `_masked`, `_near` and
+    `_far` variants and `<class>_iou` per class; undefined values become NaN."""
     def number(value):
         return math.nan if value is None else float(value)
 
+    keys = [key for key in SCALAR_KEYS if key in summary]
     flat = {}
-    for key in SCALAR_KEYS:
+    for key in keys:
         flat[key] = number(summary[key])
     for suffix in ('_masked', '_near', '_far', '_near_masked', '_far_masked'):
         if f'miou{suffix}' in summary:
-            for key in SCALAR_KEYS:
+            for key in keys:
                 flat[f'{key}{suffix}'] = number(summary[f'{key}{suffix}'])
     for key in ('flow_epe', 'flow_epe_stationary', 'flow_epe_moving', 'ray_iou',
                 *RAY_THRESHOLD_KEYS, 'depth_abs_rel', 'depth_delta1', 'smear_share',

@@ -16,7 +16,7 @@ Everything is numpy and vectorised over rays (a DDA voxel traversal, Amanatides 
 """
 import numpy as np
 
-from occnet.constants import CLASS_NAMES, FREE_INDEX, POINT_CLOUD_RANGE, VOXEL_SIZE
+from occnet.descriptions import get_description
 
 THRESHOLDS_M = (1.0, 2.0, 4.0)
 RAY_THRESHOLD_KEYS = tuple(f'ray_iou@{t:g}m' for t in THRESHOLDS_M)
@@ -34,14 +34,16 @@ def ray_directions(azimuth_step_deg=AZIMUTH_STEP_DEG, elevations_deg=ELEVATIONS_
                     axis=-1).reshape(-1, 3)
 
 
-def cast_rays(grid, origins, directions, free_index=FREE_INDEX, pc_range=POINT_CLOUD_RANGE,
-              voxel_size=VOXEL_SIZE):
+def cast_rays(grid, origins, directions, free_index=None, pc_range=None, voxel_size=None,
+              dataset='openscene'):
     """First occupied voxel along each ray from each origin.
 
     Args:
         grid: (X, Y, Z) integer classes, `free_index` = empty.
         origins: (O, 3) metres in the grid's frame, inside the grid.
         directions: (R, 3) unit vectors.
+        free_index, pc_range (metres), voxel_size (metres): None: the dataset's.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         hit_class: (O * R,) int64, -1 where the ray leaves the grid without a hit.
         hit_depth: (O * R,) float64 metres from the origin to where the ray enters the hit
@@ -51,12 +53,13 @@ def cast_rays(grid, origins, directions, free_index=FREE_INDEX, pc_range=POINT_C
     directions = np.asarray(directions, dtype=np.float64)
     starts = np.repeat(origins, len(directions), axis=0)  # (O * R, 3), origin-major
     dirs = np.tile(directions, (len(origins), 1))
-    hit_class, hit_depth, _ = march_rays(grid, starts, dirs, free_index, pc_range, voxel_size)
+    hit_class, hit_depth, _ = march_rays(grid, starts, dirs, free_index, pc_range, voxel_size,
+                                         dataset)
     return hit_class, hit_depth
 
 
-def march_rays(grid, starts, dirs, free_index=FREE_INDEX, pc_range=POINT_CLOUD_RANGE,
-               voxel_size=VOXEL_SIZE):
+def march_rays(grid, starts, dirs, free_index=None, pc_range=None, voxel_size=None,
+               dataset='openscene'):
     """First occupied voxel along each of N rays (a vectorised DDA voxel traversal).
 
     Args:
@@ -64,6 +67,8 @@ def march_rays(grid, starts, dirs, free_index=FREE_INDEX, pc_range=POINT_CLOUD_R
             empty.
         starts: (N, 3) metres in the grid's frame; rays starting outside the grid miss.
         dirs: (N, 3) unit vectors.
+        free_index, pc_range (metres), voxel_size (metres): None: the dataset's.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         hit_class: (N,) int64, -1 where the ray leaves the grid without a hit.
         hit_depth: (N,) float64 metres from the start to where the ray enters the hit voxel
@@ -71,6 +76,10 @@ def march_rays(grid, starts, dirs, free_index=FREE_INDEX, pc_range=POINT_CLOUD_R
         hit_axis: (N,) int64, the axis (0 x, 1 y, 2 z) of the voxel face the ray crossed into
             the hit voxel; -1 without a hit or when the start's own voxel is occupied.
     """
+    desc = get_description(dataset)
+    free_index = desc.free_index if free_index is None else free_index
+    pc_range = desc.point_cloud_range if pc_range is None else pc_range
+    voxel_size = desc.voxel_size if voxel_size is None else voxel_size
     grid = np.asarray(grid)
     shape = np.array(grid.shape)
     lower = np.asarray(pc_range[:3], dtype=np.float64)
@@ -135,12 +144,16 @@ def ray_confusion(gt_class, gt_depth, pred_class, pred_depth, num_classes,
 
 
 def frame_ray_confusion(gt, pred, origins, directions=None, thresholds=THRESHOLDS_M,
-                        num_classes=FREE_INDEX):
-    """ray_confusion of one frame: gt and pred (X, Y, Z) class grids, origins (O, 3) metres
-    in the frame's lidar frame. Classes 0..num_classes-1 are counted (free is not a class)."""
+                        num_classes=None, dataset='openscene'):
+    """ray_confusion of one frame: gt and pred (X, Y, Z) class grids of the dataset's grid,
+    origins (O, 3) metres in the grid's frame (OpenScene: the frame's lidar). Classes
+    0..num_classes-1 are counted; num_classes None: the dataset's free_index (free is not a
+    class), so the counts are (T, 3, free_index)."""
+    desc = get_description(dataset)
+    num_classes = desc.free_index if num_classes is None else num_classes
     directions = ray_directions() if directions is None else directions
-    gt_hits = cast_rays(gt, origins, directions)
-    pred_hits = cast_rays(pred, origins, directions)
+    gt_hits = cast_rays(gt, origins, directions, dataset=desc)
+    pred_hits = cast_rays(pred, origins, directions, dataset=desc)
     return ray_confusion(*gt_hits, *pred_hits, num_classes, thresholds)
 
 
@@ -161,18 +174,20 @@ def summarize_ray_iou(counts, thresholds=THRESHOLDS_M, class_names=None):
     return out
 
 
-def ray_iou_summary(counts):
+def ray_iou_summary(counts, dataset='openscene'):
     """The summary entries of RayIoU counts (T, 3, K) summed over a split: `ray_iou`, one
-    `ray_iou@<t>m` per threshold and `ray_iou_per_class` {class name: %}."""
-    rays = summarize_ray_iou(counts, class_names=CLASS_NAMES)
+    `ray_iou@<t>m` per threshold and `ray_iou_per_class` {class name: %}, the names being
+    the dataset's class_names."""
+    rays = summarize_ray_iou(counts, class_names=get_description(dataset).class_names)
     out = {key: value for key, value in rays.items() if key.startswith('ray_iou')}
     out['ray_iou_per_class'] = rays['per_class']
     return out
 
 
-def origins_in_frame(cur_lidar2global, other_lidar2globals, pc_range=POINT_CLOUD_RANGE):
+def origins_in_frame(cur_lidar2global, other_lidar2globals, pc_range=None, dataset='openscene'):
     """(O, 3) lidar origins of other frames (and the current one) in the current lidar frame,
-    keeping those inside the grid's x-y range."""
+    keeping those inside the grid's x-y range (pc_range, metres; None: the dataset's)."""
+    pc_range = get_description(dataset).point_cloud_range if pc_range is None else pc_range
     poses = [cur_lidar2global] + list(other_lidar2globals)
     inverse = np.linalg.inv(np.asarray(cur_lidar2global, dtype=np.float64))
     origins = np.stack([(inverse @ np.asarray(p, dtype=np.float64))[:3, 3] for p in poses])
@@ -181,9 +196,10 @@ def origins_in_frame(cur_lidar2global, other_lidar2globals, pc_range=POINT_CLOUD
     return origins[inside]
 
 
-def scene_ray_origins(infos, max_offset=2, max_gap_s=1.25):
+def scene_ray_origins(infos, max_offset=2, max_gap_s=1.25, dataset='openscene'):
     """{token: (O, 3) ray origins in that frame's lidar frame}: its own lidar origin and those
-    of up to `max_offset` frames before and after it in its scene, inside the grid. Frames
+    of up to `max_offset` frames before and after it in its scene, inside the dataset's grid
+    (x-y range of its point_cloud_range). Frames
     are linked as the dataset links them (temporal.link_previous: same scene, by timestamp,
     at most `max_gap_s` apart), so tools/eval_occ.py and the dataset's `ray_origins` agree.
     A frame without poses (no `lidar2global`, no translation / rotation keys) casts from its
@@ -206,5 +222,5 @@ def scene_ray_origins(infos, max_offset=2, max_gap_s=1.25):
             continue
         near = [poses[j] for j in scene_neighbours(prev, nxt, i, max_offset)
                 if poses[j] is not None]
-        origins[info['token']] = origins_in_frame(poses[i], near)
+        origins[info['token']] = origins_in_frame(poses[i], near, dataset=dataset)
     return origins

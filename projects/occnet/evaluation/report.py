@@ -41,7 +41,7 @@ def table_rows(summary):
     rows = [(name, [part['per_class'].get(name) for _, part in columns])
             for name in summary['per_class']]
     return rows + [(label, [part.get(key) for _, part in columns])
-                   for label, key in ROWS_AFTER_CLASSES]
+                   for label, key in ROWS_AFTER_CLASSES if key in summary]
 
 
 def format_table(summary):
@@ -73,7 +73,7 @@ def format_table(summary):
     lines.append(rule)
     lines.append(', '.join(counts))
     if 'near' in summary:
-        lines.append('near: voxel centres closer than 25 m (horizontally) to the lidar; '
+        lines.append('near: voxel centres closer than 25 m (horizontally) to the grid origin; '
                      'far: the rest')
     return '\n'.join(lines + flow_and_ray_lines(summary))
 
@@ -112,7 +112,7 @@ def format_markdown(summary):
         lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
     lines.append('')
     lines.append(f'{summary.get("num_frames", "?")} frames, {summary["num_voxels"]:,} voxels. '
-                 'near: voxel centres closer than 25 m (horizontally) to the lidar. '
+                 'near: voxel centres closer than 25 m (horizontally) to the grid origin. '
                  'See docs/evaluation.md for the definitions.')
     for line in flow_and_ray_lines(summary):
         lines += ['', line]
@@ -141,8 +141,10 @@ def save_prediction(pred_dir, token, semantics, flow=None):
     """Write one frame's prediction as `<pred_dir>/<token>.npz` (contract 4), atomically.
 
     Args:
-        semantics: (X, Y, Z) integer classes 0..10, 11 = free; stored as uint8 `semantics`.
-        flow: optional (X, Y, Z, 2) velocity m/s in the lidar frame; stored as float32 `flow`.
+        semantics: (X, Y, Z) integer classes, free_index = free (OpenScene 0..10 and 11);
+            stored as uint8 `semantics`.
+        flow: optional (X, Y, Z, 2) velocity m/s in the grid's frame; stored as float32
+            `flow`.
     Returns:
         the path written.
     """

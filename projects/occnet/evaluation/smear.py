@@ -7,8 +7,7 @@ beside an object (off its rays) or in empty street does not count as smear.
 """
 import numpy as np
 
-from occnet.constants import (FOREGROUND_MAX, GRID_SHAPE, IGNORE_INDEX, POINT_CLOUD_RANGE,
-                              VOXEL_SIZE)
+from occnet.descriptions import get_description
 from occnet.geometry import points_to_voxel_indices, project_points, voxel_centers
 
 SMEAR_KEYS = ('object_voxels', 'false_object_voxels', 'smear_voxels')
@@ -22,24 +21,33 @@ def camera_centres(lidar2img):
 
 
 def smear_counts(gt, pred, lidar2img, image_hw, step=0.25, max_range=80.0, chunk=4096,
-                 grid_shape=GRID_SHAPE, pc_range=POINT_CLOUD_RANGE, voxel_size=VOXEL_SIZE):
+                 grid_shape=None, pc_range=None, voxel_size=None, dataset='openscene'):
     """Counts of one frame: (3,) int64 [object_voxels, false_object_voxels, smear_voxels].
 
-    object voxels: predicted with an object class (index < FOREGROUND_MAX), where the label
-        is not ignored; false: of those, the ones whose label is not an object;
-    smear: of the false ones, those with a true object (label < FOREGROUND_MAX) in another
+    object voxels: predicted with an object class (one of the dataset's `foreground`), where
+        the label is not the dataset's ignore_index; false: of those, the ones whose label is
+        not an object;
+    smear: of the false ones, those with a true object (a foreground label) in another
         voxel on the ray from a camera that sees the voxel's centre through that centre, in
         front of it or behind it. The ray is sampled every `step` metres from the camera up
         to `max_range`.
 
     Args:
         gt, pred: (X, Y, Z) labels and predicted classes.
-        lidar2img: (N, 4, 4) projections of the cameras to pixels of images of image_hw.
+        lidar2img: (N, 4, 4) projections from the grid's frame (metres) to pixels of images
+            of image_hw.
         image_hw: (H, W) pixels of those images.
+        grid_shape, pc_range, voxel_size: the grid's (X, Y, Z) voxels, range (metres) and
+            voxel edge (metres); None: the dataset's.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     """
+    desc = get_description(dataset)
+    grid_shape = desc.grid_shape if grid_shape is None else grid_shape
+    pc_range = desc.point_cloud_range if pc_range is None else pc_range
+    voxel_size = desc.voxel_size if voxel_size is None else voxel_size
     gt, pred = np.asarray(gt), np.asarray(pred)
-    gt_object = gt < FOREGROUND_MAX
-    predicted = (pred < FOREGROUND_MAX) & (gt != IGNORE_INDEX)
+    gt_object = np.isin(gt, desc.foreground)
+    predicted = np.isin(pred, desc.foreground) & (gt != desc.ignore_index)
     false = predicted & ~gt_object
     counts = np.array([predicted.sum(), false.sum(), 0], dtype=np.int64)
     if not counts[1] or not gt_object.any():

@@ -1,11 +1,11 @@
 """Bird's-eye renders of per-voxel flow: direction as hue, speed as saturation.
 
-Orientation as in topdown.py: lidar +x (forward) up the image, +y (left) to the left.
+Orientation as in topdown.py: the grid's +x (forward) up the image, +y (left) to the left.
 """
 import cv2
 import numpy as np
 
-from occnet.constants import FREE_INDEX
+from occnet.descriptions import get_description
 from occnet.visualization.topdown import (FREE_RGB, _put_text, _to_image_orientation,
                                           _upscale, column_top_classes, write_rgb)
 
@@ -18,21 +18,24 @@ def flow_hue_degrees(vx, vy):
     return np.degrees(np.arctan2(vy, vx)) % 360.0
 
 
-def topdown_flow_map(dense, flow, max_speed=10.0, min_speed=0.2, scale=1):
+def topdown_flow_map(dense, flow, max_speed=10.0, min_speed=0.2, scale=1, dataset='openscene'):
     """Top-down RGB image of the flow of each column's highest occupied voxel.
 
     Args:
-        dense: (X, Y, Z) labels (free = 11): which voxel of a column is shown.
-        flow: (X, Y, Z, 2) vx, vy in m/s, lidar frame.
+        dense: (X, Y, Z) labels (the dataset's free_index and ignore_index are empty;
+            OpenScene: free = 11): which voxel of a column is shown.
+        flow: (X, Y, Z, 2) vx, vy in m/s, in the grid's frame.
         max_speed: speed (m/s) drawn fully saturated.
         min_speed: slower occupied columns are drawn grey (STILL_RGB).
         scale: pixels per voxel.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         (X * scale, Y * scale, 3) uint8 RGB: free columns near-white, still ones grey, moving
         ones in the hue of their direction (flow_hue_degrees) with saturation speed / max_speed.
     """
-    top_class, top_z = column_top_classes(dense)
-    occupied = top_class != FREE_INDEX
+    desc = get_description(dataset)
+    top_class, top_z = column_top_classes(dense, desc)
+    occupied = top_class != desc.free_index
     top = np.take_along_axis(np.asarray(flow, dtype=np.float64),
                              np.maximum(top_z, 0)[..., None, None], axis=2)[:, :, 0]  # (X, Y, 2)
     speed = np.hypot(top[..., 0], top[..., 1])
@@ -46,14 +49,20 @@ def topdown_flow_map(dense, flow, max_speed=10.0, min_speed=0.2, scale=1):
     return _upscale(_to_image_orientation(image), scale)
 
 
-def render_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, max_speed=10.0, scale=3):
+def render_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, max_speed=10.0, scale=3,
+                           dataset='openscene'):
     """Ground-truth flow | predicted flow, side by side, with titles and a colour wheel key.
 
+    Args:
+        gt, pred: (X, Y, Z) label grids; gt_flow, pred_flow: (X, Y, Z, 2) m/s.
+        max_speed: speed (m/s) drawn fully saturated; scale: pixels per voxel.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         (H, W, 3) uint8 RGB.
     """
-    panels = [topdown_flow_map(gt, gt_flow, max_speed, scale=scale),
-              topdown_flow_map(pred, pred_flow, max_speed, scale=scale)]
+    desc = get_description(dataset)
+    panels = [topdown_flow_map(gt, gt_flow, max_speed, scale=scale, dataset=desc),
+              topdown_flow_map(pred, pred_flow, max_speed, scale=scale, dataset=desc)]
     height, width = panels[0].shape[:2]
     margin, top = 10, 34
     canvas = np.full((height + top + margin, 2 * width + 3 * margin, 3), 255, dtype=np.uint8)
@@ -67,7 +76,8 @@ def render_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, max_speed=10.0, scale=3
     return canvas
 
 
-def save_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, path, max_speed=10.0, scale=3):
+def save_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, path, max_speed=10.0, scale=3,
+                         dataset='openscene'):
     """Write render_flow_gt_vs_pred as a PNG (folders created); returns the path."""
     return write_rgb(path, render_flow_gt_vs_pred(gt, gt_flow, pred, pred_flow, max_speed,
-                                                  scale))
+                                                  scale, dataset))

@@ -4,7 +4,7 @@ history queue, the top-down labels and the sample's metadata."""
 import cv2
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES, FREE_INDEX
+from occnet.descriptions import get_description
 from occnet.visualization.cameras import render_camera_overlays
 from occnet.visualization.topdown import (CANVAS_RGB, TEXT_RGB, _put_text, compose_panels,
                                           topdown_class_map)
@@ -29,29 +29,33 @@ def sample_lines(sample):
     return lines
 
 
-def render_pipeline_sample(imgs, lidar2img, sample, camera_width=320):
+def render_pipeline_sample(imgs, lidar2img, sample, camera_width=320, dataset='openscene'):
     """One picture of a packed training / test sample.
 
     Args:
-        imgs: (T, N, 3, H, W) uint8 RGB, the pipeline's output (current frame last).
-        lidar2img: (T, N, 4, 4) projections of those images.
+        imgs: (T, N_cam, 3, H, W) uint8 RGB, the pipeline's output (current frame last),
+            cameras in the dataset's `camera_names` order.
+        lidar2img: (T, N_cam, 4, 4) projections of those images (from the grid's frame).
         sample: the packed data sample dict (`voxel_semantics` (X, Y, Z) optional; its other
             keys become the text lines of `sample_lines`).
         camera_width: pixels per camera tile.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
-        (H, W, 3) uint8 RGB: the text lines; the current frame's 8 cameras with its labels
-        projected (ground left out); the front camera of every queue slot; the top-down
-        labels.
+        (H, W, 3) uint8 RGB: the text lines; the current frame's cameras with its labels
+        projected (ground left out); the first (front) camera of every queue slot; the
+        top-down labels.
     """
+    desc = get_description(dataset)
     imgs = np.asarray(imgs)
     current = [img.transpose(1, 2, 0) for img in imgs[-1]]
     labels = sample.get('voxel_semantics')
     labels = None if labels is None else np.asarray(labels).astype(np.uint8)
-    dense = labels if labels is not None else np.full((1, 1, 1), FREE_INDEX, np.uint8)
-    cameras = render_camera_overlays(current, lidar2img[-1], dense, width=camera_width)
+    dense = labels if labels is not None else np.full((1, 1, 1), desc.free_index, np.uint8)
+    cameras = render_camera_overlays(current, lidar2img[-1], dense, width=camera_width,
+                                     dataset=desc)
     width = cameras.shape[1]
 
-    front = CAMERA_NAMES.index('CAM_F0')
+    front = 0  # camera_names start with the front camera (CAM_F0, CAM_FRONT)
     slot_w = width // max(len(imgs), 4)
     tiles = []
     for t, frame in enumerate(imgs):
@@ -72,7 +76,7 @@ def render_pipeline_sample(imgs, lidar2img, sample, camera_width=320):
         _put_text(header, line, (8, 22 * (i + 1)), 0.5, TEXT_RGB, max_width=width - 16)
     parts = [header, cameras, strip]
     if labels is not None:
-        parts.append(compose_panels([(topdown_class_map(labels, scale=2),
+        parts.append(compose_panels([(topdown_class_map(labels, scale=2, dataset=desc),
                                       'labels, top-down (after the pipeline)')]))
     full_width = max(part.shape[1] for part in parts)
     parts = [np.pad(part, ((0, 0), (0, full_width - part.shape[1]), (0, 0)),

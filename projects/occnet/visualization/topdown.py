@@ -1,18 +1,20 @@
 """Bird's-eye renders of dense occupancy grids: a class map per grid and a ground truth |
 prediction | error picture.
 
-Image orientation everywhere: lidar +x (forward) points up the image and +y (left) points
+Image orientation everywhere: the grid's +x (forward) points up the image and +y (left) points
 left, i.e. the voxel column (x, y) of an (X, Y, Z) grid lands at row X-1-x, column Y-1-y.
+
+Every render takes `dataset` (a name, an OccDescription or a `metainfo()` dict; see
+occnet.descriptions) for its classes, palette, free / ignore labels and voxel size.
 """
 import os
 
 import cv2
 import numpy as np
 
-from occnet.constants import (CLASS_NAMES, CLASS_PALETTE, FOREGROUND_MAX, FREE_INDEX,
-                              IGNORE_INDEX, VOXEL_SIZE)
+from occnet.descriptions import get_description
 
-FREE_RGB = tuple(int(0.94 * c) for c in CLASS_PALETTE[FREE_INDEX])  # empty columns
+FREE_RGB = (239, 239, 239)  # empty columns and voxels: near-white, whatever the palette
 CANVAS_RGB = (255, 255, 255)
 TEXT_RGB = (40, 40, 40)
 BORDER_RGB = (170, 170, 170)
@@ -26,25 +28,28 @@ ERROR_KINDS = (
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def column_top_classes(dense):
+def column_top_classes(dense, dataset='openscene'):
     """Class and height index of the highest occupied voxel of every (x, y) column.
 
     Args:
-        dense: (X, Y, Z) integer labels; FREE_INDEX and IGNORE_INDEX count as empty.
+        dense: (X, Y, Z) integer labels; the dataset's free_index and ignore_index count as
+            empty.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
-        top_class (X, Y) uint8 (FREE_INDEX where the column is empty) and
+        top_class (X, Y) uint8 (free_index where the column is empty) and
         top_z (X, Y) int64 (-1 where the column is empty).
     """
+    desc = get_description(dataset)
     dense = np.asarray(dense)
     if dense.ndim != 3:
         raise ValueError(f'expected a dense (X, Y, Z) label grid, got shape {dense.shape}')
-    occupied = (dense != FREE_INDEX) & (dense != IGNORE_INDEX)
+    occupied = (dense != desc.free_index) & (dense != desc.ignore_index)
     num_z = dense.shape[2]
     highest_from_top = occupied[:, :, ::-1].argmax(axis=2)
     has_voxel = occupied.any(axis=2)
     top_z = np.where(has_voxel, num_z - 1 - highest_from_top, -1)
     top_class = np.take_along_axis(dense, np.maximum(top_z, 0)[..., None], axis=2)[..., 0]
-    top_class = np.where(has_voxel, top_class, FREE_INDEX).astype(np.uint8)
+    top_class = np.where(has_voxel, top_class, desc.free_index).astype(np.uint8)
     return top_class, top_z
 
 
@@ -74,49 +79,54 @@ def _upscale(image, scale):
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
-def topdown_class_map(dense, scale=1, shade=True):
+def topdown_class_map(dense, scale=1, shade=True, dataset='openscene'):
     """Top-down RGB image of a dense label grid: each (x, y) column shows the class colour
-    (CLASS_PALETTE) of its highest occupied voxel, brightened with height, near-white where the
-    column is free.
+    (the dataset's palette) of its highest occupied voxel, brightened with height, near-white
+    (FREE_RGB) where the column is free.
 
     Args:
-        dense: (X, Y, Z) integer labels 0..10, FREE_INDEX, or IGNORE_INDEX (drawn as free).
+        dense: (X, Y, Z) integer labels 0..free_index, or ignore_index (drawn as free)
+            (OpenScene: 0..10, free 11, ignore 255).
         scale: pixels per voxel (nearest-neighbour upscaling).
         shade: brighten with height; False gives the plain palette colours.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         (X * scale, Y * scale, 3) uint8 RGB; +x up, +y left.
     """
+    desc = get_description(dataset)
     dense = np.asarray(dense)
-    bad = np.setdiff1d(np.unique(dense), np.r_[np.arange(len(CLASS_PALETTE)), IGNORE_INDEX])
+    bad = np.setdiff1d(np.unique(dense), np.r_[np.arange(len(desc.palette)), desc.ignore_index])
     if bad.size:
         raise ValueError(f'label grid holds class {int(bad[0])}; expected 0..'
-                         f'{len(CLASS_PALETTE) - 1} or {IGNORE_INDEX}')
-    top_class, top_z = column_top_classes(dense)
-    rgb = np.asarray(CLASS_PALETTE, dtype=np.float64)[top_class]
+                         f'{len(desc.palette) - 1} or {desc.ignore_index} ({desc.name} labels)')
+    top_class, top_z = column_top_classes(dense, desc)
+    rgb = np.asarray(desc.palette, dtype=np.float64)[top_class]
     if shade:
         rgb = shade_by_height(rgb, np.maximum(top_z, 0), dense.shape[2])
-    rgb[top_class == FREE_INDEX] = FREE_RGB
+    rgb[top_class == desc.free_index] = FREE_RGB
     image = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     return _upscale(_to_image_orientation(image), scale)
 
 
-def error_kinds(gt, pred):
+def error_kinds(gt, pred, dataset='openscene'):
     """Index into ERROR_KINDS of every cell: 0 both occupied with the same class, 1 both
     occupied with different classes, 2 occupied in gt only (missed), 3 in pred only (false);
-    FREE_INDEX where both are empty. FREE_INDEX and IGNORE_INDEX count as empty.
+    the dataset's free_index where both are empty. free_index and ignore_index count as empty.
 
     Args:
         gt, pred: integer class arrays of one shape (voxels, or the top classes of columns).
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         uint8 array of that shape.
     """
+    desc = get_description(dataset)
     gt, pred = np.asarray(gt), np.asarray(pred)
     if gt.shape != pred.shape:
         raise ValueError(f'ground truth shape {gt.shape} and prediction shape {pred.shape} '
                          'differ')
-    gt_occ = (gt != FREE_INDEX) & (gt != IGNORE_INDEX)
-    pred_occ = (pred != FREE_INDEX) & (pred != IGNORE_INDEX)
-    kinds = np.full(gt.shape, FREE_INDEX, dtype=np.uint8)
+    gt_occ = (gt != desc.free_index) & (gt != desc.ignore_index)
+    pred_occ = (pred != desc.free_index) & (pred != desc.ignore_index)
+    kinds = np.full(gt.shape, desc.free_index, dtype=np.uint8)
     both = gt_occ & pred_occ
     kinds[both] = np.where(gt[both] == pred[both], 0, 1)
     kinds[gt_occ & ~pred_occ] = 2
@@ -124,17 +134,23 @@ def error_kinds(gt, pred):
     return kinds
 
 
-def topdown_error_map(gt, pred, scale=1):
+def topdown_error_map(gt, pred, scale=1, dataset='openscene'):
     """Top-down map of where the top class of each column disagrees.
 
     Colours (ERROR_KINDS): grey = same occupied class, red = both occupied but different
     classes, orange = occupied in gt but free in pred, blue = free in gt but occupied in pred;
     near-white where both are free.
 
+    Args:
+        gt, pred: (X, Y, Z) integer label grids of one shape.
+        scale: pixels per voxel.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         (X * scale, Y * scale, 3) uint8 RGB and a dict {kind: number of columns}.
     """
-    kinds = error_kinds(column_top_classes(gt)[0], column_top_classes(pred)[0])
+    desc = get_description(dataset)
+    kinds = error_kinds(column_top_classes(gt, desc)[0], column_top_classes(pred, desc)[0],
+                        desc)
     image = np.empty((*kinds.shape, 3), dtype=np.uint8)
     image[:] = FREE_RGB
     counts = {}
@@ -145,12 +161,18 @@ def topdown_error_map(gt, pred, scale=1):
     return _upscale(_to_image_orientation(image), scale), counts
 
 
-def object_agreement(gt, pred):
-    """Percentage of the cells where gt or pred holds an object (class < FOREGROUND_MAX, i.e.
-    not background, free or ignore) that hold the same class in both; 100 when there are none.
-    Leaving the ground out keeps the figure from reading 95% on a flat road."""
+def object_agreement(gt, pred, dataset='openscene'):
+    """Percentage of the cells where gt or pred holds an object (a class of the dataset's
+    `foreground`, so not ground, free or ignore) that hold the same class in both; 100 when
+    there are none. Leaving the ground out keeps the figure from reading 95% on a flat road.
+
+    Args:
+        gt, pred: integer class arrays of one shape (voxels, or the top classes of columns).
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
+    """
+    foreground = get_description(dataset).foreground
     gt, pred = np.asarray(gt), np.asarray(pred)
-    objects = (gt < FOREGROUND_MAX) | (pred < FOREGROUND_MAX)
+    objects = np.isin(gt, foreground) | np.isin(pred, foreground)
     count = int(objects.sum())
     return 100.0 * int((gt[objects] == pred[objects]).sum()) / count if count else 100.0
 
@@ -166,9 +188,10 @@ def _draw_ego(panel, scale):
     cv2.polylines(panel, [pts], True, (255, 255, 255), 1, lineType=cv2.LINE_AA, shift=4)
 
 
-def _draw_scale_bar(panel, scale, metres=10):
-    """A `metres` scale bar in the panel's bottom-left corner."""
-    length = int(round(metres / VOXEL_SIZE * scale))
+def _draw_scale_bar(panel, scale, voxel_size, metres=10):
+    """A `metres` scale bar in the panel's bottom-left corner (voxel_size: metres per voxel,
+    scale: pixels per voxel)."""
+    length = int(round(metres / voxel_size * scale))
     x0, y0 = 10, panel.shape[0] - 12
     cv2.rectangle(panel, (x0 - 4, y0 - 20), (x0 + length + 4, y0 + 5), (255, 255, 255), -1)
     cv2.line(panel, (x0, y0), (x0 + length, y0), TEXT_RGB, 2)
@@ -186,9 +209,10 @@ def _put_text(canvas, text, origin, size=0.55, colour=TEXT_RGB, thickness=1, max
     cv2.putText(canvas, text, origin, FONT, size, colour, thickness, cv2.LINE_AA)
 
 
-def _legend_entries(gt, pred):
-    present = np.union1d(column_top_classes(gt)[0], column_top_classes(pred)[0])
-    return [(CLASS_NAMES[c], CLASS_PALETTE[c]) for c in present if c != FREE_INDEX]
+def _legend_entries(gt, pred, desc):
+    """(name, RGB) of the classes at the top of a column of gt or pred; desc: OccDescription."""
+    present = np.union1d(column_top_classes(gt, desc)[0], column_top_classes(pred, desc)[0])
+    return [(desc.class_names[c], desc.palette[c]) for c in present if c != desc.free_index]
 
 
 def _draw_legend_row(canvas, entries, x0, y0, max_x, swatch=14):
@@ -205,31 +229,35 @@ def _draw_legend_row(canvas, entries, x0, y0, max_x, swatch=14):
     return y + swatch + 12
 
 
-def render_gt_vs_pred(gt, pred, title=None, scale=3):
+def render_gt_vs_pred(gt, pred, title=None, scale=3, dataset='openscene'):
     """Image of ground truth | prediction | error map side by side, with panel titles, an
     ego marker, a scale bar and a legend of the classes present.
 
     Args:
-        gt, pred: (X, Y, Z) integer label grids of the same shape (11 free, 255 ignore).
+        gt, pred: (X, Y, Z) integer label grids of the same shape (the dataset's free and
+            ignore labels; OpenScene: 11 free, 255 ignore).
         title: optional line drawn above the panels (e.g. the frame token).
         scale: pixels per voxel.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         (H, W, 3) uint8 RGB.
     """
+    desc = get_description(dataset)
     gt, pred = np.asarray(gt), np.asarray(pred)
     if gt.shape != pred.shape:
         raise ValueError(f'ground truth shape {gt.shape} and prediction shape {pred.shape} '
                          'differ')
-    error, _ = topdown_error_map(gt, pred, scale)
-    right = object_agreement(column_top_classes(gt)[0], column_top_classes(pred)[0])
-    panels = [(topdown_class_map(gt, scale), 'ground truth'),
-              (topdown_class_map(pred, scale), 'prediction'),
+    error, _ = topdown_error_map(gt, pred, scale, desc)
+    right = object_agreement(column_top_classes(gt, desc)[0], column_top_classes(pred, desc)[0],
+                             desc)
+    panels = [(topdown_class_map(gt, scale, dataset=desc), 'ground truth'),
+              (topdown_class_map(pred, scale, dataset=desc), 'prediction'),
               (error, f'errors: {right:.1f}% of object columns right')]
     for panel, _ in panels:
         _draw_ego(panel, scale)
-        _draw_scale_bar(panel, scale)
+        _draw_scale_bar(panel, scale, desc.voxel_size)
     return compose_panels(panels, title, 'x forward = up, y left = left',
-                          [_legend_entries(gt, pred), ERROR_KINDS])
+                          [_legend_entries(gt, pred, desc), ERROR_KINDS])
 
 
 def compose_panels(panels, title=None, footer=None, legends=()):
@@ -282,8 +310,8 @@ def write_rgb(path, image):
     return path
 
 
-def save_gt_vs_pred(gt, pred, path, title=None, scale=3):
+def save_gt_vs_pred(gt, pred, path, title=None, scale=3, dataset='openscene'):
     """Write `render_gt_vs_pred` as a PNG at `path` (folders created); returns the RGB image."""
-    image = render_gt_vs_pred(gt, pred, title=title, scale=scale)
+    image = render_gt_vs_pred(gt, pred, title=title, scale=scale, dataset=dataset)
     write_rgb(path, image)
     return image

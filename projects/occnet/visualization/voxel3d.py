@@ -4,11 +4,12 @@ Every pixel casts one ray through the grid (the vectorised voxel traversal of Ra
 occnet.evaluation.ray_iou.march_rays), so a frame needs no OpenGL and no compiled code: the
 first occupied voxel gives the pixel's class colour, the face it was entered through gives the
 shading (tops brightest), voxel edges are darkened and far voxels fade into the sky.
+Classes, palette, free / ignore labels and the grid's extent come from `dataset` (a name, an
+OccDescription or a `metainfo()` dict; see occnet.descriptions).
 """
 import numpy as np
 
-from occnet.constants import (CLASS_PALETTE, FREE_INDEX, IGNORE_INDEX, POINT_CLOUD_RANGE,
-                              VOXEL_SIZE)
+from occnet.descriptions import get_description
 from occnet.evaluation.ray_iou import march_rays
 from occnet.visualization.topdown import (ERROR_KINDS, _legend_entries, compose_panels,
                                           error_kinds, object_agreement, write_rgb)
@@ -17,14 +18,21 @@ SKY_TOP_RGB = np.array((205, 222, 240), dtype=np.float64)
 SKY_BOTTOM_RGB = np.array((245, 247, 250), dtype=np.float64)
 FACE_SHADE = (0.80, 0.64, 1.0)  # brightness of faces whose normal is along x, y, z
 EGO_RGB = (70, 70, 80)
-# The ego marker: a box in the lidar frame (metres), drawn where the grid is free.
-EGO_BOX = ((-2.4, -1.0, -1.9), (2.4, 1.0, -0.3))
+# The ego marker: a box (metres, lower and upper corner) in the frame the grid lives in (the
+# description's `grid_frame`), drawn where the grid is free. 'lidar': nuPlan's roof lidar
+# above the vehicle centre (OpenScene); 'ego': the nuScenes ego frame, origin at the rear axle
+# on the ground (Occ3D), a 4.1 x 1.8 x 1.6 m car.
+EGO_BOXES = {
+    'lidar': ((-2.4, -1.0, -1.9), (2.4, 1.0, -0.3)),
+    'ego': ((-0.7, -0.9, 0.0), (3.4, 0.9, 1.6)),
+}
 # Error classes of error_grid (values 0..3), coloured as in the top-down error map.
 ERROR_PALETTE = tuple(colour for _, colour in ERROR_KINDS)
 
 
 class ChaseCamera:
-    """A pinhole camera in the grid's (lidar) frame looking at a target point, z up.
+    """A pinhole camera in the grid's frame (lidar for OpenScene, ego for Occ3D) looking at a
+    target point, z up.
 
     Args:
         position: (3,) metres, where the camera is.
@@ -94,15 +102,17 @@ def box_entry(origin, dirs, lower, upper):
     return t_enter, enter_axis
 
 
-def error_grid(gt, pred):
+def error_grid(gt, pred, dataset='openscene'):
     """Per-voxel agreement of two label grids, for rendering with ERROR_PALETTE:
-    topdown.error_kinds of the voxels ((X, Y, Z) uint8, 0..3, FREE_INDEX where both are
-    empty; IGNORE_INDEX voxels of gt count as free)."""
-    return error_kinds(gt, pred)
+    topdown.error_kinds of the voxels ((X, Y, Z) uint8, 0..3, the dataset's free_index where
+    both are empty; its ignore_index voxels of gt count as free)."""
+    return error_kinds(gt, pred, dataset)
 
 
-def ego_cells(shape, pc_range=POINT_CLOUD_RANGE, voxel_size=VOXEL_SIZE, box=EGO_BOX):
-    """(slice x, slice y, slice z) of the voxels inside the ego box."""
+def ego_cells(shape, pc_range, voxel_size, box):
+    """(slice x, slice y, slice z) of the voxels of an (X, Y, Z) grid `shape` starting at
+    pc_range[:3] (metres) with `voxel_size` (metres) that are inside the box
+    ((x, y, z) lower, (x, y, z) upper corner, metres)."""
     lower = np.asarray(pc_range[:3])
     lo = np.floor((np.asarray(box[0]) - lower) / voxel_size).astype(int)
     hi = np.ceil((np.asarray(box[1]) - lower) / voxel_size).astype(int)
@@ -110,20 +120,32 @@ def ego_cells(shape, pc_range=POINT_CLOUD_RANGE, voxel_size=VOXEL_SIZE, box=EGO_
     return tuple(np.s_[a:b] for a, b in zip(lo, hi))
 
 
-def render_voxels(grid, camera=None, palette=CLASS_PALETTE, empty=(FREE_INDEX, IGNORE_INDEX),
-                  draw_ego=True, pc_range=POINT_CLOUD_RANGE, voxel_size=VOXEL_SIZE,
-                  fog_m=(40.0, 110.0)):
+def render_voxels(grid, camera=None, palette=None, empty=None, draw_ego=True, pc_range=None,
+                  voxel_size=None, fog_m=(40.0, 110.0), dataset='openscene', ego_box=None):
     """Shaded 3D view of an (X, Y, Z) grid from `camera` (default: ChaseCamera()).
 
     Args:
         grid: (X, Y, Z) integer values, indices into `palette`; values in `empty` are not
             drawn.
-        palette: RGB 0..255 colour per value.
-        draw_ego: mark the ego vehicle as a dark box (EGO_BOX) where the grid is free.
+        palette: RGB 0..255 colour per value (default: the dataset's palette).
+        empty: values not drawn (default: the dataset's free_index and ignore_index).
+        draw_ego: mark the ego vehicle as a dark box where the grid is free.
+        pc_range: (x_min, y_min, z_min, x_max, y_max, z_max) metres, of which the grid's lower
+            corner is used (default: the dataset's point_cloud_range).
+        voxel_size: metres per voxel (default: the dataset's voxel_size).
         fog_m: (start, end) metres over which voxels fade half-way into the sky colour.
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
+        ego_box: ((x, y, z) lower, (x, y, z) upper) metres of the ego marker (default:
+            EGO_BOXES of the dataset's grid_frame).
     Returns:
         (H, W, 3) uint8 RGB and the (H, W) float depth in metres (inf for sky).
     """
+    desc = get_description(dataset)
+    palette = desc.palette if palette is None else palette
+    empty = (desc.free_index, desc.ignore_index) if empty is None else empty
+    pc_range = desc.point_cloud_range if pc_range is None else pc_range
+    voxel_size = desc.voxel_size if voxel_size is None else voxel_size
+    ego_box = EGO_BOXES[desc.grid_frame] if ego_box is None else ego_box
     camera = camera or ChaseCamera()
     grid = np.asarray(grid)
     if grid.ndim != 3:
@@ -134,7 +156,7 @@ def render_voxels(grid, camera=None, palette=CLASS_PALETTE, empty=(FREE_INDEX, I
     if draw_ego:
         ego_value = len(palette)
         colours[ego_value] = EGO_RGB
-        cells = ego_cells(grid.shape, pc_range, voxel_size)
+        cells = ego_cells(grid.shape, pc_range, voxel_size, ego_box)
         grid = grid.copy()
         region = grid[cells]
         region[np.isin(region, empty)] = ego_value
@@ -177,30 +199,33 @@ def render_voxels(grid, camera=None, palette=CLASS_PALETTE, empty=(FREE_INDEX, I
     return image, total_depth.reshape(height, width)
 
 
-def render_chase_gt_vs_pred(gt, pred, title=None, camera=None):
+def render_chase_gt_vs_pred(gt, pred, title=None, camera=None, dataset='openscene'):
     """Ground truth | prediction | per-voxel errors, each rendered by `render_voxels` from
     the same chase camera, with a legend of the classes and error kinds.
 
     Args:
-        gt, pred: (X, Y, Z) label grids (11 free, 255 ignore) of the same shape.
+        gt, pred: (X, Y, Z) label grids of the same shape (the dataset's free and ignore
+            labels; OpenScene: 11 free, 255 ignore).
         title: optional line above the panels.
-        camera: ChaseCamera (default: 24 m behind and 16 m above the lidar, 480 x 300).
+        camera: ChaseCamera (default: 24 m behind and 16 m above the grid origin, 480 x 300).
+        dataset: name, OccDescription or metainfo dict (occnet.descriptions).
     Returns:
         (H, W, 3) uint8 RGB.
     """
+    desc = get_description(dataset)
     camera = camera or ChaseCamera()
-    errors = error_grid(gt, pred)
-    right = object_agreement(gt, pred)
-    panels = [(render_voxels(gt, camera)[0], 'ground truth'),
-              (render_voxels(pred, camera)[0], 'prediction'),
-              (render_voxels(errors, camera, palette=ERROR_PALETTE)[0],
+    errors = error_grid(gt, pred, desc)
+    right = object_agreement(gt, pred, desc)
+    panels = [(render_voxels(gt, camera, dataset=desc)[0], 'ground truth'),
+              (render_voxels(pred, camera, dataset=desc)[0], 'prediction'),
+              (render_voxels(errors, camera, palette=ERROR_PALETTE, dataset=desc)[0],
                f'errors: {right:.1f}% of object voxels right')]
     return compose_panels(panels, title, 'chase camera behind the ego vehicle (dark box)',
-                          [_legend_entries(gt, pred), ERROR_KINDS])
+                          [_legend_entries(gt, pred, desc), ERROR_KINDS])
 
 
-def save_chase_gt_vs_pred(gt, pred, path, title=None, camera=None):
+def save_chase_gt_vs_pred(gt, pred, path, title=None, camera=None, dataset='openscene'):
     """Write `render_chase_gt_vs_pred` at `path` (folders created); returns the RGB image."""
-    image = render_chase_gt_vs_pred(gt, pred, title, camera)
+    image = render_chase_gt_vs_pred(gt, pred, title, camera, dataset)
     write_rgb(path, image)
     return image

@@ -10,11 +10,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from occnet.constants import CLASS_NAMES
 from occnet.datasets.synthetic.layout import (CROSSWALK_SPACING, CURB_OUTER, LANE_WIDTH, ZONE,
                                               stands_level, support_height, zone_at)
 from occnet.datasets.synthetic.parts import rectangles_overlap
 from occnet.datasets.synthetic.shapes import make_shape
+from occnet.descriptions import OPENSCENE
 
 COLLISION_MARGIN = 0.3  # metres added to every half extent when testing overlaps
 SPAWN_AHEAD = 60.0  # objects are spawned within this distance along the road of the ego
@@ -213,7 +213,7 @@ def spawn_objects(rng, frame_times, lidar_xy, ego_yaw, ego_footprint, structures
     records = []
     ego_s = lidar_xy[:, 0] - layout.origin[0]
     for category, placement, per_frame in OBJECT_KINDS:
-        class_index = CLASS_NAMES.index(category)
+        class_index = OPENSCENE.class_names.index(category)
         frames_in_grid, accepted = 0, 0
         for _ in range(MAX_ATTEMPTS_PER_KIND):
             if frames_in_grid >= per_frame * len(frame_times) and accepted > 0:

@@ -10,13 +10,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES, GRID_SHAPE, VOXEL_SIZE
 from occnet.datasets.synthetic.layout import surface_kind
 from occnet.datasets.synthetic.parts import MATERIAL, box_corners
 from occnet.datasets.synthetic.raycast import (FACE_NORMALS, FACE_UP, first_box_hits, ground_hits,
                                                to_box_frame)
 from occnet.datasets.synthetic.shapes import GLASS, SURFACE_COLOURS, SURFACE_TEXTURE
 from occnet.datasets.synthetic.voxelize import GROUND_LAYER
+from occnet.descriptions import OPENSCENE
 from occnet.geometry import lidar2img_matrix, voxel_centers
 
 NEAR_PLANE = 0.1  # metres; surfaces nearer than this to a camera's image plane are not drawn
@@ -32,7 +32,7 @@ SKY_ZENITH = np.array([135.0, 175.0, 228.0])
 
 
 class RenderedFrame(NamedTuple):
-    """Renders of one frame, cameras in CAMERA_NAMES order."""
+    """Renders of one frame, cameras in OPENSCENE.camera_names order."""
     images: np.ndarray  # (N_cam, H, W, 3) uint8 RGB
     depth: np.ndarray  # (N_cam, H, W) float32 metres along the optical axis, inf for sky
     part: np.ndarray  # (N_cam, H, W) int32 index of the part drawn at the pixel, -1 for none
@@ -146,13 +146,13 @@ class RigRenderer:
     def __init__(self, cams, image_size):
         """Args: cams: dict CAM_* -> cams entry of the metadata; image_size: (width, height)."""
         self.width, self.height = int(image_size[0]), int(image_size[1])
-        self.lidar2img = [lidar2img_matrix(cams[name]) for name in CAMERA_NAMES]
+        self.lidar2img = [lidar2img_matrix(cams[name]) for name in OPENSCENE.camera_names]
         self.centres = [np.asarray(cams[name]['sensor2lidar_translation'], dtype=np.float64)
-                        for name in CAMERA_NAMES]
+                        for name in OPENSCENE.camera_names]
         u, v = np.meshgrid(np.arange(self.width), np.arange(self.height))
         pixels = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3).astype(np.float64)
         self.rays, self.sky = [], []
-        for name in CAMERA_NAMES:
+        for name in OPENSCENE.camera_names:
             # Rays with unit depth: a point at depth t along pixel p is centre + t * ray[p].
             rays = pixels @ np.linalg.inv(cams[name]['cam_intrinsic']).T
             rays = rays @ np.asarray(cams[name]['sensor2lidar_rotation']).T
@@ -166,11 +166,12 @@ class RigRenderer:
         """Per camera the voxel test points that project inside the image: voxel index1d,
         pixel, depth. Test points: each voxel's centre and its top face centre; voxels under
         the ground layer are never visible."""
-        size_x, size_y, size_z = GRID_SHAPE
-        centres = voxel_centers().transpose(2, 1, 0, 3).reshape(-1, 3)[
+        size_x, size_y, size_z = OPENSCENE.grid_shape
+        centres = voxel_centers(OPENSCENE.grid_shape, OPENSCENE.point_cloud_range,
+                                OPENSCENE.voxel_size).transpose(2, 1, 0, 3).reshape(-1, 3)[
             GROUND_LAYER * size_x * size_y:]
         candidates = np.arange(GROUND_LAYER * size_x * size_y, size_x * size_y * size_z)
-        half_height = VOXEL_SIZE / 2
+        half_height = OPENSCENE.voxel_size / 2
         views = []
         for lidar2img in self.lidar2img:
             homo = centres @ lidar2img[:3, :3].T + lidar2img[:3, 3]
@@ -200,12 +201,12 @@ class RigRenderer:
             RenderedFrame.
         """
         lidar2global = np.asarray(lidar2global, dtype=np.float64)
-        shape = (len(CAMERA_NAMES), self.height, self.width)
+        shape = (len(OPENSCENE.camera_names), self.height, self.width)
         images = np.empty((*shape, 3), dtype=np.uint8)
         depths = np.empty(shape, dtype=np.float32)
         drawn_parts = np.empty(shape, dtype=np.int32)
-        visible = np.zeros(int(np.prod(GRID_SHAPE)), dtype=bool)
-        for cam in range(len(CAMERA_NAMES)):
+        visible = np.zeros(int(np.prod(OPENSCENE.grid_shape)), dtype=bool)
+        for cam in range(len(OPENSCENE.camera_names)):
             centre, rays = self.centres[cam], self.rays[cam]
             t_ground = ground_hits(centre, rays, lidar2global, layout, FAR_GROUND)
             rects = camera_rects(parts.boxes, self.lidar2img[cam], self.width, self.height)

@@ -5,7 +5,7 @@ Lidar frame: x forward, y left, z up. Camera frame (OpenCV): x right, y down, z 
 """
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES, ORIGINAL_IMAGE_SIZE
+from occnet.descriptions import OPENSCENE
 
 # The ego origin lies on the ground: the flat ground is the plane z = GROUND_Z in the lidar frame.
 LIDAR2EGO_TRANSLATION = (1.5, 0.0, 2.0)  # metres; identity rotation
@@ -28,7 +28,7 @@ CAMERA_MOUNTS = {
     'CAM_R2': (-135.0, 0.5, 2.0),
     'CAM_B0': (180.0, 0.9, 1.5),
 }
-assert set(CAMERA_MOUNTS) == set(CAMERA_NAMES)
+assert set(CAMERA_MOUNTS) == set(OPENSCENE.camera_names)
 
 # Per-vehicle calibration spread: each log's rig differs by up to this much.
 CALIB_ANGLE_DEG = 1.0
@@ -56,8 +56,8 @@ def camera_rotation(yaw, pitch, roll):
 
 def camera_intrinsic(image_size):
     """(3, 3) intrinsic of the release cameras scaled to `image_size` = (width, height) pixels."""
-    sx = image_size[0] / ORIGINAL_IMAGE_SIZE[0]
-    sy = image_size[1] / ORIGINAL_IMAGE_SIZE[1]
+    sx = image_size[0] / OPENSCENE.image_size[0]
+    sy = image_size[1] / OPENSCENE.image_size[1]
     return np.array([[ORIGINAL_FOCAL * sx, 0.0, ORIGINAL_PRINCIPAL_POINT[0] * sx],
                      [0.0, ORIGINAL_FOCAL * sy, ORIGINAL_PRINCIPAL_POINT[1] * sy],
                      [0.0, 0.0, 1.0]])
@@ -70,12 +70,12 @@ def make_rig(rng, image_size):
         rng: numpy Generator; draws this vehicle's small calibration perturbation.
         image_size: (width, height) of the rendered images in pixels.
     Returns:
-        dict CAM_* (in CAMERA_NAMES order) -> {sensor2lidar_rotation (3, 3),
+        dict CAM_* (in OPENSCENE.camera_names order) -> {sensor2lidar_rotation (3, 3),
         sensor2lidar_translation (3,) metres, cam_intrinsic (3, 3), distortion (5,) zeros}.
     """
     cams = {}
     intrinsic = camera_intrinsic(image_size)
-    for name in CAMERA_NAMES:
+    for name in OPENSCENE.camera_names:
         yaw_deg, offset, pitch_deg = CAMERA_MOUNTS[name]
         d_yaw, d_pitch, d_roll = np.deg2rad(rng.uniform(-CALIB_ANGLE_DEG, CALIB_ANGLE_DEG, 3))
         yaw = np.deg2rad(yaw_deg)

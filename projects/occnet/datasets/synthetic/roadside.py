@@ -7,14 +7,14 @@ sidewalk boxes are `sidewalk`, trees and bushes `vegetation`, everything built `
 """
 import numpy as np
 
-from occnet.constants import CLASS_NAMES
 from occnet.datasets.synthetic.layout import (KIND, PARKING_OUTER, SIDEWALK_HEIGHT,
                                               SIDEWALK_OUTER, SURFACE, ZONE, stands_level,
                                               support_height)
 from occnet.datasets.synthetic.parts import MATERIAL, concat_parts, make_parts, rectangles_overlap
 from occnet.datasets.synthetic.shapes import METAL, PAINTS, SURFACE_COLOURS, paint
+from occnet.descriptions import OPENSCENE
 
-BACKGROUND = CLASS_NAMES.index('background')
+BACKGROUND = OPENSCENE.class_names.index('background')
 SIDEWALK_SEGMENT = 10.0  # metres along s per sidewalk box
 SIDEWALK_BOTTOM = -0.5  # metres; the sidewalk box reaches down to the bottom of the ground layer
 CURB_COLOUR = SURFACE_COLOURS[SURFACE['curb']].astype(np.uint8)

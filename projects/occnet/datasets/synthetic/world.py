@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from occnet.constants import POINT_CLOUD_RANGE
 from occnet.datasets.synthetic.layout import LANE_WIDTH, RoadLayout, make_layout
 from occnet.datasets.synthetic.objects import ObjectTracks, spawn_objects, to_heading_frame
 from occnet.datasets.synthetic.parts import Parts
 from occnet.datasets.synthetic.rig import LIDAR2EGO_TRANSLATION
 from occnet.datasets.synthetic.roadside import make_roadside
+from occnet.descriptions import OPENSCENE
 
 FRAME_INTERVAL_S = 0.5  # key frames at 2 Hz
 
@@ -32,8 +32,8 @@ DRIVING_COMMAND_HORIZON_S = 3.0
 DRIVING_COMMAND_LATERAL_M = 1.5
 ROADSIDE_REACH = 130.0  # metres of roadside built before and after the ego's path
 _FINE_DT = 0.05  # seconds; ego motion is integrated on this grid
-_GRID_HALF = min(-POINT_CLOUD_RANGE[0], -POINT_CLOUD_RANGE[1], POINT_CLOUD_RANGE[3],
-                 POINT_CLOUD_RANGE[4])
+_GRID_HALF = min(-OPENSCENE.point_cloud_range[0], -OPENSCENE.point_cloud_range[1],
+                 OPENSCENE.point_cloud_range[3], OPENSCENE.point_cloud_range[4])
 
 
 @dataclass

@@ -16,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from occnet.constants import CAMERA_NAMES, POINT_CLOUD_RANGE
 from occnet.datasets.synthetic.lidar import LidarScanner, pcd_bytes
 from occnet.datasets.synthetic.objects import object_states
 from occnet.datasets.synthetic.render import RigRenderer
@@ -24,6 +23,7 @@ from occnet.datasets.synthetic.rig import LIDAR2EGO_TRANSLATION, make_rig
 from occnet.datasets.synthetic.scene import frame_parts
 from occnet.datasets.synthetic.voxelize import voxelize_frame
 from occnet.datasets.synthetic.world import frame_time, make_world, roadblock_ids, traffic_lights
+from occnet.descriptions import OPENSCENE
 from occnet.geometry import dense_to_sparse, index1d_to_xyz, pose_matrix
 
 SPLIT = 'mini'
@@ -100,8 +100,8 @@ def _frame_boxes(world, frame_idx, ego2global, lidar2global):
 def _annotations(rng, world, boxes):
     """`anns` of a frame: the objects whose centre lies inside the grid's x-y range."""
     lidar = boxes['lidar']
-    keep = np.flatnonzero((np.abs(lidar[:, 0]) < POINT_CLOUD_RANGE[3])
-                          & (np.abs(lidar[:, 1]) < POINT_CLOUD_RANGE[4]))
+    keep = np.flatnonzero((np.abs(lidar[:, 0]) < OPENSCENE.point_cloud_range[3])
+                          & (np.abs(lidar[:, 1]) < OPENSCENE.point_cloud_range[4]))
     return {'gt_boxes': boxes['ego'][keep],
             'gt_names': np.array([world.objects.category[i] for i in keep], dtype='<U14'),
             'gt_velocity_3d': boxes['ego_velocity'][keep],
@@ -112,8 +112,8 @@ def _annotations(rng, world, boxes):
 def _cams_entry(rng, cams, log_name, token):
     """The frame's `cams` dict, inserted in a random camera order like the release."""
     entry = {}
-    for i in rng.permutation(len(CAMERA_NAMES)):
-        name = CAMERA_NAMES[i]
+    for i in rng.permutation(len(OPENSCENE.camera_names)):
+        name = OPENSCENE.camera_names[i]
         entry[name] = {'data_path': f'{log_name}/{name}/{token}.jpg',
                        **{key: np.array(value, copy=True) for key, value in cams[name].items()}}
     return entry
@@ -202,8 +202,8 @@ class _Progress:
 
 def _write_labels(v10_root, paths, labels, flow, visible):
     """The three v1.0 label files of a frame; returns the sparse occupancy rows (N, 2)."""
-    occ = dense_to_sparse(labels)
-    xyz = index1d_to_xyz(occ[:, 0])
+    occ = dense_to_sparse(labels, free_index=OPENSCENE.free_index)
+    xyz = index1d_to_xyz(occ[:, 0], OPENSCENE.grid_shape)
     (v10_root / paths['occ_gt_final_path']).parent.mkdir(parents=True, exist_ok=True)
     np.save(v10_root / paths['occ_gt_final_path'], occ)
     np.save(v10_root / paths['flow_gt_final_path'], flow[xyz[:, 0], xyz[:, 1], xyz[:, 2]])
@@ -243,7 +243,7 @@ def _generate_log(out_dir, log_idx, seed, num_frames, image_size, frames_per_sce
         parts = frame_parts(world, frame_time(k), lidar2global)
         labels, flow, _, _ = voxelize_frame(parts, world.layout, lidar2global)
         rendered = renderer.render(parts, world.layout, lidar2global, world.sun_direction)
-        for cam, name in enumerate(CAMERA_NAMES):
+        for cam, name in enumerate(OPENSCENE.camera_names):
             write_jpeg(sensor_root / info['cams'][name]['data_path'], rendered.images[cam])
         paths = label_paths(scenes[k]['name'], info['frame_idx'], label_digits)
         _write_labels(out_dir / V10_ROOT, paths, labels, flow, rendered.visible)

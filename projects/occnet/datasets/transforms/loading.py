@@ -1,5 +1,5 @@
-"""Loading the 8 camera images, their projections, the lidar points and the occupancy labels
-of a frame."""
+"""Loading the camera images, their projections, the lidar points and the occupancy labels
+of a frame (cameras, grid and labels of a dataset description, occnet/descriptions.py)."""
 import logging
 import os
 
@@ -8,11 +8,11 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 
-from occnet.constants import CAMERA_NAMES
 from occnet.datasets.frame_checks import CALIB_KEYS
 from occnet.datasets.infos import VERIFY_HINT, DataError, MissingFileError
 from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
 from occnet.datasets.pointcloud import read_pcd
+from occnet.descriptions import get_description
 from occnet.geometry import lidar2img_matrix, sparse_to_dense
 from occnet.registry import TRANSFORMS
 
@@ -45,13 +45,16 @@ def read_jpeg(path, token, cam, reduce=1):
 
 @TRANSFORMS.register_module()
 class LoadMultiViewImages(BaseTransform):
-    """Decode the cameras of a frame in the fixed order (constants.CAMERA_NAMES).
+    """Decode the cameras of a frame in the dataset's fixed order (`camera_names` of its
+    description; OpenScene's 8 cameras by default).
 
-    Reads `results['img_paths']` (N,) and the stacked calibration `sensor2lidar_rotation`
-    (N, 3, 3), `sensor2lidar_translation` (N, 3), `cam_intrinsic` (N, 3, 3); adds `imgs` (list
-    of N uint8 (H, W, 3) RGB arrays), `lidar2img` (N, 4, 4) float64 for the decoded pixels,
-    `img_shape` (H, W) as decoded and `ori_shape` (H, W) = decoded size / decode_scale (the
-    files' size, rounded up to a multiple of 1 / decode_scale).
+    Reads `results['img_paths']` (N,) (one per camera, in that order) and the stacked
+    calibration `sensor2lidar_rotation` (N, 3, 3), `sensor2lidar_translation` (N, 3),
+    `cam_intrinsic` (N, 3, 3); adds `imgs` (list of N uint8 (H, W, 3) RGB arrays),
+    `lidar2img` (N, 4, 4) float64 for the decoded pixels, `img_shape` (H, W) as decoded and
+    `ori_shape` (H, W) = decoded size / decode_scale (the files' size, rounded up to a
+    multiple of 1 / decode_scale). A frame with a number of paths other than N raises
+    DataError.
 
     Args:
         decode_scale: 1, 0.5, 0.25 or 0.125. Below 1 the JPEGs are decoded directly at that
@@ -59,26 +62,34 @@ class LoadMultiViewImages(BaseTransform):
             `ResizeMultiViewImages(scale=...)` at a fraction of its cost (1920x1080 -> 960x540:
             see docs/benchmarks.md); lidar2img is scaled to match. The pixels equal a full
             decode plus an area resize up to rounding (mean 0.15 grey levels on 1080p frames).
+        dataset: a name, an OccDescription or a metainfo dict; gives the camera order.
     """
 
-    def __init__(self, decode_scale=1):
+    def __init__(self, decode_scale=1, dataset='openscene'):
         reduce = round(1 / decode_scale) if decode_scale > 0 else 0
         if reduce not in REDUCED_DECODE_FLAGS or abs(reduce * decode_scale - 1) > 1e-9:
             raise ValueError(f'LoadMultiViewImages decode_scale must be 1, 0.5, 0.25 or '
                              f'0.125, got {decode_scale}; resize to other scales with '
                              'ResizeMultiViewImages')
         self.reduce = reduce
+        self.camera_names = get_description(dataset).camera_names
 
     def transform(self, results):
+        paths = results['img_paths']
+        if len(paths) != len(self.camera_names):
+            raise DataError(f'frame {results["token"]} has {len(paths)} image paths, the '
+                            f'dataset has {len(self.camera_names)} cameras '
+                            f'{list(self.camera_names)}: give LoadMultiViewImages the '
+                            'dataset of the config (dataset=...)')
         imgs = [read_jpeg(path, results['token'], cam, self.reduce)
-                for cam, path in zip(CAMERA_NAMES, results['img_paths'])]
+                for cam, path in zip(self.camera_names, paths)]
         if len({im.shape for im in imgs}) != 1:
             raise DataError(f'cameras of frame {results["token"]} have different sizes '
                             f'{[im.shape for im in imgs]}')
         results['imgs'] = imgs
         lidar2img = np.stack([
             lidar2img_matrix({key: results[key][n] for key in CALIB_KEYS})
-            for n in range(len(CAMERA_NAMES))])
+            for n in range(len(self.camera_names))])
         lidar2img[:, :2] /= self.reduce  # pixel u' = u / reduce, v' = v / reduce
         results['lidar2img'] = lidar2img
         results['img_shape'] = imgs[0].shape[:2]
@@ -88,18 +99,22 @@ class LoadMultiViewImages(BaseTransform):
 
 @TRANSFORMS.register_module()
 class LoadOccupancyLabel(BaseTransform):
-    """Sparse OpenScene labels -> dense (200, 200, 16) uint8 `voxel_semantics`, free = 11.
+    """Sparse labels (OpenScene's format) -> dense (X, Y, Z) = grid_shape uint8
+    `voxel_semantics` filled with free_index (OpenScene: (200, 200, 16), free = 11).
 
     Reads `occ_gt_final_path` ((M, 2) [index1d, class]); when present and `with_invalid`,
     `occ_invalid_path` (1-D index1d of voxels no camera sees) into `mask_camera` (X, Y, Z)
     bool (True = visible); with `with_flow`, `flow_gt_final_path` ((M, 2) vx, vy m/s, rows
     aligned with the occupancy file) into `voxel_flow` (X, Y, Z, 2) float32, 0 where free.
     Frames whose `with_label` is False (history frames of a temporal queue) pass through.
+    Grid shape and label range are those of `dataset` (a name, an OccDescription or a
+    metainfo dict).
     """
 
-    def __init__(self, with_invalid=True, with_flow=False):
+    def __init__(self, with_invalid=True, with_flow=False, dataset='openscene'):
         self.with_invalid = with_invalid
         self.with_flow = with_flow
+        self.description = get_description(dataset)
 
     def transform(self, results):
         if not results.get('with_label', True):
@@ -108,17 +123,19 @@ class LoadOccupancyLabel(BaseTransform):
         if path is None:
             raise DataError(f'frame {token} has no occupancy label; collect the infos with '
                             f'tools/collect_data.py, which keeps unlabelled frames out')
-        occ_sparse = load_occupancy(path, token, dense=False)
-        results['voxel_semantics'] = sparse_to_dense(occ_sparse)
+        desc = self.description
+        occ_sparse = load_occupancy(path, token, dense=False, dataset=desc)
+        results['voxel_semantics'] = sparse_to_dense(occ_sparse, grid_shape=desc.grid_shape,
+                                                     free_index=desc.free_index)
         invalid_path = results.get('occ_invalid_path')
         if self.with_invalid and invalid_path is not None:
-            results['mask_camera'] = load_visible_mask(invalid_path, token)
+            results['mask_camera'] = load_visible_mask(invalid_path, token, dataset=desc)
         if self.with_flow:
             flow_path = results.get('flow_gt_final_path')
             if flow_path is None:
                 raise DataError(f'frame {token} has no flow label path (flow_gt_final_path); '
                                 f'with_flow=True needs the v1.0 flow files')
-            results['voxel_flow'] = load_flow(flow_path, token, occ_sparse)
+            results['voxel_flow'] = load_flow(flow_path, token, occ_sparse, dataset=desc)
         return results
 
 

@@ -5,7 +5,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch.utils.checkpoint import checkpoint
 
-from occnet.constants import CAMERA_NAMES, POINT_CLOUD_RANGE
+from occnet.descriptions import get_description
 from occnet.models.bev_encoders.bev_grid import (align_prev_bev, bev_reference_points_2d,
                                                  pillar_reference_points, project_to_cameras)
 from occnet.models.bev_encoders.spatial_cross_attention import (SpatialCrossAttention,
@@ -52,13 +52,14 @@ class BEVFormerEncoder(BaseModule):
         num_layers: encoder layers.
         num_heads: attention heads.
         num_levels: image feature levels used.
-        num_cams: cameras.
+        num_cams: cameras; None: the dataset's (len(camera_names)).
         num_points_in_pillar: D height anchors per pillar.
         temporal_points: sampling points per head and frame in temporal self-attention.
         spatial_points: sampling points per head and level in spatial cross-attention.
         ffn_dims: hidden size of the FFN.
         dropout: dropout rate.
-        pc_range: metric range covered by the BEV, [x_min, y_min, z_min, x_max, y_max, z_max].
+        pc_range: metric range covered by the BEV, [x_min, y_min, z_min, x_max, y_max, z_max]
+            metres; None: the dataset's point_cloud_range.
         pillar_z_range: (z_min, z_max) metres spanned by the pillar anchors; defaults to the
             pc_range heights. Narrowing it to where objects are puts more anchors on them.
         with_cp: activation checkpointing: in training each layer keeps only its inputs and
@@ -73,17 +74,21 @@ class BEVFormerEncoder(BaseModule):
         spatial_query_pos: also add the BEV positional embedding to the queries the spatial
             cross-attention predicts offsets and weights from (occnet before issue 13;
             BEVFormer does not).
+        dataset: name, OccDescription or metainfo dict of the dataset.
     Geometry stays fp32 under autocast: the anchors' projections into the cameras, the
     ego-motion alignment of the previous BEV and the attention sampling locations.
     """
 
     def __init__(self, bev_h=200, bev_w=200, embed_dims=256, num_layers=3, num_heads=8,
-                 num_levels=1, num_cams=len(CAMERA_NAMES), num_points_in_pillar=4,
+                 num_levels=1, num_cams=None, num_points_in_pillar=4,
                  temporal_points=4, spatial_points=8, ffn_dims=512, dropout=0.1,
-                 pc_range=POINT_CLOUD_RANGE, pillar_z_range=None, with_cp=False,
+                 pc_range=None, pillar_z_range=None, with_cp=False,
                  use_can_bus=False, tsa_mode='published', offset_init_scale=1.0,
-                 spatial_query_pos=False, init_cfg=None):
+                 spatial_query_pos=False, dataset='openscene', init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        desc = get_description(dataset)
+        num_cams = len(desc.camera_names) if num_cams is None else num_cams
+        pc_range = desc.point_cloud_range if pc_range is None else pc_range
         self.with_cp = with_cp
         self.bev_h, self.bev_w, self.embed_dims = bev_h, bev_w, embed_dims
         self.pc_range = tuple(pc_range)

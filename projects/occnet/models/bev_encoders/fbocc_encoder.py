@@ -5,6 +5,7 @@ from torch import nn
 
 from occnet.models.bev_encoders.depth_aware_attention import anchor_depth_weights
 from occnet.models.bev_encoders.encoder import BEVFormerEncoder
+from occnet.models.dataset_arg import with_dataset
 from occnet.registry import MODELS
 
 
@@ -41,7 +42,8 @@ class FBOccEncoder(BEVFormerEncoder):
     def __init__(self, view_transform, loss_depth=None, depth_aware=True,
                  relative_depth_weights=False, **kwargs):
         super().__init__(**kwargs)
-        self.view_transform = MODELS.build(view_transform)
+        self.view_transform = MODELS.build(
+            with_dataset(view_transform, kwargs.get('dataset', 'openscene')))
         vt = self.view_transform
         if (vt.bev_h, vt.bev_w) != (self.bev_h, self.bev_w) or \
                 tuple(vt.pc_range) != self.pc_range:

@@ -2,6 +2,7 @@
 a supervised depth distribution, then a 2D ResNet-FPN on the BEV map."""
 from torch import nn
 
+from occnet.models.dataset_arg import with_dataset
 from occnet.registry import MODELS
 
 
@@ -15,6 +16,8 @@ class LSSBEVEncoder(nn.Module):
         bev_backbone: config of the 2D BEV encoder (BEVResNetFPN), its in_channels the view
             transform's context channels.
         loss_depth: config of the depth loss (DepthBinLoss) or None (no depth supervision).
+        dataset: the dataset description (occnet.descriptions) the view transform's grid
+            defaults to.
     Shapes:
         forward(mlvl_feats, lidar2img (B, N, 4, 4), image_hw, padded_hw, *temporal) ->
         dict(bev (B, bev_h * bev_w, C) in BEVFormer's query order (index = ix * bev_w + iy),
@@ -22,9 +25,9 @@ class LSSBEVEncoder(nn.Module):
         can_bus are accepted and unused (use queue_length=1).
     """
 
-    def __init__(self, view_transform, bev_backbone, loss_depth=None):
+    def __init__(self, view_transform, bev_backbone, loss_depth=None, dataset='openscene'):
         super().__init__()
-        self.view_transform = MODELS.build(view_transform)
+        self.view_transform = MODELS.build(with_dataset(view_transform, dataset))
         self.bev_backbone = MODELS.build(bev_backbone)
         self.depth_loss = MODELS.build(loss_depth) if loss_depth else None
         self.bev_h, self.bev_w = self.view_transform.bev_h, self.view_transform.bev_w

@@ -3,6 +3,7 @@ import numpy as np
 import torch
 from mmengine.model import BaseModel
 
+from occnet.models.dataset_arg import with_dataset
 from occnet.models.view_transforms.depth_bins import expected_depth
 from occnet.registry import MODELS
 
@@ -50,6 +51,9 @@ class BEVFormerOcc(BaseModel):
             BEV encoder, heads) and the images in channels-last memory format; their outputs
             then stay channels-last (faster convolutions on recent GPUs under AMP, and with
             bf16 on CPUs with AMX: docs/benchmarks.md; the same function).
+        dataset: name, OccDescription or metainfo dict of the dataset (grid, classes,
+            cameras); set as `dataset` on the bev_encoder, occ_head and flow_head configs
+            whose class takes one and that name none, so a config names it once.
     Data samples (dicts, one per sample) carry: `token`, `prev_token` (or None),
     `lidar2img` (T, N, 4, 4), `img_shape` (H, W), `cur2prev` (T, 4, 4) from each frame's lidar
     to the previous frame's, `queue_valid` (T,) bool, `can_bus` (T, 18) (read when the encoder
@@ -60,13 +64,15 @@ class BEVFormerOcc(BaseModel):
 
     def __init__(self, img_backbone, img_neck, bev_encoder, occ_head, flow_head=None,
                  data_preprocessor=None, video_test_mode=True, compile_modules=(),
-                 compile_options=None, channels_last=False, init_cfg=None):
+                 compile_options=None, channels_last=False, dataset='openscene',
+                 init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.img_backbone = MODELS.build(img_backbone)
         self.img_neck = MODELS.build(img_neck)
-        self.bev_encoder = MODELS.build(bev_encoder)
-        self.occ_head = MODELS.build(occ_head)
-        self.flow_head = MODELS.build(flow_head) if flow_head is not None else None
+        self.bev_encoder = MODELS.build(with_dataset(bev_encoder, dataset))
+        self.occ_head = MODELS.build(with_dataset(occ_head, dataset))
+        self.flow_head = (MODELS.build(with_dataset(flow_head, dataset))
+                          if flow_head is not None else None)
         self.video_test_mode = video_test_mode
         self.channels_last = channels_last
         if channels_last:  # Conv3d weights keep their layout (channels_last is 4D only)

@@ -2,7 +2,7 @@
 import torch
 import torch.nn as nn
 
-from occnet.constants import IGNORE_INDEX
+from occnet.descriptions import get_description
 from occnet.registry import MODELS
 
 
@@ -54,13 +54,17 @@ class LovaszSoftmaxLoss(nn.Module):
     Args:
         classes: 'present' or 'all' (see lovasz_softmax_flat).
         loss_weight: multiplier of the loss.
-        ignore_index: target value excluded from the loss.
+        ignore_index: target value excluded from the loss; None: the dataset's.
+        dataset: name, OccDescription or metainfo dict of the dataset.
     """
 
-    def __init__(self, classes='present', loss_weight=1.0, ignore_index=IGNORE_INDEX):
+    def __init__(self, classes='present', loss_weight=1.0, ignore_index=None,
+                 dataset='openscene'):
         super().__init__()
         if classes not in ('present', 'all'):
             raise ValueError(f"classes must be 'present' or 'all', got {classes!r}")
+        if ignore_index is None:
+            ignore_index = get_description(dataset).ignore_index
         self.classes, self.loss_weight, self.ignore_index = classes, loss_weight, ignore_index
 
     def forward(self, logits, target):

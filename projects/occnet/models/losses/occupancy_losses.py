@@ -4,8 +4,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-from occnet.constants import IGNORE_INDEX
+from occnet.descriptions import get_description
 from occnet.registry import MODELS
+
+
+def _described_ignore(ignore_index, dataset):
+    """ignore_index, or the dataset's when it is None."""
+    return get_description(dataset).ignore_index if ignore_index is None else ignore_index
 
 
 @MODELS.register_module()
@@ -16,11 +21,14 @@ class OccCrossEntropyLoss(nn.Module):
         class_weight: per-class weights (num_classes,) or None; the loss is the weighted
             mean, as `F.cross_entropy` computes it.
         loss_weight: multiplier of the loss.
-        ignore_index: target value excluded from the loss.
+        ignore_index: target value excluded from the loss; None: the dataset's.
+        dataset: name, OccDescription or metainfo dict of the dataset.
     """
 
-    def __init__(self, class_weight=None, loss_weight=1.0, ignore_index=IGNORE_INDEX):
+    def __init__(self, class_weight=None, loss_weight=1.0, ignore_index=None,
+                 dataset='openscene'):
         super().__init__()
+        ignore_index = _described_ignore(ignore_index, dataset)
         self.register_buffer('class_weight', None if class_weight is None else
                              torch.tensor(class_weight, dtype=torch.float32), persistent=False)
         self.loss_weight, self.ignore_index = loss_weight, ignore_index
@@ -49,11 +57,14 @@ class OccFocalLoss(nn.Module):
         alpha: weight of positives (negatives get 1 - alpha); < 0 disables it.
         gamma: focusing exponent.
         loss_weight: multiplier of the loss.
-        ignore_index: target value excluded from the loss.
+        ignore_index: target value excluded from the loss; None: the dataset's.
+        dataset: name, OccDescription or metainfo dict of the dataset.
     """
 
-    def __init__(self, alpha=0.25, gamma=2.0, loss_weight=1.0, ignore_index=IGNORE_INDEX):
+    def __init__(self, alpha=0.25, gamma=2.0, loss_weight=1.0, ignore_index=None,
+                 dataset='openscene'):
         super().__init__()
+        ignore_index = _described_ignore(ignore_index, dataset)
         self.alpha, self.gamma = alpha, gamma
         self.loss_weight, self.ignore_index = loss_weight, ignore_index
 
@@ -86,14 +97,17 @@ class OccupiedFocalLoss(nn.Module):
         free_threshold: highest sigmoid probability below which a voxel is free at
             prediction (0.25 in the baseline).
         prior_prob: initial probability of every class (0.01 in the baseline).
-        ignore_index: target value excluded from the loss.
+        ignore_index: target value excluded from the loss; None: the dataset's.
+        dataset: name, OccDescription or metainfo dict of the dataset (free is its last
+            label, K - 1).
     """
 
     free_as_background = True
 
     def __init__(self, alpha=0.25, gamma=2.0, loss_weight=1.0, free_threshold=0.25,
-                 prior_prob=0.01, ignore_index=IGNORE_INDEX):
+                 prior_prob=0.01, ignore_index=None, dataset='openscene'):
         super().__init__()
+        ignore_index = _described_ignore(ignore_index, dataset)
         if not 0.0 < free_threshold < 1.0 or not 0.0 < prior_prob < 1.0:
             raise ValueError(f'free_threshold {free_threshold} and prior_prob {prior_prob} '
                              'must lie in (0, 1)')

@@ -7,7 +7,7 @@ entropy against 1.
 import torch
 import torch.nn as nn
 
-from occnet.constants import FREE_INDEX, IGNORE_INDEX
+from occnet.descriptions import get_description
 from occnet.registry import MODELS
 
 EPS = 1e-6
@@ -51,11 +51,14 @@ class SemanticScalLoss(nn.Module):
 
     Args:
         loss_weight: multiplier of the loss.
-        ignore_index: target value excluded from the loss.
+        ignore_index: target value excluded from the loss; None: the dataset's.
+        dataset: name, OccDescription or metainfo dict of the dataset.
     """
 
-    def __init__(self, loss_weight=1.0, ignore_index=IGNORE_INDEX):
+    def __init__(self, loss_weight=1.0, ignore_index=None, dataset='openscene'):
         super().__init__()
+        if ignore_index is None:
+            ignore_index = get_description(dataset).ignore_index
         self.loss_weight, self.ignore_index = loss_weight, ignore_index
 
     def forward(self, logits, target):
@@ -73,13 +76,18 @@ class GeometryScalLoss(nn.Module):
     """affinity_terms of occupied vs free: p(occupied) = 1 - p(free), target = label != free.
 
     Args:
-        free_index: class index of empty voxels.
+        free_index: class index of empty voxels; None: the dataset's.
         loss_weight: multiplier of the loss.
-        ignore_index: target value excluded from the loss.
+        ignore_index: target value excluded from the loss; None: the dataset's.
+        dataset: name, OccDescription or metainfo dict of the dataset.
     """
 
-    def __init__(self, free_index=FREE_INDEX, loss_weight=1.0, ignore_index=IGNORE_INDEX):
+    def __init__(self, free_index=None, loss_weight=1.0, ignore_index=None,
+                 dataset='openscene'):
         super().__init__()
+        desc = get_description(dataset)
+        free_index = desc.free_index if free_index is None else free_index
+        ignore_index = desc.ignore_index if ignore_index is None else ignore_index
         self.free_index, self.loss_weight, self.ignore_index = (free_index, loss_weight,
                                                                 ignore_index)
 

@@ -1,9 +1,8 @@
 """The OpenScene baseline occupancy head: BEV channels -> height -> per-voxel class logits."""
 import torch.nn as nn
 
-from occnet.constants import GRID_SHAPE, NUM_CLASSES
 from occnet.models.occ_heads.occupancy_loss import (OccupancyHead, OccupancyLosses, bev_upsample,
-                                                   cells_to_voxels)
+                                                   cells_to_voxels, grid_and_classes)
 from occnet.registry import MODELS
 
 
@@ -18,10 +17,11 @@ class BEVOccHead(OccupancyHead):
         in_channels: BEV channels C.
         bev_h, bev_w: BEV cells along x and y.
         grid_shape: (X, Y, Z) occupancy grid; X and Y must be the same multiple s of bev_h
-            and bev_w.
+            and bev_w. None: the dataset's.
         hidden_dims: channels per voxel after lifting.
-        num_classes: classes 0..10 and free; the head outputs that many logits per voxel,
-            or one fewer with a loss that gives free no logit (OccupiedFocalLoss).
+        num_classes: the dataset's labels, free included (None: its num_classes, 12 for
+            OpenScene); the head outputs that many logits per voxel, or one fewer with a
+            loss that gives free no logit (OccupiedFocalLoss).
         classifier: 'openscene', the published baseline's branch: `num_fcs` x (Linear,
             LayerNorm, ReLU) at hidden_dims, then a Linear to the logits; or 'mlp' (occnet
             before issue 13, OccNet's predictor): Linear to 2 x hidden_dims, `activation`,
@@ -38,16 +38,20 @@ class BEVOccHead(OccupancyHead):
             uniform, so training does not spend its first iterations learning the free-space
             prior.
         loss: config of the classification loss, or a list of them (OccupancyLosses).
+        dataset: name, OccDescription or metainfo dict of the dataset (also handed to the
+            losses).
     """
 
-    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=GRID_SHAPE,
-                 hidden_dims=128, num_classes=NUM_CLASSES, classifier='openscene', num_fcs=2,
+    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=None,
+                 hidden_dims=128, num_classes=None, classifier='openscene', num_fcs=2,
                  activation='softplus', bev_convs=0, use_camera_mask=False,
-                 class_frequencies=None, loss=dict(type='OccFocalLoss'), init_cfg=None):
+                 class_frequencies=None, loss=dict(type='OccFocalLoss'), dataset='openscene',
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
+        grid_shape, num_classes = grid_and_classes(dataset, grid_shape, num_classes)
+        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, grid_shape
         self.upsample = bev_upsample(grid_shape, bev_h, bev_w)
-        self.losses = OccupancyLosses(loss, use_camera_mask)
+        self.losses = OccupancyLosses(loss, use_camera_mask, dataset)
         size_z = grid_shape[2]
         self.hidden_dims, self.num_classes = hidden_dims, num_classes
         activations = dict(softplus=nn.Softplus, relu=nn.ReLU)

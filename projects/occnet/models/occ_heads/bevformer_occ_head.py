@@ -1,9 +1,8 @@
 """The BEVFormer-Occ head: channel-to-height, two 3D convolutions, an MLP predictor."""
 import torch.nn as nn
 
-from occnet.constants import GRID_SHAPE, NUM_CLASSES
 from occnet.models.occ_heads.occupancy_loss import (OccupancyHead, OccupancyLosses, bev_upsample,
-                                                   cells_to_voxels)
+                                                   cells_to_voxels, grid_and_classes)
 from occnet.registry import MODELS
 
 
@@ -17,24 +16,30 @@ class BEVFormerOccHead(OccupancyHead):
     Args:
         in_channels: BEV channels C.
         bev_h, bev_w: BEV cells along x and y.
-        grid_shape: (X, Y, Z) occupancy grid, an integer multiple s of the BEV along x and y.
+        grid_shape: (X, Y, Z) occupancy grid, an integer multiple s of the BEV along x and y;
+            None: the dataset's.
         voxel_dims: channels per voxel after channel-to-height.
         num_convs: Conv3d layers (2 in BEVFormer-Occ).
-        num_classes: classes 0..10 and free; the head outputs that many logits per voxel,
-            or one fewer with a loss that gives free no logit (OccupiedFocalLoss).
+        num_classes: the dataset's labels, free included (None: its num_classes); the head
+            outputs that many logits per voxel, or one fewer with a loss that gives free no
+            logit (OccupiedFocalLoss).
         use_camera_mask: ignore voxels no camera sees in the loss.
         class_frequencies: optional (num_classes,) voxel frequencies: start the logits at
             the class prior (occupancy_loss.init_logit_prior).
         loss: loss config or list of configs (OccupancyLosses).
+        dataset: name, OccDescription or metainfo dict of the dataset (also handed to the
+            losses).
     """
 
-    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=GRID_SHAPE,
-                 voxel_dims=32, num_convs=2, num_classes=NUM_CLASSES, use_camera_mask=False,
-                 class_frequencies=None, loss=dict(type='OccFocalLoss'), init_cfg=None):
+    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=None,
+                 voxel_dims=32, num_convs=2, num_classes=None, use_camera_mask=False,
+                 class_frequencies=None, loss=dict(type='OccFocalLoss'), dataset='openscene',
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
+        grid_shape, num_classes = grid_and_classes(dataset, grid_shape, num_classes)
+        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, grid_shape
         self.upsample = bev_upsample(grid_shape, bev_h, bev_w)
-        self.losses = OccupancyLosses(loss, use_camera_mask)
+        self.losses = OccupancyLosses(loss, use_camera_mask, dataset)
         self.voxel_dims, self.num_classes = voxel_dims, num_classes
         self.channel_to_height = nn.Conv2d(in_channels, grid_shape[2] * voxel_dims, 1)
         self.convs = nn.Sequential(*[

@@ -4,18 +4,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from occnet.constants import GRID_SHAPE, NUM_CLASSES, POINT_CLOUD_RANGE
+from occnet.descriptions import get_description
 from occnet.models.bev_encoders.bev_grid import project_to_cameras
 from occnet.models.bev_encoders.spatial_cross_attention import (SpatialCrossAttention,
                                                                 select_camera_queries)
 from occnet.models.occ_heads.occupancy_loss import (OccupancyHead, OccupancyLosses, bev_upsample,
-                                                   cells_to_voxels)
+                                                   cells_to_voxels, grid_and_classes)
 from occnet.registry import MODELS
 
 
-def grid_centres(shape, pc_range=POINT_CLOUD_RANGE):
-    """(x * y * z, 3) metres: centres of a voxel grid of `shape` spanning pc_range, in
+def grid_centres(shape, pc_range=None, dataset='openscene'):
+    """(x * y * z, 3) metres: centres of a voxel grid of `shape` spanning pc_range
+    (x_min, y_min, z_min, x_max, y_max, z_max; None: the dataset's point_cloud_range), in
     [x, y, z] order (voxels need not be cubes)."""
+    if pc_range is None:
+        pc_range = get_description(dataset).point_cloud_range
     axes = [pc_range[i] + (torch.arange(shape[i], dtype=torch.float32) + 0.5)
             * (pc_range[i + 3] - pc_range[i]) / shape[i] for i in range(3)]
     return torch.stack(torch.meshgrid(*axes, indexing='ij'), dim=-1).reshape(-1, 3)
@@ -24,11 +27,13 @@ def grid_centres(shape, pc_range=POINT_CLOUD_RANGE):
 class VoxelStage(nn.Module):
     """One cascade stage on voxel queries (B, Q, C), Q = X * Y * Z in [x, y, z] order:
     positional embedding of the voxel centre, deformable cross-attention from each voxel
-    centre to the cameras that see it (averaged over them), norm, FFN, norm."""
+    centre to the cameras that see it (averaged over them), norm, FFN, norm. The embedding
+    sees the centre divided by pc_max, the grid's (x_max, y_max, z_max) metres."""
 
     def __init__(self, img_channels, dims, num_heads, num_levels, num_points, dropout,
-                 offset_init_scale=1.0):
+                 pc_max, offset_init_scale=1.0):
         super().__init__()
+        self.pc_max = tuple(pc_max)
         self.img_proj = nn.Linear(img_channels, dims)
         self.pos_embed = nn.Sequential(nn.Linear(3, dims), nn.ReLU(True), nn.Linear(dims, dims))
         self.cross_attn = SpatialCrossAttention(dims, num_heads, num_levels, num_points,
@@ -44,7 +49,7 @@ class VoxelStage(nn.Module):
         ref_cam, visible = project_to_cameras(centres[:, None], context['lidar2img'],
                                               context['image_hw'], context['padded_hw'])
         cams = select_camera_queries(ref_cam, visible)
-        pos = self.pos_embed(centres / centres.new_tensor(POINT_CLOUD_RANGE[3:]))[None]
+        pos = self.pos_embed(centres / centres.new_tensor(self.pc_max))[None]
         query = self.norms[0](self.cross_attn(query, pos, self.img_proj(img_feats),
                                               spatial_shapes, cams))
         return self.norms[1](query + self.ffn(query))
@@ -110,7 +115,7 @@ class CascadeVoxelDecoder(OccupancyHead):
     Args:
         in_channels: BEV and image feature channels C.
         bev_h, bev_w: BEV cells along x and y.
-        grid_shape: (X, Y, Z) occupancy grid.
+        grid_shape: (X, Y, Z) occupancy grid; None: the dataset's.
         stage_shapes: (x, y, z) voxel grid of each stage, coarse to fine; the last one's x, y
             must divide the grid's (the predictor covers the rest).
         stage_dims: channels of each stage.
@@ -119,23 +124,27 @@ class CascadeVoxelDecoder(OccupancyHead):
             (1.0 as in BEVFormer / OccNet; SpatialCrossAttention).
         num_levels: image feature levels attended to.
         dropout: attention dropout.
-        use_camera_mask, class_frequencies, loss: as BEVFormerOccHead.
+        num_classes, use_camera_mask, class_frequencies, loss: as BEVFormerOccHead.
+        dataset: name, OccDescription or metainfo dict of the dataset: the stages' voxels span
+            its point_cloud_range; also handed to the losses.
     The head needs the current frame's image features and geometry: the detector calls it
     as head(bev, mlvl_feats=..., lidar2img=..., image_hw=..., padded_hw=...).
     """
 
     uses_images = True
 
-    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=GRID_SHAPE,
+    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=None,
                  stage_shapes=((200, 200, 4), (200, 200, 8), (200, 200, 16)),
                  stage_dims=(128, 64, 32), num_heads=4, num_points=4, num_levels=1,
-                 dropout=0.0, offset_init_scale=1.0, num_classes=NUM_CLASSES,
+                 dropout=0.0, offset_init_scale=1.0, num_classes=None,
                  use_camera_mask=False, class_frequencies=None,
-                 loss=dict(type='OccFocalLoss'), init_cfg=None):
+                 loss=dict(type='OccFocalLoss'), dataset='openscene', init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if len(stage_shapes) != len(stage_dims) or not stage_shapes:
             raise ValueError('stage_shapes and stage_dims need one entry per stage')
-        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
+        grid_shape, num_classes = grid_and_classes(dataset, grid_shape, num_classes)
+        pc_range = get_description(dataset).point_cloud_range
+        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, grid_shape
         self.stage_shapes = [tuple(shape) for shape in stage_shapes]
         last = self.stage_shapes[-1]
         first = self.stage_shapes[0]
@@ -146,12 +155,12 @@ class CascadeVoxelDecoder(OccupancyHead):
             raise ValueError(f'the last stage {last} must have the grid\'s {grid_shape[2]} '
                              f'height cells')
         self.upsample = bev_upsample(grid_shape, last[0], last[1])
-        self.losses = OccupancyLosses(loss, use_camera_mask)
+        self.losses = OccupancyLosses(loss, use_camera_mask, dataset)
         first_dims = stage_dims[0]
         self.channel_to_height = nn.Conv2d(in_channels, self.stage_shapes[0][2] * first_dims, 1)
         self.stages = nn.ModuleList(
             VoxelStage(in_channels, dims, num_heads, num_levels, num_points, dropout,
-                       offset_init_scale) for dims in stage_dims)
+                       pc_range[3:], offset_init_scale) for dims in stage_dims)
         self.transitions = nn.ModuleList(
             make_transition(self.stage_shapes[i], stage_dims[i], self.stage_shapes[i + 1],
                             stage_dims[i + 1]) for i in range(len(stage_dims) - 1))
@@ -160,7 +169,8 @@ class CascadeVoxelDecoder(OccupancyHead):
             nn.Linear(stage_dims[-1] * 2,
                       self.upsample**2 * self.losses.logit_channels(num_classes)))
         for i, shape in enumerate(self.stage_shapes):
-            self.register_buffer(f'centres_{i}', grid_centres(shape), persistent=False)
+            self.register_buffer(f'centres_{i}', grid_centres(shape, pc_range),
+                                 persistent=False)
         self.losses.init_classifier(self.predictor[-1], class_frequencies)
 
     def lift(self, bev):

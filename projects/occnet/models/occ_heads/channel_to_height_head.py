@@ -2,9 +2,8 @@
 (channel-to-height), with no 3D convolution."""
 from torch import nn
 
-from occnet.constants import GRID_SHAPE, NUM_CLASSES
 from occnet.models.occ_heads.occupancy_loss import (OccupancyHead, OccupancyLosses, bev_upsample,
-                                                   cells_to_voxels)
+                                                   cells_to_voxels, grid_and_classes)
 from occnet.registry import MODELS
 
 
@@ -17,21 +16,23 @@ class ChannelToHeightHead(OccupancyHead):
     Args:
         in_channels: BEV channels.
         bev_h, bev_w: BEV cells along x and y.
-        grid_shape: (X, Y, Z) occupancy grid, X and Y the same multiple s of bev_h, bev_w.
+        grid_shape: (X, Y, Z) occupancy grid, X and Y the same multiple s of bev_h, bev_w;
+            None: the dataset's.
         hidden_dims: channels after the conv (FlashOcc: 256).
-        num_classes, use_camera_mask, class_frequencies, loss: as BEVOccHead.
+        num_classes, use_camera_mask, class_frequencies, loss, dataset: as BEVOccHead.
     Shapes:
         forward(bev (B, bev_h * bev_w, C), rows along x) -> occ_logits (B, K, X, Y, Z).
     """
 
-    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=GRID_SHAPE,
-                 hidden_dims=256, num_classes=NUM_CLASSES, use_camera_mask=False,
+    def __init__(self, in_channels=256, bev_h=200, bev_w=200, grid_shape=None,
+                 hidden_dims=256, num_classes=None, use_camera_mask=False,
                  class_frequencies=None, loss=dict(type='OccCrossEntropyLoss'),
-                 init_cfg=None):
+                 dataset='openscene', init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, tuple(grid_shape)
+        grid_shape, num_classes = grid_and_classes(dataset, grid_shape, num_classes)
+        self.bev_h, self.bev_w, self.grid_shape = bev_h, bev_w, grid_shape
         self.upsample = bev_upsample(grid_shape, bev_h, bev_w)
-        self.losses = OccupancyLosses(loss, use_camera_mask)
+        self.losses = OccupancyLosses(loss, use_camera_mask, dataset)
         self.conv = nn.Sequential(nn.Conv2d(in_channels, hidden_dims, 3, padding=1),
                                   nn.ReLU(inplace=True))
         self.num_out = self.upsample ** 2 * self.losses.logit_channels(num_classes)

@@ -6,13 +6,22 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from occnet.constants import IGNORE_INDEX
+from occnet.descriptions import get_description
+from occnet.models.dataset_arg import with_dataset
 from occnet.registry import MODELS
 
 SHORT_NAMES = {'OccCrossEntropyLoss': 'ce', 'OccFocalLoss': 'focal',
                'OccupiedFocalLoss': 'focal',
                'LovaszSoftmaxLoss': 'lovasz', 'SemanticScalLoss': 'sem_scal',
                'GeometryScalLoss': 'geo_scal'}
+
+
+def grid_and_classes(dataset, grid_shape=None, num_classes=None):
+    """(grid_shape (X, Y, Z), num_classes) of a head: the given ones, the dataset's (a name,
+    an OccDescription or a metainfo dict) where they are None."""
+    desc = get_description(dataset)
+    return (tuple(desc.grid_shape if grid_shape is None else grid_shape),
+            desc.num_classes if num_classes is None else num_classes)
 
 
 def cells_to_voxels(cell_logits, upsample, grid_shape):
@@ -66,13 +75,17 @@ class OccupancyLosses(nn.Module):
         losses: one loss config, or a list of them (e.g. focal + Lovasz + scene-class
             affinity); each config's `loss_weight` scales it.
         use_camera_mask: ignore voxels no camera sees (`mask_camera`).
+        dataset: name, OccDescription or metainfo dict of the dataset; passed on to the
+            loss configs that take one and name none, and its ignore_index marks the voxels
+            no camera sees.
     Returns (forward): {'loss_occ': ...} for one loss, {'loss_occ_<short name>': ...} for
         several.
     """
 
-    def __init__(self, losses, use_camera_mask=False):
+    def __init__(self, losses, use_camera_mask=False, dataset='openscene'):
         super().__init__()
         configs = [losses] if isinstance(losses, dict) else list(losses)
+        configs = [with_dataset(c, dataset) for c in configs]
         if not configs:
             raise ValueError('an occupancy head needs at least one loss config')
         self.names = (['loss_occ'] if len(configs) == 1 else
@@ -82,6 +95,7 @@ class OccupancyLosses(nn.Module):
             raise ValueError(f'the same loss type twice in {[c["type"] for c in configs]}')
         self.losses = nn.ModuleList([MODELS.build(c) for c in configs])
         self.use_camera_mask = use_camera_mask
+        self.ignore_index = get_description(dataset).ignore_index
         kinds = {bool(getattr(loss, 'free_as_background', False)) for loss in self.losses}
         if len(kinds) > 1:
             raise ValueError(f'losses {[c["type"] for c in configs]} disagree on free space: '
@@ -123,15 +137,16 @@ class OccupancyLosses(nn.Module):
                      if getattr(loss, 'class_weight', None) is not None), None)
 
     def forward(self, occ_logits, voxel_semantics, mask_camera=None):
-        """occ_logits (B, K, X, Y, Z); voxel_semantics (B, X, Y, Z) integer labels (255 =
-        ignore); mask_camera optional (B, X, Y, Z) bool, True where a camera sees the voxel."""
+        """occ_logits (B, K, X, Y, Z); voxel_semantics (B, X, Y, Z) integer labels (the
+        dataset's ignore_index left out); mask_camera optional (B, X, Y, Z) bool, True where
+        a camera sees the voxel."""
         target = voxel_semantics.long()
         if self.use_camera_mask:
             if mask_camera is None:
                 raise ValueError('use_camera_mask=True but the samples carry no mask_camera; '
                                  'the infos need occ_invalid_path entries')
             target = torch.where(mask_camera.bool(), target,
-                                 torch.full_like(target, IGNORE_INDEX))
+                                 torch.full_like(target, self.ignore_index))
         logits = occ_logits.float()
         return {name: loss(logits, target) for name, loss in zip(self.names, self.losses)}
 

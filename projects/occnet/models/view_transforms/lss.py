@@ -4,7 +4,7 @@ and their outer product along the pixel's ray is pooled into the BEV cells it cr
 import torch
 from torch import nn
 
-from occnet.constants import POINT_CLOUD_RANGE
+from occnet.descriptions import get_description
 from occnet.models.view_transforms.camera_params import camera_parameters
 from occnet.models.view_transforms.depth_bins import num_bins
 from occnet.models.view_transforms.frustum import frustum_points
@@ -22,13 +22,15 @@ class LSSViewTransformer(nn.Module):
         depth_range: (d_min, d_max, step) metres of the depth bins.
         bev_h, bev_w: BEV cells along lidar x and y.
         pc_range: (x_min, y_min, z_min, x_max, y_max, z_max) metres; frustum points outside
-            it are dropped, those inside summed over height into their BEV cell.
+            it are dropped, those inside summed over height into their BEV cell. None: the
+            dataset's point_cloud_range.
         feat_level: which neck level to lift.
         pooling: 'sum' (LSS, BEVDet, FlashOcc: a cell holds the probability-weighted sum of
             the features lifted into it) or 'mass_mean' (that sum divided by 1 + the cell's
             probability mass m: a cell near the cameras, where thousands of frustum points
             land, is scaled to about the mean of its features, while a cell with m << 1 stays
             near 0, as in the sum; an occnet option, docs/model_zoo.md).
+        dataset: name, OccDescription or metainfo dict of the dataset.
     Shapes:
         forward(mlvl_feats [(B, N, C, H, W)], lidar2img (B, N, 4, 4), image_hw (B, 2) the
         unpadded input size, padded_hw (H_pad, W_pad)) -> bev (B, C_ctx, bev_h, bev_w) (rows
@@ -39,9 +41,11 @@ class LSSViewTransformer(nn.Module):
         Feature pixels whose centre lies in the padding lift nothing.
     """
 
-    def __init__(self, depth_net, depth_range, bev_h, bev_w, pc_range=POINT_CLOUD_RANGE,
-                 feat_level=0, pooling='sum'):
+    def __init__(self, depth_net, depth_range, bev_h, bev_w, pc_range=None, feat_level=0,
+                 pooling='sum', dataset='openscene'):
         super().__init__()
+        if pc_range is None:
+            pc_range = get_description(dataset).point_cloud_range
         if pooling not in ('sum', 'mass_mean'):
             raise ValueError(f"pooling must be 'sum' or 'mass_mean', got {pooling!r}")
         self.pooling = pooling

@@ -1,0 +1,45 @@
+"""SparseOcc's RayIoU rays: the pitch fan and the origin selection by hand."""
+import math
+
+import numpy as np
+
+from occnet.evaluation.sparseocc_rays import (sparseocc_pitch_angles, sparseocc_ray_directions,
+                                              sparseocc_ray_origins)
+
+
+def test_pitch_fan_and_directions():
+    pitches = sparseocc_pitch_angles()
+    assert len(pitches) == 39
+    assert math.isclose(pitches[0], -math.pi / 4)  # k = 0: -(90 - 45) degrees
+    assert math.isclose(pitches[1], -(math.pi / 2 - math.atan(2)))
+    step = pitches[9] - pitches[8]  # atan(10) - atan(9), then constant
+    assert np.allclose(np.diff(pitches[9:]), step)
+    assert pitches[-2] < 0.21 <= pitches[-1]
+    dirs = sparseocc_ray_directions()
+    assert dirs.shape == (39 * 360, 3) and np.allclose(np.linalg.norm(dirs, axis=1), 1)
+    # pitch-major: ray 90 is the lowest pitch at azimuth 90 degrees (+y)
+    assert np.allclose(dirs[90], [0, math.cos(pitches[0]), math.sin(pitches[0])], atol=1e-12)
+
+
+def pose(x, y, z=0.0):
+    out = np.eye(4)
+    out[:3, 3] = x, y, z
+    return out
+
+
+def test_origins_in_the_ego_frame_cut_at_39_m_and_thinned_to_8():
+    """Lidar 1 m ahead of and 2 m above the ego origin; the car drives along global +x in
+    5 m steps, frame 3 is the current one. Frame k's lidar origin lies at 5 (k - 3) m in
+    the current lidar frame, so at (5 (k - 3) + 1, 0, 2) in the current ego frame: frames
+    with |x| >= 39 m (k = 11, 12, ...) are dropped."""
+    lidar2ego = pose(1.0, 0.0, 2.0)
+    scene = [pose(5.0 * k, 0.0) @ lidar2ego for k in range(20)]  # lidar2global
+    origins = sparseocc_ray_origins(lidar2ego, scene[3], scene[:5])
+    assert np.allclose(origins, [[5 * (k - 3) + 1, 0, 2] for k in range(5)])
+    origins = sparseocc_ray_origins(lidar2ego, scene[3], scene)
+    kept = [5 * (k - 3) + 1 for k in range(20) if abs(5 * (k - 3) + 1) < 39]  # k = 0..10
+    assert len(kept) == 11
+    picked = [kept[i] for i in np.round(np.linspace(0, 10, 8)).astype(int)]
+    # linspace(0, 10, 8) = 0, 1.43, 2.86, 4.29, 5.71, 7.14, 8.57, 10, rounded
+    assert picked == [-14, -9, 1, 6, 16, 21, 31, 36]  # indices 0 1 3 4 6 7 9 10
+    assert np.allclose(origins[:, 0], picked) and np.allclose(origins[:, 1:], [0, 2])
