@@ -35,7 +35,7 @@ def ray_directions(azimuth_step_deg=AZIMUTH_STEP_DEG, elevations_deg=ELEVATIONS_
 
 
 def cast_rays(grid, origins, directions, free_index=None, pc_range=None, voxel_size=None,
-              dataset='openscene'):
+              dataset='openscene', depth_at='entry'):
     """First occupied voxel along each ray from each origin.
 
     Args:
@@ -44,22 +44,23 @@ def cast_rays(grid, origins, directions, free_index=None, pc_range=None, voxel_s
         directions: (R, 3) unit vectors.
         free_index, pc_range (metres), voxel_size (metres): None: the dataset's.
         dataset: name, OccDescription or metainfo dict (occnet.descriptions).
+        depth_at: 'entry' or 'exit', as in march_rays.
     Returns:
         hit_class: (O * R,) int64, -1 where the ray leaves the grid without a hit.
-        hit_depth: (O * R,) float64 metres from the origin to where the ray enters the hit
-            voxel (0 when the origin's own voxel is occupied), inf without a hit.
+        hit_depth: (O * R,) float64 metres from the origin to where the ray enters (or
+            leaves) the hit voxel, inf without a hit.
     """
     origins = np.asarray(origins, dtype=np.float64)
     directions = np.asarray(directions, dtype=np.float64)
     starts = np.repeat(origins, len(directions), axis=0)  # (O * R, 3), origin-major
     dirs = np.tile(directions, (len(origins), 1))
     hit_class, hit_depth, _ = march_rays(grid, starts, dirs, free_index, pc_range, voxel_size,
-                                         dataset)
+                                         dataset, depth_at)
     return hit_class, hit_depth
 
 
 def march_rays(grid, starts, dirs, free_index=None, pc_range=None, voxel_size=None,
-               dataset='openscene'):
+               dataset='openscene', depth_at='entry'):
     """First occupied voxel along each of N rays (a vectorised DDA voxel traversal).
 
     Args:
@@ -69,13 +70,17 @@ def march_rays(grid, starts, dirs, free_index=None, pc_range=None, voxel_size=No
         dirs: (N, 3) unit vectors.
         free_index, pc_range (metres), voxel_size (metres): None: the dataset's.
         dataset: name, OccDescription or metainfo dict (occnet.descriptions).
+        depth_at: 'entry': the hit depth is where the ray enters the hit voxel (0 when the
+            start's own voxel is occupied); 'exit': where it leaves it (SparseOcc's RayIoU).
     Returns:
         hit_class: (N,) int64, -1 where the ray leaves the grid without a hit.
-        hit_depth: (N,) float64 metres from the start to where the ray enters the hit voxel
-            (0 when the start's own voxel is occupied), inf without a hit.
+        hit_depth: (N,) float64 metres from the start to where the ray enters (or leaves)
+            the hit voxel, inf without a hit.
         hit_axis: (N,) int64, the axis (0 x, 1 y, 2 z) of the voxel face the ray crossed into
             the hit voxel; -1 without a hit or when the start's own voxel is occupied.
     """
+    if depth_at not in ('entry', 'exit'):
+        raise ValueError(f"depth_at is 'entry' or 'exit', not {depth_at!r}")
     desc = get_description(dataset)
     free_index = desc.free_index if free_index is None else free_index
     pc_range = desc.point_cloud_range if pc_range is None else pc_range
@@ -108,7 +113,8 @@ def march_rays(grid, starts, dirs, free_index=None, pc_range=None, voxel_size=No
         occupied = ~empty[labels]
         hits = idx[occupied]
         hit_class[hits] = labels[occupied]
-        hit_depth[hits] = depth[hits]
+        # t_max holds where the ray crosses each axis's next boundary: leaves the voxel
+        hit_depth[hits] = depth[hits] if depth_at == 'entry' else t_max[hits].min(axis=1)
         hit_axis[hits] = last_axis[hits]
         idx = idx[~occupied]
         if not idx.size:
@@ -144,16 +150,17 @@ def ray_confusion(gt_class, gt_depth, pred_class, pred_depth, num_classes,
 
 
 def frame_ray_confusion(gt, pred, origins, directions=None, thresholds=THRESHOLDS_M,
-                        num_classes=None, dataset='openscene'):
+                        num_classes=None, dataset='openscene', depth_at='entry'):
     """ray_confusion of one frame: gt and pred (X, Y, Z) class grids of the dataset's grid,
     origins (O, 3) metres in the grid's frame (OpenScene: the frame's lidar). Classes
     0..num_classes-1 are counted; num_classes None: the dataset's free_index (free is not a
-    class), so the counts are (T, 3, free_index)."""
+    class), so the counts are (T, 3, free_index). depth_at: as in march_rays (SparseOcc's
+    protocol on Occ3D: 'exit', with sparseocc_rays' directions and origins)."""
     desc = get_description(dataset)
     num_classes = desc.free_index if num_classes is None else num_classes
     directions = ray_directions() if directions is None else directions
-    gt_hits = cast_rays(gt, origins, directions, dataset=desc)
-    pred_hits = cast_rays(pred, origins, directions, dataset=desc)
+    gt_hits = cast_rays(gt, origins, directions, dataset=desc, depth_at=depth_at)
+    pred_hits = cast_rays(pred, origins, directions, dataset=desc, depth_at=depth_at)
     return ray_confusion(*gt_hits, *pred_hits, num_classes, thresholds)
 
 
