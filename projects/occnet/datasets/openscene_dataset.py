@@ -58,6 +58,13 @@ class OpenSceneOccDataset(BaseDataset):
     # OpenScene's description as a dict (`classes`: the evaluated names); mmengine hands it
     # to the evaluator as `dataset_meta`, which get_description turns back into OPENSCENE
     METAINFO = OPENSCENE.metainfo()
+    description = OPENSCENE  # classes, grid and cameras of the frames (occnet.descriptions)
+    label_key = 'occ_gt_final_path'  # a frame with a label names it here
+    label_keys = LABEL_KEYS  # label paths resolved against data_root
+
+    def read_infos(self):
+        """The frame dicts of `ann_file` (contract 3)."""
+        return load_infos(self.ann_file)
 
     def __init__(self, ann_file, data_root='', pipeline=(), queue_length=1, queue_window=None,
                  with_label=True, test_mode=False, skip_bad_frames=False, max_prev_gap_s=1.25,
@@ -79,11 +86,11 @@ class OpenSceneOccDataset(BaseDataset):
                          test_mode=test_mode, **kwargs)
 
     def load_data_list(self):
-        infos = load_infos(self.ann_file)
+        infos = self.read_infos()
         data_list, bad, unlabelled = [], [], 0
         for i, info in enumerate(infos):
             infos[i] = None  # free the raw frame as soon as it is parsed
-            problems = frame_problems(info)
+            problems = frame_problems(info, dataset=self.description)
             if problems:
                 token = info.get('token') if isinstance(info, dict) else None
                 message = f'{self.ann_file}: frame {token}: {"; ".join(problems)}'
@@ -92,7 +99,7 @@ class OpenSceneOccDataset(BaseDataset):
                                     f'such frames out)')
                 bad.append(message)
                 continue
-            if self.with_label and info.get('occ_gt_final_path') is None:
+            if self.with_label and info.get(self.label_key) is None:
                 unlabelled += 1
                 continue
             data_list.append(self.parse_frame(info))
@@ -115,7 +122,7 @@ class OpenSceneOccDataset(BaseDataset):
     def parse_frame(self, info):
         """Keep what training needs, with paths resolved against data_root (`lidar_path` None
         when the infos name no point cloud) and the camera calibration stacked in
-        OPENSCENE.camera_names order: (N, 3, 3), (N, 3), (N, 3, 3)."""
+        order of the description's camera_names: (N, 3, 3), (N, 3), (N, 3, 3)."""
         _, ego2global, lidar2global = pose_matrices(info)
         cams = info['cams']
         frame = dict(
@@ -124,11 +131,11 @@ class OpenSceneOccDataset(BaseDataset):
             lidar2global=lidar2global, ego2global=ego2global,
             can_bus=np.asarray(info['can_bus'], dtype=np.float64),
             img_paths=[resolve(self.data_root, cams[cam]['data_path'])
-                       for cam in OPENSCENE.camera_names])
+                       for cam in self.description.camera_names])
         for key in CALIB_KEYS:
             frame[key] = np.stack([np.asarray(cams[cam][key], dtype=np.float64)
-                                   for cam in OPENSCENE.camera_names])
-        for key in LABEL_KEYS:
+                                   for cam in self.description.camera_names])
+        for key in self.label_keys:
             frame[key] = resolve(self.data_root, info.get(key))
         frame['lidar_path'] = resolve(self.data_root, info.get('lidar_path'))
         return frame

@@ -7,10 +7,12 @@ from occnet.datasets.transforms.image import (PadMultiViewImages, RandomScaleMul
                                               ResizeMultiViewImages)
 from occnet.datasets.transforms.loading import (LoadMultiViewImages, LoadOccupancyLabel,
                                                 LoadPoints)
+from occnet.datasets.transforms.occ3d_label import LoadOcc3DLabel
 from occnet.datasets.transforms.photometric import (GridMaskMultiViewImages,
                                                     PhotoMetricDistortionMultiViewImages)
 
 __all__ = ['DepthMapsFromPoints', 'GridMaskMultiViewImages', 'LoadMultiViewImages',
-           'LoadOccupancyLabel', 'LoadPoints', 'PackOccInputs', 'PadMultiViewImages',
+           'LoadOcc3DLabel', 'LoadOccupancyLabel', 'LoadPoints', 'PackOccInputs',
+           'PadMultiViewImages',
            'PhotoMetricDistortionMultiViewImages', 'RandomFlipBEV', 'RandomScaleMultiViewImages',
            'ResizeMultiViewImages', 'ShuffleCameraExtrinsics']
