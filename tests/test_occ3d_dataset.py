@@ -40,3 +40,22 @@ def test_occ3d_sample_in_the_ego_frame(tmp_path):
     # SparseOcc's origins: both frames' lidar (1 m ahead of, 2 m above the ego origin), in
     # the current ego frame, in time order
     assert np.allclose(sample['ray_origins'], [[-1.0, 0.0, 2.0], [1.0, 0.0, 2.0]], atol=1e-6)
+
+
+def test_points_move_into_the_grid_frame(tmp_path):
+    """With `lidar_to_grid` (Occ3D: lidar -> ego, here +90 degrees about z and (1, 0, 2)),
+    a return at lidar (10, 2, 1) lands at ego (-1, 10, 3), the point tests/test_occ3d.py
+    projects by hand; without it the points stay in the lidar frame."""
+    from pathlib import Path
+
+    from occnet.datasets.synthetic.writer import write_pcd
+    from occnet.datasets.transforms import LoadPoints
+    path = Path(tmp_path) / 'sweep.pcd'
+    write_pcd(path, np.array([[10.0, 2.0, 1.0, 0, 0, 0]], dtype=np.float32))
+    to_grid = np.eye(4)
+    to_grid[:3, :3] = [[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    to_grid[:3, 3] = [1.0, 0.0, 2.0]
+    moved = LoadPoints()(dict(token='t', lidar_path=str(path), lidar_to_grid=to_grid))
+    assert np.allclose(moved['points'], [[-1.0, 10.0, 3.0]])
+    plain = LoadPoints()(dict(token='t', lidar_path=str(path)))
+    assert np.allclose(plain['points'], [[10.0, 2.0, 1.0]])

@@ -27,8 +27,9 @@ import zipfile
 
 import numpy as np
 
-from occnet.datasets.infos import DataError, load_infos
-from occnet.geometry import lidar2img_matrix, pose_matrix
+from occnet.datasets.collect import pose_matrices
+from occnet.datasets.infos import DataError, MissingFileError, load_infos
+from occnet.geometry import lidar2img_matrix, pose_matrix, relative_pose
 
 LABEL_KEYS = ('semantics', 'mask_lidar', 'mask_camera')
 PATH_ROOTS = ('samples', 'sweeps', 'gts')  # the nuScenes-root folders paths start from
@@ -68,7 +69,7 @@ def camera_to_lidar(cam, lidar2ego, ego2global):
                 np.asarray(cam['sensor2lidar_translation'], dtype=np.float64))
     sensor2ego = pose_matrix(cam['sensor2ego_translation'], cam['sensor2ego_rotation'])
     cam_ego2global = pose_matrix(cam['ego2global_translation'], cam['ego2global_rotation'])
-    sensor2lidar = (np.linalg.inv(ego2global @ lidar2ego) @ cam_ego2global @ sensor2ego)
+    sensor2lidar = relative_pose(cam_ego2global @ sensor2ego, ego2global @ lidar2ego)
     return sensor2lidar[:3, :3], sensor2lidar[:3, 3]
 
 
@@ -81,8 +82,7 @@ def occ3d_frame(info, camera_names):
         return info
     token = info.get('token')
     try:
-        lidar2ego = pose_matrix(info['lidar2ego_translation'], info['lidar2ego_rotation'])
-        ego2global = pose_matrix(info['ego2global_translation'], info['ego2global_rotation'])
+        lidar2ego, ego2global, lidar2global = pose_matrices(info)
         cams = {}
         for name in camera_names:
             cam = info['cams'][name]
@@ -107,7 +107,7 @@ def occ3d_frame(info, camera_names):
         scene_name=scene_name or info.get('scene_token'), timestamp=timestamp,
         frame_idx=info.get('frame_idx'), can_bus=can_bus,
         lidar_path=root_relative(info.get('lidar_path')) or None,
-        lidar2ego=lidar2ego, ego2global=ego2global, lidar2global=ego2global @ lidar2ego,
+        lidar2ego=lidar2ego, ego2global=ego2global, lidar2global=lidar2global,
         cams=cams, occ_gt_path=label,
         sample_prev=info.get('prev') or None, sample_next=info.get('next') or None)
 
@@ -134,11 +134,12 @@ def load_occ3d_label(path, description):
     """(semantics, mask_lidar, mask_camera) of one `labels.npz`: uint8 semantics in
     0..free_index and bool masks, each of the description's grid shape, indexed [x, y, z].
 
-    Raises DataError naming the file when it is missing, not an npz, lacks a key, or holds
-    the wrong shape or a label outside 0..free_index."""
+    Raises DataError naming the file when it is not an npz, lacks a key, or holds the wrong
+    shape or a label outside 0..free_index; MissingFileError (a DataError and a
+    FileNotFoundError) when it is missing."""
     if not os.path.isfile(path):
-        raise DataError(f'Occ3D label not found: {path} (the nuScenes root must hold gts/ '
-                        'from the Occ3D-nuScenes download; check data_root)')
+        raise MissingFileError(f'Occ3D label not found: {path} (the nuScenes root must hold '
+                               'gts/ from the Occ3D-nuScenes download; check data_root)')
     try:
         with np.load(path) as npz:
             arrays = {key: npz[key] for key in LABEL_KEYS if key in npz.files}

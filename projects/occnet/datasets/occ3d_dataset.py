@@ -5,7 +5,7 @@ import numpy as np
 from occnet.datasets.occ3d import load_occ3d_infos
 from occnet.datasets.openscene_dataset import OpenSceneOccDataset
 from occnet.descriptions import OCC3D_NUSCENES
-from occnet.evaluation.sparseocc_rays import sparseocc_ray_origins
+from occnet.evaluation.sparseocc_rays import scene_origins
 from occnet.registry import DATASETS
 
 
@@ -19,7 +19,8 @@ class Occ3DNuScenesDataset(OpenSceneOccDataset):
     - `sensor2lidar_*` become camera -> ego, so LoadMultiViewImages' `lidar2img` projects
       grid (ego) points: lidar2img @ ego2lidar;
     - `lidar2global` becomes ego2global, so `cur2prev` aligns the previous frame's grid;
-    - `lidar_to_grid` (4, 4) keeps the real lidar -> ego transform for LiDAR points.
+    - `lidar_to_grid` (4, 4) keeps the real lidar -> ego transform: LoadPoints moves the
+      points into the grid frame with it, and the ray origins start from it.
     Labels load with LoadOcc3DLabel (`occ_gt_path`). In test mode `ray_origins` are
     SparseOcc's (evaluation.sparseocc_rays) in the ego frame. Every other argument and the
     sample layout are OpenSceneOccDataset's.
@@ -41,25 +42,20 @@ class Occ3DNuScenesDataset(OpenSceneOccDataset):
         frame['sensor2lidar_translation'] = (frame['sensor2lidar_translation'] @ rotation.T
                                              + translation)
         frame['lidar_to_grid'] = lidar2ego
+        frame['lidar_pose'] = frame['lidar2global']  # the real lidar2global (ray origins)
         frame['lidar2global'] = frame['ego2global']
         return frame
 
     def load_data_list(self):
         data_list = super().load_data_list()
-        if self.test_mode:  # each frame's scene, in time order, for SparseOcc's origins
-            scenes = {}
-            for i, frame in enumerate(data_list):
-                scenes.setdefault(frame['scene_token'], []).append(i)
-            self.scene_frames = {
-                token: sorted(indices, key=lambda i: data_list[i]['timestamp'])
-                for token, indices in scenes.items()}
-            self.lidar_poses = np.stack([f['ego2global'] @ f['lidar_to_grid']
-                                         for f in data_list]) if data_list else np.zeros((0, 4, 4))
+        if self.test_mode:  # SparseOcc's origins of every frame, from its scene's lidar poses
+            self.sparseocc_origins = scene_origins([
+                dict(f, lidar2ego=f['lidar_to_grid'], lidar2global=f['lidar_pose'])
+                for f in data_list])
         return data_list
 
     def ray_origins(self, idx):
-        """(O, 3) float32 SparseOcc ray origins of frame `idx` in its ego frame."""
-        frame = self.get_data_info(idx)
-        scene = self.scene_frames[frame['scene_token']]
-        return sparseocc_ray_origins(frame['lidar_to_grid'], self.lidar_poses[idx],
-                                     self.lidar_poses[scene]).astype(np.float32)
+        """(O, 3) float32 SparseOcc ray origins of frame `idx` in its ego frame
+        (sparseocc_rays.scene_origins, as tools/eval_occ.py --dataset occ3d casts)."""
+        token = self.get_data_info(idx)['token']
+        return self.sparseocc_origins[token].astype(np.float32)

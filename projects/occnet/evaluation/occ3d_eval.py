@@ -10,37 +10,18 @@
 docs/evaluation.md says which published numbers use which.
 """
 import os
-from collections import defaultdict
 
 import numpy as np
 
 from occnet.datasets.infos import DataError, resolve
 from occnet.datasets.occ3d import load_occ3d_label
-from occnet.descriptions import get_description
-from occnet.evaluation.occupancy_metrics import (RANGES, frame_confusions, near_voxels,
-                                                 summarize_confusion, summarize_split)
+from occnet.descriptions import OCC3D_NUSCENES
+from occnet.evaluation.occupancy_metrics import (RANGES, confusion_matrix, frame_confusions,
+                                                 near_voxels, summarize_confusion,
+                                                 summarize_split)
 from occnet.evaluation.ray_iou import frame_ray_confusion, ray_iou_summary
 from occnet.evaluation.report import load_prediction
-from occnet.evaluation.sparseocc_rays import sparseocc_ray_directions, sparseocc_ray_origins
-
-DATASET = 'occ3d_nuscenes'
-
-
-def scene_origins(frames):
-    """{token: (O, 3) ray origins in that frame's ego frame}: SparseOcc's selection among
-    the lidar origins of every frame of its scene (`scene_name`), in time order."""
-    scenes = defaultdict(list)
-    for frame in frames:
-        scenes[frame.get('scene_name') or frame.get('scene_token')].append(frame)
-    origins = {}
-    for scene in scenes.values():
-        scene.sort(key=lambda f: f['timestamp'])
-        poses = [f['lidar2global'] for f in scene]
-        for frame in scene:
-            origins[frame['token']] = sparseocc_ray_origins(frame['lidar2ego'],
-                                                            frame['lidar2global'], poses)
-    return origins
-
+from occnet.evaluation.sparseocc_rays import scene_origins, sparseocc_ray_directions
 
 def evaluate_occ3d(frames, data_root, pred_dir, ray_iou=False, skip_missing=False,
                    progress=None):
@@ -54,29 +35,28 @@ def evaluate_occ3d(frames, data_root, pred_dir, ray_iou=False, skip_missing=Fals
     Raises DataError naming the file on a bad label; FileNotFoundError on a missing label
     or prediction unless skip_missing; ValueError naming the frame on a bad prediction.
     """
-    desc = get_description(DATASET)
+    desc = OCC3D_NUSCENES
     cm = np.zeros((len(RANGES), desc.num_classes, desc.num_classes), dtype=np.int64)
-    cm_all = np.zeros_like(cm)
+    cm_all = np.zeros((desc.num_classes, desc.num_classes), dtype=np.int64)
     near = near_voxels(dataset=desc)
     origins = scene_origins(frames) if ray_iou else None
     directions = sparseocc_ray_directions() if ray_iou else None
     ray_counts, num_frames, skipped = 0, 0, []
     for done, frame in enumerate(frames, start=1):
         token = frame['token']
-        label = resolve(data_root, frame['occ_gt_path'])
         try:
-            if not os.path.isfile(label):
-                raise FileNotFoundError(f'missing Occ3D label {label} for frame token {token}')
-            gt, _, mask_camera = load_occ3d_label(label, desc)
+            gt, _, mask_camera = load_occ3d_label(resolve(data_root, frame['occ_gt_path']), desc)
             pred = load_prediction(pred_dir, token)
         except FileNotFoundError:
             if not skip_missing:
                 raise
             skipped.append(token)
+            if progress:
+                progress(done, len(frames))
             continue
         try:
             cm += frame_confusions(gt, pred, mask=mask_camera, near=near, dataset=desc)
-            cm_all += frame_confusions(gt, pred, near=near, dataset=desc)
+            cm_all += confusion_matrix(gt, pred, dataset=desc)
             if ray_iou:
                 ray_counts = ray_counts + frame_ray_confusion(
                     gt, pred, origins[token], directions, dataset=desc, depth_at='exit')
@@ -89,7 +69,7 @@ def evaluate_occ3d(frames, data_root, pred_dir, ray_iou=False, skip_missing=Fals
     if num_frames == 0:
         raise DataError('every frame was skipped; nothing to evaluate')
     summary = summarize_split(cm, None, num_frames, dataset=desc)
-    summary['miou_all_voxels'] = summarize_confusion(cm_all[0], dataset=desc)['miou']
+    summary['miou_all_voxels'] = summarize_confusion(cm_all, dataset=desc)['miou']
     summary['num_frames_skipped'] = len(skipped)
     summary['protocol'] = ('occ3d: mIoU over camera-visible voxels (mask_camera), classes '
                            '0-16; RayIoU as SparseOcc, no mask')

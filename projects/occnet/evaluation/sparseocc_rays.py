@@ -11,6 +11,7 @@ These are geometry facts of the protocol; the ray casting and the counting are
 occnet.evaluation.ray_iou's.
 """
 import math
+from collections import defaultdict
 
 import numpy as np
 
@@ -55,4 +56,21 @@ def sparseocc_ray_origins(cur_lidar2ego, cur_lidar2global, scene_lidar2globals,
     if len(origins) > max_origins:
         origins = origins[np.round(np.linspace(0, len(origins) - 1, max_origins))
                           .astype(np.int64)]
+    return origins
+
+
+def scene_origins(frames):
+    """{token: (O, 3) ray origins in that frame's ego frame}: SparseOcc's selection among
+    the lidar origins of every frame of its scene (`scene_token`), in time order. Frames are
+    dicts with `token`, `scene_token`, `timestamp`, `lidar2ego` and `lidar2global` (4, 4)."""
+    scenes = defaultdict(list)
+    for frame in frames:
+        scenes[frame['scene_token']].append(frame)
+    origins = {}
+    for scene in scenes.values():
+        scene.sort(key=lambda f: f['timestamp'])
+        poses = [f['lidar2global'] for f in scene]
+        for frame in scene:
+            origins[frame['token']] = sparseocc_ray_origins(frame['lidar2ego'],
+                                                            frame['lidar2global'], poses)
     return origins

@@ -144,7 +144,8 @@ class LoadPoints(BaseTransform):
     """The frame's merged lidar sweep (datasets/pointcloud.py) into `points`.
 
     Reads `results['lidar_path']` (OpenSceneOccDataset resolves it against data_root); adds
-    `points` float32 (N, len(use_dims)) in the lidar frame, metres
+    `points` float32 (N, len(use_dims)) in the lidar frame, metres; in the grid frame when
+    the frame carries `lidar_to_grid` (4, 4) (Occ3DNuScenesDataset: lidar -> ego)
     (pointcloud.point_fields names a file's columns).
 
     Args:
@@ -179,7 +180,13 @@ class LoadPoints(BaseTransform):
             raise DataError(f'point cloud {path} (frame {token}) has {points.shape[1]} columns '
                             f'({" ".join(fields)}); LoadPoints use_dims={self.use_dims} asks '
                             f'for column {max(self.use_dims)}: fix use_dims in the config')
-        results['points'] = np.ascontiguousarray(points[:, self.use_dims])
+        points = np.ascontiguousarray(points[:, self.use_dims])
+        to_grid = results.get('lidar_to_grid')  # Occ3D: the grid lives in the ego frame
+        if to_grid is not None:
+            to_grid = np.asarray(to_grid, dtype=np.float64)
+            points[:, :3] = points[:, :3] @ to_grid[:3, :3].T.astype(np.float32) + \
+                to_grid[:3, 3].astype(np.float32)
+        results['points'] = points
         return results
 
     def _no_lidar(self, results, token):

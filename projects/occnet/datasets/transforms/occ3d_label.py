@@ -9,9 +9,10 @@ from occnet.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class LoadOcc3DLabel(BaseTransform):
-    """`occ_gt_path` (labels.npz) -> `voxel_semantics` (X, Y, Z) uint8 (0..17, 17 free),
-    `mask_camera` and `mask_lidar` (X, Y, Z) bool (True = seen), indexed [x, y, z] in the ego
-    frame. Frames whose `with_label` is False (history frames of a queue) pass through.
+    """`occ_gt_path` (labels.npz) -> `voxel_semantics` (X, Y, Z) uint8 (0..17, 17 free) and
+    `mask_camera` (X, Y, Z) bool (True = seen by a camera), indexed [x, y, z] in the ego
+    frame (the label's `mask_lidar` is not used: no protocol or loss here reads it). Frames
+    whose `with_label` is False (history frames of a queue) pass through.
 
     Args:
         with_camera_mask: add `mask_camera` (the Occ3D protocol's mask; the loss uses it with
@@ -29,9 +30,8 @@ class LoadOcc3DLabel(BaseTransform):
         path = results.get('occ_gt_path')
         if path is None:
             raise DataError(f"frame {results['token']} names no Occ3D label (occ_gt_path)")
-        semantics, mask_lidar, mask_camera = load_occ3d_label(path, self.description)
+        semantics, _, mask_camera = load_occ3d_label(path, self.description)
         results['voxel_semantics'] = semantics
-        results['mask_lidar'] = mask_lidar
         if self.with_camera_mask:
             results['mask_camera'] = mask_camera
         return results
