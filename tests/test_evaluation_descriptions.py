@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from occnet.descriptions import OCC3D_NUSCENES, OPENSCENE, OccDescription
+from occnet.descriptions import OCC3D_NUSCENES, OPENSCENE, OccDescription, get_description
 from occnet.evaluation import (OccupancyMetric, confusion_matrix, format_table,
                                summarize_confusion, summarize_split)
 from occnet.evaluation.occupancy_metrics import flow_error_sums, frame_confusions, near_voxels
@@ -193,7 +193,31 @@ def test_metric_takes_its_description_from_dataset_meta():
     assert not any('miou_16' in key for key in metrics)
     gt, pred = occ3d_frame()
     cms = frame_confusions(gt, pred, dataset=OCC3D_NUSCENES)
-    assert metric.last_summary == summarize_split(cms, cms, 1, 1, dataset=OCC3D_NUSCENES)
+    expected = summarize_split(cms, cms, 1, 1, dataset=OCC3D_NUSCENES)
+    assert metric.last_summary == {**expected, 'protocol_miou': expected['miou_masked']}
+
+
+@pytest.mark.parametrize('dataset, protocol_key', [('occ3d_nuscenes', 'miou_masked'),
+                                                   ('openscene', 'miou')])
+def test_metric_reports_the_published_protocol_miou(dataset, protocol_key):
+    # a wrong prediction the camera cannot see: the masked mIoU (Occ3D's protocol) ignores
+    # it, the all-voxel mIoU (OpenScene's) counts it
+    desc = get_description(dataset)
+    gt = np.full((4, 4, 2), desc.free_index, dtype=np.uint8)
+    gt[0, 0, 0] = gt[1, 0, 0] = 0  # vehicle / others, evaluated in both
+    pred = gt.copy()
+    pred[3, 3, 1] = 0  # false positive
+    mask = np.ones(gt.shape, dtype=bool)
+    mask[3, 3, 1] = False
+    metric = OccupancyMetric(print_table=False, dataset=dataset)
+    metric.process({'data_samples': [{'voxel_semantics': torch.from_numpy(gt),
+                                      'mask_camera': torch.from_numpy(mask)}]},
+                   [{'token': 't', 'occ_pred': torch.from_numpy(pred)}])
+    metrics = metric.evaluate(size=1)
+    # class 0: 2 / 3 with the false positive, 2 / 2 without; the only class present
+    assert metrics['occ/miou'] == pytest.approx(100 * 2 / 3)
+    assert metrics['occ/miou_masked'] == pytest.approx(100.0)
+    assert metrics['occ/protocol_miou'] == metrics[f'occ/{protocol_key}']
 
 
 def test_metric_falls_back_to_its_dataset_argument():

@@ -35,6 +35,11 @@ class OccDescription:
         baseline_slots: the published baseline's mIoU divides by this many class slots
             (OpenScene: 16, counting unused ones as 0; the metric's `miou_16`); None where
             the dataset has no such mean.
+        miou_voxels: the voxels the published mIoU counts: 'all' (OpenScene) or 'camera'
+            (Occ3D: `mask_camera` only); the metric reports it as `protocol_miou`.
+        ray_protocol: the RayIoU rays: 'occnet' (evaluation/ray_iou.py's fan, depth where the
+            ray enters the hit voxel) or 'sparseocc' (evaluation/sparseocc_rays.py's fan,
+            depth where it leaves, as SparseOcc scores Occ3D).
     """
     name: str
     class_names: Tuple[str, ...]
@@ -50,6 +55,8 @@ class OccDescription:
     camera_names: Tuple[str, ...]
     image_size: Tuple[int, int]
     baseline_slots: Optional[int] = None
+    miou_voxels: str = 'all'
+    ray_protocol: str = 'occnet'
 
     def __post_init__(self):
         where = f'dataset description {self.name!r}'
@@ -69,6 +76,12 @@ class OccDescription:
         if any(abs(e - n) > 1e-6 for e, n in zip(extent, self.grid_shape)):
             raise ValueError(f'{where}: range {self.point_cloud_range} at {self.voxel_size} m '
                              f'is {extent} voxels, not grid_shape {self.grid_shape}')
+        if self.miou_voxels not in ('all', 'camera'):
+            raise ValueError(f"{where}: miou_voxels {self.miou_voxels!r} is not 'all' or "
+                             "'camera'")
+        if self.ray_protocol not in ('occnet', 'sparseocc'):
+            raise ValueError(f"{where}: ray_protocol {self.ray_protocol!r} is not 'occnet' "
+                             "or 'sparseocc'")
         if self.grid_frame not in ('lidar', 'ego'):
             raise ValueError(f"{where}: grid_frame {self.grid_frame!r} is not 'lidar' or 'ego'")
 
@@ -156,6 +169,8 @@ OCC3D_NUSCENES = OccDescription(
     camera_names=('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK',
                   'CAM_BACK_LEFT', 'CAM_BACK_RIGHT'),
     image_size=(1600, 900),
+    miou_voxels='camera',  # the Occ3D mIoU counts camera-visible voxels only
+    ray_protocol='sparseocc',  # RayIoU as SparseOcc defines it, no mask
 )
 
 DESCRIPTIONS = {d.name: d for d in (OPENSCENE, OCC3D_NUSCENES)}

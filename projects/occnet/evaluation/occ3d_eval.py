@@ -21,7 +21,7 @@ from occnet.evaluation.occupancy_metrics import (RANGES, confusion_matrix, frame
                                                  summarize_split)
 from occnet.evaluation.ray_iou import frame_ray_confusion, ray_iou_summary
 from occnet.evaluation.report import load_prediction
-from occnet.evaluation.sparseocc_rays import scene_origins, sparseocc_ray_directions
+from occnet.evaluation.sparseocc_rays import scene_origins
 
 def evaluate_occ3d(frames, data_root, pred_dir, ray_iou=False, skip_missing=False,
                    progress=None):
@@ -40,7 +40,6 @@ def evaluate_occ3d(frames, data_root, pred_dir, ray_iou=False, skip_missing=Fals
     cm_all = np.zeros((desc.num_classes, desc.num_classes), dtype=np.int64)
     near = near_voxels(dataset=desc)
     origins = scene_origins(frames) if ray_iou else None
-    directions = sparseocc_ray_directions() if ray_iou else None
     ray_counts, num_frames, skipped = 0, 0, []
     for done, frame in enumerate(frames, start=1):
         token = frame['token']
@@ -58,8 +57,9 @@ def evaluate_occ3d(frames, data_root, pred_dir, ray_iou=False, skip_missing=Fals
             cm += frame_confusions(gt, pred, mask=mask_camera, near=near, dataset=desc)
             cm_all += confusion_matrix(gt, pred, dataset=desc)
             if ray_iou:
-                ray_counts = ray_counts + frame_ray_confusion(
-                    gt, pred, origins[token], directions, dataset=desc, depth_at='exit')
+                # the description's protocol: SparseOcc's fan, depth where the ray exits
+                ray_counts = ray_counts + frame_ray_confusion(gt, pred, origins[token],
+                                                              dataset=desc)
         except ValueError as err:
             raise ValueError(f'frame token {token}, prediction '
                              f'{os.path.join(pred_dir, token + ".npz")}: {err}') from None
@@ -69,6 +69,7 @@ def evaluate_occ3d(frames, data_root, pred_dir, ray_iou=False, skip_missing=Fals
     if num_frames == 0:
         raise DataError('every frame was skipped; nothing to evaluate')
     summary = summarize_split(cm, None, num_frames, dataset=desc)
+    summary['protocol_miou'] = summary['miou']  # cm counts the camera-visible voxels only
     summary['miou_all_voxels'] = summarize_confusion(cm_all, dataset=desc)['miou']
     summary['num_frames_skipped'] = len(skipped)
     summary['protocol'] = ('occ3d: mIoU over camera-visible voxels (mask_camera), classes '

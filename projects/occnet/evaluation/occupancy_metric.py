@@ -14,7 +14,8 @@ from occnet.descriptions import get_description
 from occnet.evaluation.depth_metrics import depth_error_sums, depth_metrics
 from occnet.evaluation.occupancy_metrics import (RANGES, SCALAR_KEYS, flow_error_sums,
                                                  frame_confusions, near_voxels,
-                                                 summarize_flow, summarize_split)
+                                                 protocol_miou, summarize_flow,
+                                                 summarize_split)
 from occnet.evaluation.ray_iou import (RAY_THRESHOLD_KEYS, frame_ray_confusion,
                                        ray_iou_summary)
 from occnet.evaluation.smear import smear_counts, smear_summary
@@ -240,6 +241,11 @@ class OccupancyMetric(BaseMetric):
                       '`mask_camera`; masked metrics cover those frames only',
                       logger='current', level=logging.WARNING)
         summary = summarize_split(cm, cm_masked, num_frames, num_masked, dataset=desc)
+        summary['protocol_miou'] = protocol_miou(summary, desc)
+        if summary['protocol_miou'] is None and desc.miou_voxels == 'camera':
+            print_log(f'OccupancyMetric: the {desc.name} mIoU counts camera-visible voxels, '
+                      'but no frame carries `mask_camera`; protocol_miou is undefined',
+                      logger='current', level=logging.WARNING)
         if flow is not None:
             summary.update(summarize_flow(flow))
         if rays is not None:
@@ -303,8 +309,8 @@ def flatten_summary(summary):
         if f'miou{suffix}' in summary:
             for key in keys:
                 flat[f'{key}{suffix}'] = number(summary[f'{key}{suffix}'])
-    for key in ('flow_epe', 'flow_epe_stationary', 'flow_epe_moving', 'ray_iou',
-                *RAY_THRESHOLD_KEYS, 'depth_abs_rel', 'depth_delta1', 'smear_share',
+    for key in ('protocol_miou', 'flow_epe', 'flow_epe_stationary', 'flow_epe_moving',
+                'ray_iou', *RAY_THRESHOLD_KEYS, 'depth_abs_rel', 'depth_delta1', 'smear_share',
                 'false_object_share'):
         if key in summary:
             flat[key] = number(summary[key])

@@ -244,6 +244,14 @@ def summarize_split(cm, cm_masked=None, num_frames=None, num_frames_masked=None,
     return summary
 
 
+def protocol_miou(summary, dataset='openscene'):
+    """The mIoU of the dataset's published protocol from a summarize_split summary: `miou`
+    (all voxels) or, for a dataset whose `miou_voxels` is 'camera' (Occ3D), `miou_masked`;
+    None when that figure is missing or undefined (no `mask_camera` in the frames)."""
+    key = 'miou_masked' if get_description(dataset).miou_voxels == 'camera' else 'miou'
+    return summary.get(key)
+
+
 def _with_masked(cm, cm_masked, desc):
     summary = summarize_confusion(cm, desc)
     if cm_masked is not None:

@@ -17,6 +17,7 @@ Everything is numpy and vectorised over rays (a DDA voxel traversal, Amanatides 
 import numpy as np
 
 from occnet.descriptions import get_description
+from occnet.evaluation.sparseocc_rays import sparseocc_ray_directions
 
 THRESHOLDS_M = (1.0, 2.0, 4.0)
 RAY_THRESHOLD_KEYS = tuple(f'ray_iou@{t:g}m' for t in THRESHOLDS_M)
@@ -149,16 +150,27 @@ def ray_confusion(gt_class, gt_depth, pred_class, pred_depth, num_classes,
     return counts
 
 
+def protocol_rays(dataset='openscene'):
+    """(directions (R, 3), depth_at) of the dataset's RayIoU protocol (its `ray_protocol`):
+    occnet's fan with the entry depth, or SparseOcc's with the exit depth (Occ3D)."""
+    if get_description(dataset).ray_protocol == 'sparseocc':
+        return sparseocc_ray_directions(), 'exit'
+    return ray_directions(), 'entry'
+
+
 def frame_ray_confusion(gt, pred, origins, directions=None, thresholds=THRESHOLDS_M,
-                        num_classes=None, dataset='openscene', depth_at='entry'):
+                        num_classes=None, dataset='openscene', depth_at=None):
     """ray_confusion of one frame: gt and pred (X, Y, Z) class grids of the dataset's grid,
-    origins (O, 3) metres in the grid's frame (OpenScene: the frame's lidar). Classes
-    0..num_classes-1 are counted; num_classes None: the dataset's free_index (free is not a
-    class), so the counts are (T, 3, free_index). depth_at: as in march_rays (SparseOcc's
-    protocol on Occ3D: 'exit', with sparseocc_rays' directions and origins)."""
+    origins (O, 3) metres in the grid's frame (OpenScene: the frame's lidar; Occ3D: the
+    ego frame). Classes 0..num_classes-1 are counted; num_classes None: the dataset's
+    free_index (free is not a class), so the counts are (T, 3, free_index). directions
+    (R, 3) and depth_at (as in march_rays): None takes the dataset's protocol
+    (protocol_rays: SparseOcc's fan and exit depth on Occ3D)."""
     desc = get_description(dataset)
     num_classes = desc.free_index if num_classes is None else num_classes
-    directions = ray_directions() if directions is None else directions
+    default_directions, default_depth_at = protocol_rays(desc)
+    directions = default_directions if directions is None else directions
+    depth_at = default_depth_at if depth_at is None else depth_at
     gt_hits = cast_rays(gt, origins, directions, dataset=desc, depth_at=depth_at)
     pred_hits = cast_rays(pred, origins, directions, dataset=desc, depth_at=depth_at)
     return ray_confusion(*gt_hits, *pred_hits, num_classes, thresholds)

@@ -81,6 +81,9 @@ def format_table(summary):
 def flow_and_ray_lines(summary):
     """Lines for the flow EPE and RayIoU figures of a summary, where it has them."""
     lines = []
+    if summary.get('protocol_miou') is not None and 'per_class_masked' in summary:
+        lines.append(f'protocol mIoU (the dataset\'s published protocol, docs/evaluation.md): '
+                     f'{summary["protocol_miou"]:.2f}')
     if summary.get('flow_epe') is not None:
         lines.append(f'Flow EPE (m/s, {summary["flow_voxels"]:,} voxels foreground in both): '
                      + ', '.join(f'{name} {summary[key]:.3f}' for name, key in (
