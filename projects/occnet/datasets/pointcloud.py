@@ -15,6 +15,10 @@ lidar frame, metres. All three PCD encodings are read:
 Any TYPE F (sizes 2, 4, 8), U or I (sizes 1, 2, 4, 8) field is read; every column becomes
 float32 and a field with COUNT k gives k columns (`name_0` ... `name_{k-1}`). Padding fields
 named `_` are dropped. Columns come out as x, y, z, then the other fields in file order.
+
+nuScenes sweeps (`samples/LIDAR_TOP/<name>.pcd.bin`, any path ending `.bin`) have no header:
+little-endian float32 rows of 5 values, x y z intensity ring-index, lidar frame, metres
+(read_nuscenes_bin). `read_points`, `load_points` and `point_fields` take either kind.
 """
 import os
 import struct
@@ -33,6 +37,10 @@ NUMPY_KINDS = {'F': 'f', 'U': 'u', 'I': 'i'}
 DATA_FORMATS = ('ascii', 'binary', 'binary_compressed')
 MAX_HEADER_BYTES = 65536
 XYZ = ('x', 'y', 'z')
+NUSCENES_SUFFIX = '.bin'
+NUSCENES_FIELDS = ('x', 'y', 'z', 'intensity', 'ring')
+NUSCENES_HINT = ('the nuScenes root must hold samples/LIDAR_TOP from the nuScenes download '
+                 '(check data_root)')
 
 
 class PcdHeader(NamedTuple):
@@ -288,15 +296,60 @@ def read_pcd(path, frame=None):
     return _compressed_columns(header, data, where), names
 
 
+def is_nuscenes_bin(path):
+    """Whether `path` names a headerless nuScenes sweep (`.pcd.bin`, `.bin`)."""
+    return str(path).endswith(NUSCENES_SUFFIX)
+
+
+def _require_nuscenes_bin(path, frame):
+    if not os.path.isfile(path):
+        raise MissingFileError(f'missing point cloud {path}' +
+                               (f' for frame {frame}' if frame is not None else '') +
+                               f'; {NUSCENES_HINT}')
+
+
+def read_nuscenes_bin(path, frame=None):
+    """Points (N, 5) float32 x, y, z (metres, lidar frame), intensity, ring index of a nuScenes
+    `.pcd.bin` sweep.
+
+    Raises:
+        MissingFileError: no such file.
+        DataError: empty, or its size is not a whole number of 20-byte points; names the file
+            and the frame.
+    """
+    _require_nuscenes_bin(path, frame)
+    with open(path, 'rb') as f:
+        raw = f.read()
+    point_size = 4 * len(NUSCENES_FIELDS)
+    if not raw or len(raw) % point_size:
+        where = f'point cloud {path}' + (f' (frame {frame})' if frame is not None else '')
+        problem = ('empty file (0 bytes)' if not raw else
+                   f'truncated: {len(raw)} bytes is not a whole number of {point_size}-byte '
+                   f'points ({len(NUSCENES_FIELDS)} float32: {" ".join(NUSCENES_FIELDS)})')
+        raise DataError(f'{where}: {problem}; download or extract it again ({NUSCENES_HINT})')
+    return np.frombuffer(raw, dtype='<f4').reshape(-1, len(NUSCENES_FIELDS)).astype(np.float32)
+
+
+def read_points(path, frame=None):
+    """(points float32 (N, C), column names) of a sweep: a nuScenes `.bin` (read_nuscenes_bin)
+    or a PCD file (read_pcd); x y z first, metres, lidar frame."""
+    if is_nuscenes_bin(path):
+        return read_nuscenes_bin(path, frame), NUSCENES_FIELDS
+    return read_pcd(path, frame)
+
+
 def load_points(path, frame=None):
-    """Points of a PCD file (read_pcd): float32 (N, C), columns x y z (metres, lidar frame),
-    then the other fields in file order (point_fields names them)."""
-    return read_pcd(path, frame)[0]
+    """Points of a PCD file or a nuScenes `.pcd.bin` (read_points): float32 (N, C), columns x y
+    z (metres, lidar frame), then the other fields in file order (point_fields names them)."""
+    return read_points(path, frame)[0]
 
 
 def point_fields(path, frame=None):
     """Column names of load_points(path), e.g. ('x', 'y', 'z', 'intensity', 'ring',
-    'lidar_info'); reads only the header."""
+    'lidar_info') for nuPlan PCD, NUSCENES_FIELDS for `.bin`; reads only the header."""
+    if is_nuscenes_bin(path):
+        _require_nuscenes_bin(path, frame)
+        return NUSCENES_FIELDS
     _require_file(path, frame)
     with open(path, 'rb') as f:
         head = f.read(MAX_HEADER_BYTES)

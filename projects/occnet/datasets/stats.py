@@ -7,7 +7,9 @@ voxel, 50.5 for a vanishingly rare one. Classes with no voxel at all (OpenScene'
 placeholder slots 1-3) get weight 0, so a loss ignores them.
 
 Classes are those of a dataset description (`dataset`: a name, an OccDescription or a
-metainfo dict; occnet/descriptions.py): labels 0..free_index, free last.
+metainfo dict; occnet/descriptions.py): labels 0..free_index, free last. Frames and labels are
+read through occnet.datasets.readers: OpenScene's sparse labels with the camera mask of their
+invalid-voxel files, Occ3D-nuScenes' labels.npz with its `mask_camera`.
 """
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -17,8 +19,8 @@ import os
 import numpy as np
 
 from occnet.datasets.collect import iter_logs, v11_log_files
-from occnet.datasets.infos import DataError, load_infos, resolve
-from occnet.datasets.labels import load_occupancy, load_visible_mask
+from occnet.datasets.infos import DataError
+from occnet.datasets.readers import label_path, read_dense_label, read_frames
 from occnet.descriptions import get_description
 
 
@@ -31,12 +33,15 @@ WEIGHT_OFFSET = 1.02
 CLASS_WEIGHT_FORMULA = (f'w_c = 1 / ln({WEIGHT_OFFSET} + f_c), f_c = voxels of class c / all '
                         f'counted voxels (free included); w_c = 0 where class c has no voxel '
                         f'(ENet inverse log frequency, Paszke et al. 2016)')
-FRAME_KEYS = ('token', 'log_name', 'scene_token', 'occ_gt_final_path', 'occ_invalid_path')
+FRAME_KEYS = ('token', 'log_name', 'scene_token', 'scene_name', 'occ_gt_final_path',
+              'occ_invalid_path', 'occ_gt_path')
 
 
-def read_infos(path):
-    """Frame dicts of an infos pickle written by tools/collect_data.py (a plain list)."""
-    return [{key: frame.get(key) for key in FRAME_KEYS} for frame in load_infos(path)]
+def read_infos(path, dataset='openscene'):
+    """Frame dicts (FRAME_KEYS only) of an infos pickle of `dataset` (readers.read_frames:
+    tools/collect_data.py's list for OpenScene, any Occ3D flavour for occ3d_nuscenes)."""
+    return [{key: frame.get(key) for key in FRAME_KEYS}
+            for frame in read_frames(path, dataset)]
 
 
 def split_frames(data_root, split, progress=None):
@@ -64,16 +69,14 @@ def evenly_spaced(items, max_items):
 
 def frame_class_counts(data_root, frame, dataset='openscene'):
     """Voxels per class (num_classes,) int64 of one labelled frame, and the same over its
-    camera-visible voxels (None without an `occ_invalid_path`). Raises DataError naming the
-    file on a bad or missing label (a voxel or class outside the dataset's grid or labels)."""
-    token, num_classes = frame['token'], get_description(dataset).num_classes
-    labels = load_occupancy(resolve(data_root, frame['occ_gt_final_path']), token,
-                            dataset=dataset)
+    camera-visible voxels (readers.read_dense_label's mask_camera; None for an OpenScene frame
+    without an `occ_invalid_path`). Raises DataError naming the file on a bad or missing
+    label (a voxel or class outside the dataset's grid or labels)."""
+    num_classes = get_description(dataset).num_classes
+    labels, visible = read_dense_label(frame, data_root, dataset)
     counts = np.bincount(labels.ravel(), minlength=num_classes).astype(np.int64)
-    if not frame.get('occ_invalid_path'):
+    if visible is None:
         return counts, None
-    visible = load_visible_mask(resolve(data_root, frame['occ_invalid_path']), token,
-                                dataset=dataset)
     return counts, np.bincount(labels[visible], minlength=num_classes).astype(np.int64)
 
 
@@ -85,13 +88,14 @@ def count_voxels(frames, data_root, workers=1, progress=None, dataset='openscene
     """Sum per-class voxel counts over labelled frames, reading labels in `workers` processes.
 
     Args:
-        frames: frame dicts with `token`, `occ_gt_final_path` (not None), `occ_invalid_path`.
+        frames: labelled frame dicts (`token` and the label keys of readers.LABEL_KEYS,
+            OpenScene's `occ_invalid_path`).
         data_root: folder relative label paths start from.
         progress: callable(done_frames, total_frames).
         dataset: the labels' dataset (name, OccDescription or metainfo dict).
     Returns:
         counts (num_classes,) int64 over all voxels, counts_masked (num_classes,) int64 over
-        the visible voxels of frames with an invalid file, number of such frames.
+        the visible voxels of frames with a camera mask, number of such frames.
     """
     num_classes = get_description(dataset).num_classes
     counts = np.zeros(num_classes, dtype=np.int64)
@@ -155,11 +159,12 @@ def class_table(counts, suffix='', dataset='openscene'):
 
 
 def frame_numbers(frames):
-    """logs, scenes, frames and labelled frames (occ_gt_final_path not None) of frame dicts."""
-    return {'logs': len({f.get('log_name') for f in frames}),
+    """logs (0 for frames without a `log_name`, as nuScenes infos), scenes, frames and
+    labelled frames (naming a label file, readers.label_path) of frame dicts."""
+    return {'logs': len({f.get('log_name') for f in frames} - {None}),
             'scenes': len({f.get('scene_token') for f in frames}),
             'frames': len(frames),
-            'labelled_frames': sum(f.get('occ_gt_final_path') is not None for f in frames)}
+            'labelled_frames': sum(label_path(f) is not None for f in frames)}
 
 
 def group_stats(frames, data_root, max_frames=None, workers=1, progress=None,
@@ -173,10 +178,10 @@ def group_stats(frames, data_root, max_frames=None, workers=1, progress=None,
             label range and class names.
     Returns:
         dict: frame_numbers, frames_counted, frames_masked, class_table of all voxels and,
-        when any counted frame has an invalid file, class_table of the visible voxels
-        (keys ending in `_masked`).
+        when any counted frame has a camera mask, class_table of the visible voxels (keys
+        ending in `_masked`).
     """
-    labelled = [f for f in frames if f.get('occ_gt_final_path') is not None]
+    labelled = [f for f in frames if label_path(f) is not None]
     counted = evenly_spaced(labelled, max_frames)
     counts, counts_masked, num_masked = count_voxels(counted, data_root, workers, progress,
                                                      dataset)
@@ -196,7 +201,8 @@ def format_group_table(name, stats):
     header = f'{"class":<{width}}{"voxels":>15}{"freq %":>10}{"weight":>9}'
     if masked:
         header += f'{"visible":>15}{"freq %":>10}{"weight":>9}'
-    lines = [f'{name}: {stats["logs"]} logs, {stats["scenes"]} scenes, {stats["frames"]} '
+    logs = f'{stats["logs"]} logs, ' if stats['logs'] else ''
+    lines = [f'{name}: {logs}{stats["scenes"]} scenes, {stats["frames"]} '
              f'frames, {stats["labelled_frames"]} labelled, {stats["frames_counted"]} counted'
              + (f', {stats["frames_masked"]} with camera mask' if masked else ''),
              header, '-' * len(header)]

@@ -1,12 +1,15 @@
-"""Checking an OpenScene download against its metadata (the logic of tools/verify_dataset.py).
+"""Checking a download against its metadata (the logic of tools/verify_dataset.py).
 
 Every file the metadata names is checked at exactly that path (sensor_blobs is never listed):
-images exist and are whole JPEGs; occupancy, flow and invalid-voxel files load with the right
-shapes, dtypes and ranges; with `lidar`, point clouds parse, with x y z and at least one
-point. Problems are counted per check and listed with the frame token, so a user can tell
-which archive to download or extract again.
+images exist and are whole JPEGs; OpenScene's occupancy, flow and invalid-voxel files, or
+Occ3D-nuScenes' `labels.npz`, load with the right shapes, dtypes and ranges; with `lidar`,
+point clouds parse (OpenScene's PCD: x y z and at least one point; nuScenes' `.pcd.bin`: a
+whole number of 5-float32 points). Problems are counted per check and listed with the frame
+token, so a user can tell which archive to download or extract again. Frames and labels are
+read through occnet.datasets.readers.
 """
 import os
+import zipfile
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import NamedTuple, Optional
@@ -19,19 +22,24 @@ from occnet.datasets.frame_checks import frame_problems, has_file_paths
 from occnet.datasets.infos import (VERIFY_HINT, DataError, MissingFileError, load_infos,
                                    resolve)
 from occnet.datasets.labels import load_flow, load_npy, load_occupancy, load_visible_mask
+from occnet.datasets.occ3d import LABEL_KEYS as OCC3D_LABEL_KEYS
+from occnet.datasets.occ3d import load_occ3d_label
 from occnet.datasets.pointcloud import LIDAR_HINT, load_points
+from occnet.datasets.readers import frames_from_infos, infos_dataset, label_path
 from occnet.datasets.transforms.loading import JPEG_EOI, JPEG_SOI, JPEG_TAIL_BYTES, read_jpeg
-from occnet.descriptions import OPENSCENE
+from occnet.descriptions import get_description
 
 MAX_LISTED = 100_000  # issues kept per check (counts are always exact)
 IN_FLIGHT_PER_WORKER = 8
+OPENSCENE_ONLY = ('openscene',)
 
 
 class Check(NamedTuple):
     title: str
-    fix: str
+    fix: str  # OpenScene's; FIXES holds another dataset's where it differs
     is_error: bool = True
     group: str = 'data'  # 'data': metadata, images, labels; 'lidar'; 'archives': --md5
+    datasets: tuple = ('openscene', 'occ3d_nuscenes')  # whose files can have this problem
 
 
 CHECKS = {
@@ -54,13 +62,17 @@ CHECKS = {
         'extract the openscene-v1.0 occupancy archives (occupancy/<split>/<scene>/occ_gt/)'),
     'occ_bad': Check(
         'occupancy files bad (shape, dtype, range)',
-        'extract the occupancy archive holding them again'),
+        'extract the occupancy archive holding them again', datasets=OPENSCENE_ONLY),
     'flow_bad': Check(
         'flow files bad (shape, dtype, rows vs occ, NaN)',
-        'extract the occupancy archive holding them again'),
+        'extract the occupancy archive holding them again', datasets=OPENSCENE_ONLY),
     'invalid_bad': Check(
         'invalid-voxel files bad',
-        'extract the occupancy archive holding them again'),
+        'extract the occupancy archive holding them again', datasets=OPENSCENE_ONLY),
+    'labels_npz_bad': Check(
+        'labels.npz bad (unreadable, keys, shape, dtype, classes)',
+        'truncated or not the release\'s files: extract the Occ3D-nuScenes gts archive '
+        'into the data root again', datasets=('occ3d_nuscenes',)),
     'lidar_unnamed': Check(
         'frames naming no point cloud',
         'collect the infos again with tools/collect_data.py (infos written before it kept '
@@ -81,8 +93,27 @@ CHECKS = {
     'frame_unlabelled': Check(
         'frames without a label',
         'normal for up to ~2% of frames; tools/collect_data.py leaves them out of training',
-        is_error=False),
+        is_error=False, datasets=OPENSCENE_ONLY),
 }
+FIXES = {'occ3d_nuscenes': {
+    'metadata_unreadable': 'download the Occ3D infos again, or write them with '
+                           'tools/create_occ3d_infos.py',
+    'frame_bad_metadata': 'write the infos again with tools/create_occ3d_infos.py',
+    'image_missing': 'extract the nuScenes camera archives (samples/CAM_*/) into the data '
+                     'root, the nuScenes root the infos paths start from',
+    'image_unreadable': 'truncated or corrupt JPEGs: extract the nuScenes archive holding '
+                        'them again',
+    'label_missing': 'extract the Occ3D-nuScenes gts archive into the data root '
+                     '(gts/<scene>/<token>/labels.npz), or fix --data-root',
+    'lidar_unnamed': 'write the infos with tools/create_occ3d_infos.py (they keep lidar_path)',
+    'lidar_missing': 'extract the nuScenes lidar archives (samples/LIDAR_TOP/) into the data '
+                     'root',
+    'lidar_unreadable': 'download or extract the nuScenes archive holding them again'}}
+
+
+def check_fix(check, dataset='openscene'):
+    """The fix of a check for a dataset's files (FIXES, else the check's own)."""
+    return FIXES.get(dataset, {}).get(check, CHECKS[check].fix)
 
 
 class Issue(NamedTuple):
@@ -174,8 +205,9 @@ def image_problem(path, decode=False, token=None, cam=None):
 
 
 def lidar_problem(path, token=None):
-    """(check, reason) of one point cloud, or None when it parses (pointcloud.load_points),
-    has x y z and at least one point."""
+    """(check, reason) of one point cloud, or None when it parses (pointcloud.load_points:
+    nuPlan PCD, or a nuScenes `.pcd.bin` of whole 5-float32 points), has x y z and at least
+    one point."""
     if not os.path.isfile(path):
         return 'lidar_missing', ('broken symlink' if os.path.islink(path) else 'file not found')
     try:
@@ -210,6 +242,35 @@ def load_or_issue(load, path, token, bad_check):
         return None, Issue(bad_check, path, token, error_reason(err))
 
 
+def npz_dtype_problem(path):
+    """Why the arrays of an Occ3D labels.npz that load_occ3d_label read are not the release's
+    dtypes (semantics uint8; masks uint8, or bool as some converters write), or None. Reads
+    only the .npy headers inside the archive."""
+    with zipfile.ZipFile(path) as archive:
+        for key in OCC3D_LABEL_KEYS:
+            with archive.open(f'{key}.npy') as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                               np.lib.format.read_array_header_2_0)
+                dtype = read_header(f)[2]
+            allowed = (np.uint8,) if key == 'semantics' else (np.uint8, np.bool_)
+            if dtype not in allowed:
+                return (f'Occ3D label {path}: `{key}` is {dtype}, expected '
+                        f"{' or '.join(np.dtype(a).name for a in allowed)}")
+    return None
+
+
+def occ3d_label_issues(path, token, description):
+    """Issues of one Occ3D labels.npz: missing, or unreadable, lacking a key, of another
+    shape than the grid, a class above free_index (load_occ3d_label) or another dtype."""
+    _, issue = load_or_issue(lambda: load_occ3d_label(path, description), path, token,
+                             'labels_npz_bad')
+    if issue is None:
+        problem = npz_dtype_problem(path)
+        issue = problem and Issue('labels_npz_bad', path, token, problem)
+    return [issue] if issue else []
+
+
 def label_issues(occ_path, flow_path, invalid_path, token):
     """Issues of one labelled frame's files (flow_path / invalid_path may be None).
 
@@ -228,16 +289,19 @@ def label_issues(occ_path, flow_path, invalid_path, token):
     return [issue for issue in issues if issue is not None]
 
 
-def frame_file_issues(frame, data_root, images=True, labels=True, decode=False, lidar=False):
-    """Issues of the files one frame names (paths resolved against data_root).
+def frame_file_issues(frame, data_root, images=True, labels=True, decode=False, lidar=False,
+                      dataset='openscene'):
+    """Issues of the files one frame of `dataset` names (paths resolved against data_root):
+    its cameras' images, its label files (Occ3D: `occ_gt_path`), its point cloud.
 
     Returns:
         issues: list of Issue.
         checked: Counter of 'images', 'labelled_frames', 'label_files', 'point_clouds'.
     """
     token, issues, checked = frame['token'], [], Counter()
+    desc = get_description(dataset)
     if images:
-        for cam in OPENSCENE.camera_names:
+        for cam in desc.camera_names:
             if cam not in frame['cams']:
                 continue
             path = resolve(data_root, frame['cams'][cam]['data_path'])
@@ -245,7 +309,11 @@ def frame_file_issues(frame, data_root, images=True, labels=True, decode=False, 
             if problem:
                 issues.append(Issue(problem[0], path, token, f'{cam}: {problem[1]}'))
             checked['images'] += 1
-    if labels and frame.get('occ_gt_final_path') is not None:
+    if labels and frame.get('occ_gt_path'):
+        issues += occ3d_label_issues(resolve(data_root, frame['occ_gt_path']), token, desc)
+        checked['labelled_frames'] += 1
+        checked['label_files'] += 1
+    elif labels and frame.get('occ_gt_final_path') is not None:
         paths = [resolve(data_root, frame.get(key)) for key in
                  ('occ_gt_final_path', 'flow_gt_final_path', 'occ_invalid_path')]
         issues += label_issues(*paths, token)
@@ -260,15 +328,15 @@ def frame_file_issues(frame, data_root, images=True, labels=True, decode=False, 
     return issues, checked
 
 
-def metadata_issues(frame, source, labels=True, lidar=False):
+def metadata_issues(frame, source, labels=True, lidar=False, dataset='openscene'):
     """frame_bad_metadata, (when labels are checked) frame_unlabelled and (when lidar is)
-    lidar_unnamed issues of a frame."""
+    lidar_unnamed issues of a frame of `dataset`."""
     token = frame.get('token') if isinstance(frame, dict) else None
     issues = []
-    problems = frame_problems(frame)
+    problems = frame_problems(frame, dataset)
     if problems:
         issues.append(Issue('frame_bad_metadata', source, token, '; '.join(problems)))
-    if labels and isinstance(frame, dict) and frame.get('occ_gt_final_path') is None:
+    if labels and isinstance(frame, dict) and label_path(frame) is None:
         issues.append(Issue('frame_unlabelled', source, token,
                             'no v1.0 occupancy label for this token'))
     if lidar and isinstance(frame, dict) and frame.get('lidar_path') is None:
@@ -295,7 +363,7 @@ def split_sources(data_root, split, report, labels=True):
         report.add('metadata_unreadable', v10_path, None, error_reason(err))
         v10, label_paths = [], {}
     layout = V11 if files else V10
-    report.info.update(data_root=data_root, split=split, layout=layout)
+    report.info.update(data_root=data_root, split=split, layout=layout, dataset='openscene')
 
     def joined(frames):
         return [join_frame(f, label_paths, layout, split, data_root) if has_file_paths(f) else f
@@ -322,17 +390,30 @@ def split_sources(data_root, split, report, labels=True):
     return len(by_log), ((v10_path, joined(frames)) for frames in by_log.values())
 
 
-def infos_sources(infos_path, data_root, report):
-    """(number of frames, iterator of (infos_path, [frame])) of a collected infos pickle
-    (tools/collect_data.py output; paths relative to data_root)."""
+def infos_sources(infos_path, data_root, report, dataset=None):
+    """(number of frames, iterator of (infos_path, [frame])) of an infos pickle with paths
+    relative to data_root: OpenScene's collected infos (tools/collect_data.py) or any Occ3D
+    flavour (readers.read_frames; a frame it cannot read is a frame_bad_metadata issue).
+    dataset: its name; None: Occ3D when the infos name Occ3D labels (readers.infos_dataset).
+    Sets report.info['dataset']."""
     report.info.update(data_root=data_root, infos=infos_path)
     try:
         infos = load_infos(infos_path)
     except DataError as err:
         report.add('metadata_unreadable', infos_path, None, error_reason(err))
         return 0, iter(())
-    report.checked['logs'] += len({f.get('log_name') for f in infos})
-    return len(infos), ((infos_path, [frame]) for frame in infos)
+    dataset = get_description(dataset or infos_dataset(infos)).name
+    report.info['dataset'] = dataset
+    bad_frames = []
+    frames = frames_from_infos(infos, dataset, infos_path, bad_frames)
+    report.checked['frames'] += len(bad_frames)
+    report.extend(Issue('frame_bad_metadata', infos_path, token, error_reason(reason))
+                  for token, reason in bad_frames)
+    if dataset == 'openscene':
+        report.checked['logs'] += len({f.get('log_name') for f in frames})
+    else:
+        report.checked['scenes'] += len({f.get('scene_name') for f in frames})
+    return len(frames), ((infos_path, [frame]) for frame in frames)
 
 
 def verify_sources(total, sources, data_root, report, workers=4, images=True, labels=True,
@@ -340,12 +421,14 @@ def verify_sources(total, sources, data_root, report, workers=4, images=True, la
     """Check the metadata of every frame and, on `workers` threads, the files it names.
 
     Args:
-        total, sources: from split_sources / infos_sources.
+        total, sources: from split_sources / infos_sources (the frames' dataset:
+            report.info['dataset'], OpenScene when absent).
         lidar: also check each frame's point cloud (lidar_problem).
         progress: callable(done, total) in sources, called from this thread.
     """
     if lidar:
         report.info['with_lidar'] = True
+    dataset = report.info.get('dataset', 'openscene')
 
     def collect(futures):
         for future in futures:
@@ -358,14 +441,14 @@ def verify_sources(total, sources, data_root, report, workers=4, images=True, la
         for done, (source, frames) in enumerate(sources, start=1):
             for frame in frames:
                 report.checked['frames'] += 1
-                report.extend(metadata_issues(frame, source, labels, lidar))
-                if not (images or labels or lidar) or not has_file_paths(frame):
+                report.extend(metadata_issues(frame, source, labels, lidar, dataset))
+                if not (images or labels or lidar) or not has_file_paths(frame, dataset):
                     continue
                 if len(pending) >= IN_FLIGHT_PER_WORKER * max(1, workers):
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     collect(finished)
                 pending.add(pool.submit(frame_file_issues, frame, data_root, images, labels,
-                                        decode, lidar))
+                                        decode, lidar, dataset))
             if progress is not None and done < total:
                 progress(done, total)
         collect(pending)
@@ -381,9 +464,10 @@ def verify_split(data_root, split, report=None, **kwargs):
     return report
 
 
-def verify_infos(infos_path, data_root, report=None, **kwargs):
-    """Report of a collected infos pickle whose paths are relative to data_root."""
+def verify_infos(infos_path, data_root, report=None, dataset=None, **kwargs):
+    """Report of an infos pickle whose paths are relative to data_root: OpenScene's collected
+    infos or Occ3D-nuScenes' (dataset: as infos_sources; kwargs: those of verify_sources)."""
     report = Report() if report is None else report
-    total, sources = infos_sources(infos_path, data_root, report)
+    total, sources = infos_sources(infos_path, data_root, report, dataset)
     verify_sources(total, sources, data_root, report, **kwargs)
     return report

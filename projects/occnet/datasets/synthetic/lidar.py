@@ -1,11 +1,12 @@
 """Synthetic lidar sweeps: one spinning lidar at the lidar frame's origin, ray-cast against the
-same parts and ground as the cameras and the labels; written as nuPlan MergedPointCloud PCD.
+same parts and ground as the cameras and the labels; written as nuPlan MergedPointCloud PCD
+(OpenScene) or nuScenes LIDAR_TOP `.pcd.bin` (Occ3D-nuScenes).
 
 Each return is the first surface its beam meets within MAX_RANGE: the road, the terrain, a
 sidewalk, a structure or an object. Fields: x y z (metres, lidar frame), intensity (0-255: by
 surface kind on the ground and sidewalk tops, high on striped barriers and signs, from the
 paint's brightness on other parts), ring (beam index, 0 = lowest), lidar_info (0: the only
-lidar).
+lidar). nuscenes_bin_bytes keeps the first five columns as nuScenes' `.pcd.bin` does.
 """
 import numpy as np
 
@@ -18,6 +19,7 @@ ELEVATION_RANGE_DEG = (-30.0, 10.0)  # lowest and highest beam
 AZIMUTH_STEP_DEG = 0.4
 MAX_RANGE = 80.0  # metres
 PCD_FIELDS = ('x', 'y', 'z', 'intensity', 'ring', 'lidar_info')
+NUSCENES_FIELDS = PCD_FIELDS[:5]  # x y z intensity ring index
 _SURFACE_INTENSITY = {'asphalt': 12, 'lane_line': 70, 'centre_line': 65, 'bike_lane': 15,
                       'parking': 14, 'curb': 30, 'sidewalk': 28, 'plaza': 25, 'lot': 12,
                       'grass': 35, 'crosswalk': 70}
@@ -119,3 +121,10 @@ def pcd_bytes(points):
               f'COUNT 1 1 1 1 1 1\nWIDTH {len(points)}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\n'
               f'POINTS {len(points)}\nDATA binary\n')
     return header.encode('ascii') + points.tobytes()
+
+
+def nuscenes_bin_bytes(points):
+    """nuScenes LIDAR_TOP `.pcd.bin` bytes of a sweep: (N, 5) little-endian float32 rows x, y,
+    z (metres, lidar frame), intensity (0-255), ring index, from LidarScanner.scan's (N, 6)."""
+    points = np.asarray(points, dtype=np.float32).reshape(-1, len(PCD_FIELDS))
+    return np.ascontiguousarray(points[:, :len(NUSCENES_FIELDS)], dtype='<f4').tobytes()

@@ -195,7 +195,8 @@ def spawn_objects(rng, frame_times, lidar_xy, ego_yaw, ego_footprint, structures
     Args:
         rng: numpy Generator.
         frame_times: (T,) seconds of the key frames.
-        lidar_xy: (T, 2) global lidar positions; ego_yaw: (T,) radians.
+        lidar_xy: (T, 2) global x-y centres of the grid (the OpenScene lidar, the Occ3D
+            ego); ego_yaw: (T,) radians.
         ego_footprint: dict time (S,), centre (S, 2), yaw (S,), half (2,) of the ego vehicle on
             the fine time grid at which overlaps are tested.
         structures: (M, 5) static footprints cx, cy, yaw, half length, half width.

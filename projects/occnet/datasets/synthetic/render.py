@@ -3,8 +3,9 @@
 Numpy + cv2-free ray casting: every pixel's ray (through the stored calibration, the same
 lidar2img that goes into the metadata) is cast against the ground (road plane and terrain) and
 the frame's parts (parts.py); the nearest hit is shaded by its material, the sun and a distance
-haze. A voxel counts as seen by a camera when its centre or its top face centre lies no more than
-VISIBILITY_TOLERANCE behind the nearest surface at the pixel it projects to.
+haze. A voxel of the dataset's grid (which may live in another frame than the lidar's, e.g.
+Occ3D's ego frame) counts as seen by a camera when its centre or its top face centre lies no
+more than VISIBILITY_TOLERANCE behind the nearest surface at the pixel it projects to.
 """
 from typing import NamedTuple
 
@@ -14,8 +15,9 @@ from occnet.datasets.synthetic.layout import surface_kind
 from occnet.datasets.synthetic.parts import MATERIAL, box_corners
 from occnet.datasets.synthetic.raycast import (FACE_NORMALS, FACE_UP, first_box_hits, ground_hits,
                                                to_box_frame)
+from occnet.datasets.synthetic.rig import GROUND_Z
 from occnet.datasets.synthetic.shapes import GLASS, SURFACE_COLOURS, SURFACE_TEXTURE
-from occnet.datasets.synthetic.voxelize import GROUND_LAYER
+from occnet.datasets.synthetic.voxelize import ground_layer
 from occnet.descriptions import OPENSCENE
 from occnet.geometry import lidar2img_matrix, voxel_centers
 
@@ -32,7 +34,7 @@ SKY_ZENITH = np.array([135.0, 175.0, 228.0])
 
 
 class RenderedFrame(NamedTuple):
-    """Renders of one frame, cameras in OPENSCENE.camera_names order."""
+    """Renders of one frame, cameras in the description's camera_names order."""
     images: np.ndarray  # (N_cam, H, W, 3) uint8 RGB
     depth: np.ndarray  # (N_cam, H, W) float32 metres along the optical axis, inf for sky
     part: np.ndarray  # (N_cam, H, W) int32 index of the part drawn at the pixel, -1 for none
@@ -143,16 +145,30 @@ class RigRenderer:
     """Renders the cameras of one vehicle. What depends only on the rig (pixel rays, the sky,
     each voxel's projection) is computed once."""
 
-    def __init__(self, cams, image_size):
-        """Args: cams: dict CAM_* -> cams entry of the metadata; image_size: (width, height)."""
+    def __init__(self, cams, image_size, description=OPENSCENE, grid2lidar=None,
+                 ground_z=GROUND_Z):
+        """Args:
+            cams: dict CAM_* -> cams entry of the metadata (rig.make_rig).
+            image_size: (width, height) pixels.
+            description: OccDescription: camera order and the grid whose visibility is kept.
+            grid2lidar: (4, 4) pose of the grid's frame in the lidar frame (rotation about z);
+                None: the grid lives in the lidar frame (OpenScene).
+            ground_z: height of the road plane in the grid's frame, metres (OpenScene's lidar
+                frame: rig.GROUND_Z; Occ3D's ego frame: 0); voxels under the ground's bottom
+                layer are never visible.
+        """
+        self.description = description
+        self.camera_names = description.camera_names
+        self.grid2lidar = np.eye(4) if grid2lidar is None else np.asarray(grid2lidar, float)
+        self.first_layer = int(ground_layer(description, ground_z))
         self.width, self.height = int(image_size[0]), int(image_size[1])
-        self.lidar2img = [lidar2img_matrix(cams[name]) for name in OPENSCENE.camera_names]
+        self.lidar2img = [lidar2img_matrix(cams[name]) for name in self.camera_names]
         self.centres = [np.asarray(cams[name]['sensor2lidar_translation'], dtype=np.float64)
-                        for name in OPENSCENE.camera_names]
+                        for name in self.camera_names]
         u, v = np.meshgrid(np.arange(self.width), np.arange(self.height))
         pixels = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3).astype(np.float64)
         self.rays, self.sky = [], []
-        for name in OPENSCENE.camera_names:
+        for name in self.camera_names:
             # Rays with unit depth: a point at depth t along pixel p is centre + t * ray[p].
             rays = pixels @ np.linalg.inv(cams[name]['cam_intrinsic']).T
             rays = rays @ np.asarray(cams[name]['sensor2lidar_rotation']).T
@@ -165,18 +181,20 @@ class RigRenderer:
     def _project_voxels(self):
         """Per camera the voxel test points that project inside the image: voxel index1d,
         pixel, depth. Test points: each voxel's centre and its top face centre; voxels under
-        the ground layer are never visible."""
-        size_x, size_y, size_z = OPENSCENE.grid_shape
-        centres = voxel_centers(OPENSCENE.grid_shape, OPENSCENE.point_cloud_range,
-                                OPENSCENE.voxel_size).transpose(2, 1, 0, 3).reshape(-1, 3)[
-            GROUND_LAYER * size_x * size_y:]
-        candidates = np.arange(GROUND_LAYER * size_x * size_y, size_x * size_y * size_z)
-        half_height = OPENSCENE.voxel_size / 2
+        the ground's bottom layer are never visible."""
+        grid = self.description
+        size_x, size_y, size_z = grid.grid_shape
+        first = self.first_layer * size_x * size_y
+        centres = voxel_centers(grid.grid_shape, grid.point_cloud_range,
+                                grid.voxel_size).transpose(2, 1, 0, 3).reshape(-1, 3)[first:]
+        candidates = np.arange(first, size_x * size_y * size_z)
+        half_height = grid.voxel_size / 2
         views = []
         for lidar2img in self.lidar2img:
-            homo = centres @ lidar2img[:3, :3].T + lidar2img[:3, 3]
+            grid2img = lidar2img @ self.grid2lidar
+            homo = centres @ grid2img[:3, :3].T + grid2img[:3, 3]
             index, pixel, depth = [], [], []
-            for points in (homo, homo + half_height * lidar2img[:3, 2]):  # centre, top face
+            for points in (homo, homo + half_height * grid2img[:3, 2]):  # centre, top face
                 ahead = points[:, 2] > NEAR_PLANE
                 uv = points[:, :2] / np.where(ahead, points[:, 2], 1.0)[:, None]
                 col, row = np.round(uv[:, 0]), np.round(uv[:, 1])
@@ -201,12 +219,12 @@ class RigRenderer:
             RenderedFrame.
         """
         lidar2global = np.asarray(lidar2global, dtype=np.float64)
-        shape = (len(OPENSCENE.camera_names), self.height, self.width)
+        shape = (len(self.camera_names), self.height, self.width)
         images = np.empty((*shape, 3), dtype=np.uint8)
         depths = np.empty(shape, dtype=np.float32)
         drawn_parts = np.empty(shape, dtype=np.int32)
-        visible = np.zeros(int(np.prod(OPENSCENE.grid_shape)), dtype=bool)
-        for cam in range(len(OPENSCENE.camera_names)):
+        visible = np.zeros(int(np.prod(self.description.grid_shape)), dtype=bool)
+        for cam in range(len(self.camera_names)):
             centre, rays = self.centres[cam], self.rays[cam]
             t_ground = ground_hits(centre, rays, lidar2global, layout, FAR_GROUND)
             rects = camera_rects(parts.boxes, self.lidar2img[cam], self.width, self.height)

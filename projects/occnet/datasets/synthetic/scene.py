@@ -30,10 +30,12 @@ def frame_parts(world, time, lidar2global, reach=SCENE_REACH):
     Args:
         world: the log's World.
         time: seconds since the start of the log.
-        lidar2global: (4, 4) pose of the frame's lidar.
-        reach: metres; parts whose bounding circle lies farther from the lidar are dropped.
+        lidar2global: (4, 4) pose of the frame the parts are wanted in: the frame's lidar
+            (OpenScene), or any other pose turned about z only (Occ3D: the ego's).
+        reach: metres; parts whose bounding circle lies farther from that frame's origin are
+            dropped.
     Returns:
-        Parts in the lidar frame: the structures first, then the objects (owner = object index
+        Parts in that frame: the structures first, then the objects (owner = object index
         in world.objects).
     """
     centres, velocities = object_states(world.objects, time, world.layout)

@@ -11,7 +11,7 @@ import numpy as np
 from occnet.datasets.synthetic.layout import LANE_WIDTH, RoadLayout, make_layout
 from occnet.datasets.synthetic.objects import ObjectTracks, spawn_objects, to_heading_frame
 from occnet.datasets.synthetic.parts import Parts
-from occnet.datasets.synthetic.rig import LIDAR2EGO_TRANSLATION
+from occnet.datasets.synthetic.rig import lidar2ego_matrix
 from occnet.datasets.synthetic.roadside import make_roadside
 from occnet.descriptions import OPENSCENE
 
@@ -32,8 +32,22 @@ DRIVING_COMMAND_HORIZON_S = 3.0
 DRIVING_COMMAND_LATERAL_M = 1.5
 ROADSIDE_REACH = 130.0  # metres of roadside built before and after the ego's path
 _FINE_DT = 0.05  # seconds; ego motion is integrated on this grid
-_GRID_HALF = min(-OPENSCENE.point_cloud_range[0], -OPENSCENE.point_cloud_range[1],
-                 OPENSCENE.point_cloud_range[3], OPENSCENE.point_cloud_range[4])
+
+
+def grid_placement(description=OPENSCENE, grid2ego=None):
+    """Where a dataset's grid lies around the ego: the x-y centre (2,) of its range in the ego
+    frame (metres) and its smallest half extent in x and y (metres).
+
+    Args:
+        description: OccDescription (point_cloud_range in its grid frame).
+        grid2ego: (4, 4) pose of the grid's frame in the ego frame; None: the dataset's lidar
+            (rig.lidar2ego_matrix), right for grids in the lidar frame.
+    """
+    grid2ego = lidar2ego_matrix(description) if grid2ego is None else np.asarray(grid2ego)
+    lo, hi = np.asarray(description.point_cloud_range[:2]), np.asarray(
+        description.point_cloud_range[3:5])
+    centre = grid2ego[:2, :2] @ ((lo + hi) / 2) + grid2ego[:2, 3]
+    return centre, float(np.min((hi - lo) / 2))
 
 
 @dataclass
@@ -79,8 +93,10 @@ def traffic_lights(world, time):
             for i, light_id in enumerate(world.traffic_light_ids)]
 
 
-def make_world(rng, num_frames):
-    """Build one log's scene for `num_frames` key frames from the Generator `rng`."""
+def make_world(rng, num_frames, description=OPENSCENE, grid2ego=None):
+    """Build one log's scene for `num_frames` key frames from the Generator `rng`; objects
+    are spawned to fill the grid of `description` placed at `grid2ego` (grid_placement)."""
+    grid_centre, grid_half = grid_placement(description, grid2ego)
     map_location = str(rng.choice(sorted(CITY_ORIGINS)))
     road_origin = np.asarray(CITY_ORIGINS[map_location]) + np.round(rng.uniform(0, 3000, 2))
     direction = float(rng.choice([-1.0, 1.0]))
@@ -93,13 +109,14 @@ def make_world(rng, num_frames):
     layout = make_layout(rng, road_origin, s_range)
     structures, footprints = make_roadside(rng, layout, s_range)
     frame_times = frame_time(np.arange(num_frames))
-    lidar_xy = ego.translation[:, :2] + LIDAR2EGO_TRANSLATION[0] * np.stack(
-        [np.cos(ego.yaw), np.sin(ego.yaw)], axis=1)
+    grid_xy = (ego.translation[:, :2]
+                + grid_centre[0] * np.stack([np.cos(ego.yaw), np.sin(ego.yaw)], axis=1)
+                + grid_centre[1] * np.stack([-np.sin(ego.yaw), np.cos(ego.yaw)], axis=1))
     heading = np.stack([np.cos(ego_fine['yaw']), np.sin(ego_fine['yaw'])], axis=1)
     ego_footprint = {'time': ego_fine['time'], 'centre': ego_fine['xy'] + EGO_CENTRE_X * heading,
                      'yaw': ego_fine['yaw'], 'half': np.array([EGO_HALF_LENGTH, EGO_HALF_WIDTH])}
-    objects = spawn_objects(rng, frame_times, lidar_xy, ego.yaw, ego_footprint, footprints,
-                            layout, _GRID_HALF)
+    objects = spawn_objects(rng, frame_times, grid_xy, ego.yaw, ego_footprint, footprints,
+                            layout, grid_half)
     return World(
         map_location=map_location, layout=layout, sun_direction=sun_direction,
         roadblock_base=int(rng.integers(10000, 90000)),

@@ -181,7 +181,7 @@ def _link_scene_neighbours(infos):
             prev['sample_next'], cur['sample_prev'] = cur['token'], prev['token']
 
 
-class _Progress:
+class Progress:
     """Prints `frames done/total, elapsed, eta` at most every _PROGRESS_EVERY_S seconds."""
 
     def __init__(self, total, log):
@@ -258,9 +258,27 @@ def _generate_log(out_dir, log_idx, seed, num_frames, image_size, frames_per_sce
     return [{**info, **paths} for info, paths in zip(infos, all_paths)], scenes[-1]['index'] + 1
 
 
-def _generate_log_quietly(log_idx, **kwargs):
-    """`_generate_log` for a worker process (progress is counted per finished log)."""
-    return log_idx, _generate_log(log_idx=log_idx, on_frame=lambda: None, **kwargs)
+def _generate_quietly(generate_log, log_idx, **kwargs):
+    """`generate_log` in a worker process (progress is counted per finished log)."""
+    return log_idx, generate_log(log_idx=log_idx, on_frame=lambda: None, **kwargs)
+
+
+def generate_logs(generate_log, num_logs, frames_per_log, progress, workers, **settings):
+    """{log_idx: generate_log(log_idx=i, on_frame=..., **settings)} for every log, in `workers`
+    forked processes or in this one. Results take the same pickle round trip either way, so
+    nothing written from them depends on `workers`."""
+    results = {}
+    if workers > 1 and num_logs > 1:
+        job = functools.partial(_generate_quietly, generate_log, **settings)
+        with multiprocessing.get_context('fork').Pool(min(workers, num_logs)) as pool:
+            for log_idx, result in pool.imap_unordered(job, range(num_logs)):
+                results[log_idx] = result
+                progress.step(frames_per_log)
+    else:
+        for log_idx in range(num_logs):
+            result = generate_log(log_idx=log_idx, on_frame=progress.step, **settings)
+            results[log_idx] = pickle.loads(pickle.dumps(result, protocol=4))
+    return results
 
 
 def generate_dataset(out_dir, num_logs=4, frames_per_log=40, image_size=(320, 180), seed=0,
@@ -285,23 +303,12 @@ def generate_dataset(out_dir, num_logs=4, frames_per_log=40, image_size=(320, 18
         raise ValueError('num_logs, frames_per_log and frames_per_scene must be >= 1, got '
                          f'{num_logs}, {frames_per_log}, {frames_per_scene}')
     out_dir = Path(out_dir)
-    progress = _Progress(num_logs * frames_per_log, log)
+    progress = Progress(num_logs * frames_per_log, log)
     settings = dict(out_dir=out_dir, seed=seed, num_frames=frames_per_log, image_size=image_size,
                     frames_per_scene=frames_per_scene, label_digits=label_digits,
                     with_lidar=with_lidar)
-    results = {}
-    if workers > 1 and num_logs > 1:
-        job = functools.partial(_generate_log_quietly, **settings)
-        with multiprocessing.get_context('fork').Pool(min(workers, num_logs)) as pool:
-            for log_idx, result in pool.imap_unordered(job, range(num_logs)):
-                results[log_idx] = result
-                progress.step(frames_per_log)
-    else:
-        for log_idx in range(num_logs):
-            result = _generate_log(log_idx=log_idx, on_frame=progress.step, **settings)
-            # the same pickle round trip as a worker's result, so the v1.0 pickle's bytes do
-            # not depend on `workers`
-            results[log_idx] = pickle.loads(pickle.dumps(result, protocol=4))
+    results = generate_logs(_generate_log, num_logs, frames_per_log, progress, workers,
+                            **settings)
     all_infos = [info for log_idx in range(num_logs) for info in results[log_idx][0]]
     num_scenes = sum(result[1] for result in results.values())
     v10_meta = out_dir / V10_ROOT / 'meta_datas' / f'meta_data_{SPLIT}.pkl'

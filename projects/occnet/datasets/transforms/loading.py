@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from occnet.datasets.frame_checks import CALIB_KEYS
 from occnet.datasets.infos import VERIFY_HINT, DataError, MissingFileError
 from occnet.datasets.labels import load_flow, load_occupancy, load_visible_mask
-from occnet.datasets.pointcloud import read_pcd
+from occnet.datasets.pointcloud import read_points
 from occnet.descriptions import get_description
 from occnet.geometry import lidar2img_matrix, sparse_to_dense
 from occnet.registry import TRANSFORMS
@@ -143,7 +143,8 @@ class LoadOccupancyLabel(BaseTransform):
 class LoadPoints(BaseTransform):
     """The frame's merged lidar sweep (datasets/pointcloud.py) into `points`.
 
-    Reads `results['lidar_path']` (OpenSceneOccDataset resolves it against data_root); adds
+    Reads `results['lidar_path']` (OpenSceneOccDataset resolves it against data_root): a PCD
+    file (OpenScene) or a nuScenes `.pcd.bin` (x y z intensity ring, float32); adds
     `points` float32 (N, len(use_dims)) in the lidar frame, metres; in the grid frame when
     the frame carries `lidar_to_grid` (4, 4) (Occ3DNuScenesDataset: lidar -> ego)
     (pointcloud.point_fields names a file's columns).
@@ -175,7 +176,7 @@ class LoadPoints(BaseTransform):
         token, path = results.get('token'), results.get('lidar_path')
         if path is None:
             return self._no_lidar(results, token)
-        points, fields = read_pcd(path, token)
+        points, fields = read_points(path, token)
         if max(self.use_dims) >= points.shape[1]:
             raise DataError(f'point cloud {path} (frame {token}) has {points.shape[1]} columns '
                             f'({" ".join(fields)}); LoadPoints use_dims={self.use_dims} asks '
