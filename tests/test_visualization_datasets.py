@@ -1,7 +1,6 @@
 """Renders follow the dataset description: Occ3D-nuScenes labels (free = 17, 0.4 m voxels from
 -40 m, 6 cameras) are drawn in the Occ3D palette at the Occ3D geometry."""
 import os
-import pickle
 import runpy
 import sys
 
@@ -11,7 +10,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from occnet.descriptions import OCC3D_NUSCENES, OccDescription
-from occnet.geometry import dense_to_sparse, lidar2img_matrix, voxel_centers
+from occnet.geometry import lidar2img_matrix, voxel_centers
 from occnet.visualization import (column_top_classes, render_gt_vs_pred, shade_by_height,
                                   topdown_class_map, topdown_error_map, topdown_flow_map)
 from occnet.visualization.cameras import overlay_occupancy, render_camera_overlays
@@ -181,15 +180,17 @@ def test_chase_render_puts_the_occ3d_ego_box_on_the_ground():
 
 
 def test_visualize_tool_renders_occ3d_labels(tmp_path, monkeypatch):
+    """Occ3D infos (the CVPR 2023 challenge flavour) and gts/<scene>/<token>/labels.npz."""
+    from test_occ3d import challenge_frame, write_infos
     dense = occ_grid()
     dense[150, 60, 8] = VEGETATION
     dense[140, 100, 2] = DRIVEABLE
-    os.makedirs(tmp_path / 'labels')
-    np.save(tmp_path / 'labels' / 'tok0.npy', dense_to_sparse(dense, free_index=FREE))
-    frame = dict(token='tok0', occ_gt_final_path='labels/tok0.npy', scene_name='scene-1',
-                 log_name='log', frame_idx=0)
-    with open(tmp_path / 'infos.pkl', 'wb') as f:
-        pickle.dump([frame], f)
+    frame = challenge_frame('tok0', scene='scene-1')
+    os.makedirs(tmp_path / 'gts' / 'scene-1' / 'tok0')
+    mask = np.ones(OCC.grid_shape, dtype=np.uint8)
+    np.savez_compressed(tmp_path / frame['occ_gt_path'], semantics=dense, mask_lidar=mask,
+                        mask_camera=mask)
+    write_infos(tmp_path / 'infos.pkl', [frame])
     preds = tmp_path / 'preds'
     preds.mkdir()
     np.savez(preds / 'tok0.npz', semantics=dense)
@@ -206,5 +207,5 @@ def test_visualize_tool_renders_occ3d_labels(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         runpy.run_path(script, run_name='__main__')
     monkeypatch.setattr(sys, 'argv', argv)  # OpenScene labels stop at 11
-    with pytest.raises(SystemExit, match='classes outside'):
+    with pytest.raises(SystemExit, match='openscene labels are 0..11'):
         runpy.run_path(script, run_name='__main__')

@@ -1,17 +1,25 @@
-r"""Check an OpenScene download against its metadata and say exactly what is wrong with it.
+r"""Check an OpenScene or Occ3D-nuScenes download against its metadata and say exactly what
+is wrong with it.
 
     python tools/verify_dataset.py --data-root data/openscene --split mini [--out-json r.json]
     python tools/verify_dataset.py --data-root data/openscene --split mini --with-lidar
     python tools/verify_dataset.py --infos data/openscene/openscene_mini_val.pkl \
         --data-root data/openscene
+    python tools/verify_dataset.py --dataset occ3d_nuscenes --data-root data/nuscenes \
+        --infos data/nuscenes/occ_infos_temporal_val.pkl [--with-lidar]
     python tools/verify_dataset.py --md5 downloads/md5sum.txt      # archives only
 
 Checks exactly the files the metadata names (sensor_blobs is never listed): unreadable
 metadata pickles, frames with bad metadata, missing or truncated JPEGs (--decode: decode them
 all), missing or malformed occupancy / flow / invalid-voxel files, with --with-lidar the point
 clouds (MergedPointCloud/<token>.pcd: exist, parse, x y z, at least one point), and with --md5
-the downloaded archives. Exit code: 0 all good (frames without a label are only a warning),
-1 problems found, 2 usage error.
+the downloaded archives. Occ3D-nuScenes (--dataset occ3d_nuscenes, or --infos naming Occ3D
+labels: the CVPR 2023 challenge's, BEVDet's or tools/create_occ3d_infos.py's infos, with
+--data-root the nuScenes root): the 6 images of every frame, its
+gts/<scene>/<token>/labels.npz (semantics, mask_lidar, mask_camera: uint8 (200, 200, 16),
+classes 0..17) and with --with-lidar its samples/LIDAR_TOP/*.pcd.bin (5 float32 per point).
+Exit code: 0 all good (frames without a label are only a warning), 1 problems found, 2 usage
+error.
 """
 import argparse
 import json
@@ -21,9 +29,9 @@ import time
 
 from occnet.datasets.infos import DataError
 from occnet.datasets.checksums import verify_archives
-from occnet.datasets.verify import CHECKS, Report, verify_infos, verify_split
+from occnet.datasets.verify import CHECKS, Report, check_fix, verify_infos, verify_split
+from occnet.descriptions import DESCRIPTIONS
 from occnet.progress import Progress
-
 
 
 def parse_args():
@@ -34,7 +42,12 @@ def parse_args():
                              'the folder its relative paths start from)')
     parser.add_argument('--split', default='mini', help='mini, trainval or test')
     parser.add_argument('--infos', help='check a collected infos pickle (tools/collect_data.py) '
-                                        'instead of the raw metadata of --split')
+                                        'instead of the raw metadata of --split, or Occ3D '
+                                        'infos')
+    parser.add_argument('--dataset', choices=sorted(DESCRIPTIONS),
+                        help='whose layout the files follow (occnet/descriptions.py; default: '
+                             'occ3d_nuscenes for --infos naming Occ3D labels, else openscene); '
+                             'occ3d_nuscenes needs --infos, --data-root the nuScenes root')
     parser.add_argument('--md5', help='checksum file in md5sum format listing the archives')
     parser.add_argument('--archive-dir', help='folder of the archives (default: the checksum '
                                               "file's folder)")
@@ -58,6 +71,9 @@ def parse_args():
         parser.error('--infos needs --data-root: the folder its relative paths start from')
     if args.data_root is not None and not os.path.isdir(args.data_root):
         parser.error(f'--data-root {args.data_root} is not a folder')
+    if args.dataset == 'occ3d_nuscenes' and not args.infos:
+        parser.error('--dataset occ3d_nuscenes reads its infos: give --infos (e.g. '
+                     'occ_infos_temporal_val.pkl, or tools/create_occ3d_infos.py output)')
     if args.infos and not os.path.isfile(args.infos):
         parser.error(f'--infos {args.infos} not found (tools/collect_data.py writes it)')
     if args.md5 and not os.path.isfile(args.md5):
@@ -80,15 +96,20 @@ def print_table(report):
     groups = {'data'} if 'data_root' in report.info else set()
     groups |= {'lidar'} if report.info.get('with_lidar') else set()
     groups |= {'archives'} if 'md5' in report.info else set()
+    dataset = report.info.get('dataset', 'openscene')
+    if 'data' in groups:
+        print(f'dataset: {dataset}')
     print(f"{'check':<58}{'count':>8}")
     for check, spec in CHECKS.items():
-        if spec.group not in groups:
+        if spec.group not in groups or dataset not in spec.datasets:
             continue
         title = spec.title if spec.is_error else f'{spec.title} (warning)'
         print(f'{title:<58}{report.counts[check]:>8}')
     checked, parts = report.checked, []
     if 'data' in groups:
-        parts.append(f"{checked['logs']} logs, {checked['frames']} frames, "
+        groups_of_frames = (f"{checked['scenes']} scenes" if 'scenes' in checked else
+                            f"{checked['logs']} logs")
+        parts.append(f"{groups_of_frames}, {checked['frames']} frames, "
                      f"{checked['images']} images, {checked['labelled_frames']} labelled frames "
                      f"({checked['label_files']} label files)")
     if 'lidar' in groups:
@@ -99,6 +120,7 @@ def print_table(report):
 
 
 def print_issues(report, show):
+    dataset = report.info.get('dataset', 'openscene')
     for check, spec in CHECKS.items():
         count = report.counts[check]
         if not count:
@@ -107,7 +129,7 @@ def print_issues(report, show):
         share = (f" ({100.0 * count / max(report.checked['frames'], 1):.1f}% of frames)"
                  if check == 'frame_unlabelled' else '')
         print(f"\n{kind}: {spec.title}: {count}{share}\n  {'fix' if spec.is_error else 'note'}: "
-              f'{spec.fix}')
+              f'{check_fix(check, dataset)}')
         for issue in report.listed(check)[:show]:
             if issue.path in issue.reason:
                 print(f'  {issue.reason}')
@@ -133,7 +155,7 @@ def main():
             verify_archives(args.md5, report, args.archive_dir, args.workers,
                             Progress('verify', 'md5', gib))
         if args.infos:
-            verify_infos(args.infos, args.data_root, report,
+            verify_infos(args.infos, args.data_root, report, dataset=args.dataset,
                          progress=Progress('verify', 'frames', detail=lambda: problems(report)),
                          **options)
         elif args.data_root is not None:
