@@ -218,6 +218,9 @@ def test_metric_reports_the_published_protocol_miou(dataset, protocol_key):
     assert metrics['occ/miou'] == pytest.approx(100 * 2 / 3)
     assert metrics['occ/miou_masked'] == pytest.approx(100.0)
     assert metrics['occ/protocol_miou'] == metrics[f'occ/{protocol_key}']
+    name = desc.class_names[0]
+    assert metrics[f'occ/{name}_iou'] == pytest.approx(100 * 2 / 3)
+    assert metrics[f'occ/{name}_iou_masked'] == pytest.approx(100.0)
 
 
 def test_metric_falls_back_to_its_dataset_argument():

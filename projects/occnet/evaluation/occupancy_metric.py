@@ -297,7 +297,8 @@ class OccupancyMetric(BaseMetric):
 def flatten_summary(summary):
     """Scalar metrics of a summary for the runner's log: the headline figures the summary
     has (no `miou_16` for a dataset without a baseline mean), their `_masked`, `_near` and
-    `_far` variants and `<class>_iou` per class; undefined values become NaN."""
+    `_far` variants, `<class>_iou` per class and, with the camera mask, `<class>_iou_masked`;
+    undefined values become NaN."""
     def number(value):
         return math.nan if value is None else float(value)
 
@@ -316,4 +317,6 @@ def flatten_summary(summary):
             flat[key] = number(summary[key])
     for name, iou in summary['per_class'].items():
         flat[f'{name}_iou'] = number(iou)
+    for name, iou in summary.get('per_class_masked', {}).items():  # Occ3D's per-class figures
+        flat[f'{name}_iou_masked'] = number(iou)
     return flat
