@@ -74,3 +74,20 @@ def test_offline_weights_name_says_which_file_to_download(monkeypatch):
                        'resnet18-.*pth on a machine with internet and set the backbone '
                        '`weights` to its local path'):
         backbone.init_weights()
+
+
+def test_fpn_out_ids_returns_the_merged_level_and_leaves_no_parameter_unused():
+    from occnet.models.necks.fpn import FPN
+    torch.manual_seed(0)
+    full = FPN([4, 6], out_channels=3)
+    picked = FPN([4, 6], out_channels=3, out_ids=(0,))
+    picked.lateral_convs.load_state_dict(full.lateral_convs.state_dict())
+    picked.output_convs[0].load_state_dict(full.output_convs[0].state_dict())
+    feats = (torch.randn(1, 4, 8, 8), torch.randn(1, 6, 4, 4))
+    outs = picked(feats)
+    # the fine level, top-down merged with the coarse one, as the full FPN's first output
+    assert len(outs) == 1 and torch.equal(outs[0], full(feats)[0])
+    outs[0].sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in picked.parameters())
+    with pytest.raises(ValueError, match='out_ids'):
+        FPN([4, 6], out_channels=3, num_outs=3, out_ids=(0,))

@@ -28,7 +28,9 @@ model = dict(
     data_preprocessor=dict(type='OccDataPreprocessor', pad_size_divisor=32),
     img_backbone=dict(type='TorchvisionResNet', depth=50, out_indices=(2, 3), frozen_stages=1,
                       norm_eval=True, weights='IMAGENET1K_V1'),
-    img_neck=dict(type='FPN', in_channels=[1024, 2048], out_channels=embed_dims, num_outs=2),
+    # FlashOcc's CustomFPN out_ids=[0]: stride 32 only feeds the merge into stride 16
+    img_neck=dict(type='FPN', in_channels=[1024, 2048], out_channels=embed_dims, num_outs=2,
+                  out_ids=(0,)),
     bev_encoder=dict(
         type='LSSBEVEncoder',
         view_transform=dict(
@@ -74,7 +76,3 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline, queue_length=queue_length))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-# only the stride-16 FPN level is lifted: the stride-32 level's output convolution gets no
-# gradient, which DistributedDataParallel refuses unless told to look for unused parameters
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

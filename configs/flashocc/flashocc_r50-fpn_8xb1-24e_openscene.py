@@ -16,7 +16,9 @@ queue_length = 1
 
 model = dict(
     img_backbone=dict(out_indices=(2, 3)),
-    img_neck=dict(in_channels=[1024, 2048], out_channels=embed_dims, num_outs=2),
+    # FlashOcc's CustomFPN out_ids=[0]: stride 32 only feeds the merge into stride 16
+    img_neck=dict(in_channels=[1024, 2048], out_channels=embed_dims, num_outs=2,
+                  out_ids=(0,)),
     bev_encoder=dict(
         _delete_=True,
         type='LSSBEVEncoder',
