@@ -65,3 +65,10 @@ def test_benchmark_feeds_depth_maps_of_the_pipelines_stride():
     batch = benchmark.synthetic_batch(1, 1, (256, 144), depth_stride=8)
     depth = batch['data_samples'][0]['depth_maps']
     assert depth.shape == (8, 20, 32) and 0.2 < (depth > 0).float().mean() < 0.5
+    # an Occ3D config gets its dataset's 6 cameras, 18 labels and grid
+    occ3d = benchmark.synthetic_batch(1, 2, (256, 144), depth_stride=8, dataset='occ3d_nuscenes')
+    sample = occ3d['data_samples'][0]
+    assert occ3d['inputs']['imgs'][0].shape == (2, 6, 3, 144, 256)
+    assert sample['lidar2img'].shape == (2, 6, 4, 4) and sample['depth_maps'].shape[0] == 6
+    assert sample['voxel_semantics'].shape == (200, 200, 16)
+    assert int(sample['voxel_semantics'].max()) <= 17

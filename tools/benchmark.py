@@ -34,7 +34,7 @@ from mmengine.registry import init_default_scope
 
 from occnet.datasets.synthetic.rig import make_rig
 from occnet.datasets.transforms.image import padded_shape
-from occnet.descriptions import OPENSCENE
+from occnet.descriptions import get_description
 from occnet.engine.amp import configure_amp
 from occnet.engine.launch import apply_runtime_options, load_config
 from occnet.engine.memory_advice import out_of_memory_advice
@@ -73,19 +73,21 @@ def depth_stride(cfg):
 
 
 def synthetic_batch(batch_size, num_frames, img_size, seed=0, depth_stride=None,
-                    pad_size_divisor=32):
+                    pad_size_divisor=32, dataset='openscene'):
     """Data in the dataset's format: uint8 images (T, N, 3, H, W) per sample and the sample
-    dicts the model reads (rig projections, identity ego motion, zero CAN-bus vectors,
-    random labels, every voxel seen by a camera and, with depth_stride, random LiDAR depth
-    maps (N, H_pad / stride, W_pad / stride) with a return in a third of the cells)."""
+    dicts the model reads (the synthetic rig's projections for the dataset's N cameras,
+    identity ego motion, zero CAN-bus vectors, random labels on its grid, every voxel seen
+    by a camera and, with depth_stride, random LiDAR depth maps (N, H_pad / stride,
+    W_pad / stride) with a return in a third of the cells)."""
     rng = np.random.default_rng(seed)
+    desc = get_description(dataset)
     width, height = img_size
-    rig = make_rig(rng, (width, height))  # OpenScene's cameras
-    num_cams = len(OPENSCENE.camera_names)
-    lidar2img = np.stack([lidar2img_matrix(rig[cam]) for cam in OPENSCENE.camera_names])
+    rig = make_rig(rng, (width, height), desc)
+    num_cams = len(desc.camera_names)
+    lidar2img = np.stack([lidar2img_matrix(rig[cam]) for cam in desc.camera_names])
     samples, imgs = [], []
     for b in range(batch_size):
-        labels = rng.integers(0, OPENSCENE.num_classes, OPENSCENE.grid_shape, dtype=np.uint8)
+        labels = rng.integers(0, desc.num_classes, desc.grid_shape, dtype=np.uint8)
         samples.append(dict(
             token=f'bench{b}', prev_token=None, img_shape=(height, width),
             lidar2img=np.tile(lidar2img, (num_frames, 1, 1, 1)),
@@ -93,7 +95,7 @@ def synthetic_batch(batch_size, num_frames, img_size, seed=0, depth_stride=None,
             queue_valid=np.ones(num_frames, dtype=bool),
             can_bus=np.zeros((num_frames, CAN_BUS_DIMS), dtype=np.float32),
             voxel_semantics=torch.from_numpy(labels),
-            mask_camera=torch.ones(OPENSCENE.grid_shape, dtype=torch.bool)))
+            mask_camera=torch.ones(desc.grid_shape, dtype=torch.bool)))
         if depth_stride:
             rows, cols = (size // depth_stride
                           for size in padded_shape((height, width), pad_size_divisor))
@@ -114,7 +116,8 @@ def measure(args, cfg):
     train = args.mode == 'train'
     num_frames = cfg.train_dataloader.dataset.get('queue_length', 1) if train else 1
     batch = synthetic_batch(args.batch_size, num_frames, args.img_size,
-                            depth_stride=depth_stride(cfg) if train else None)
+                            depth_stride=depth_stride(cfg) if train else None,
+                            dataset=cfg.model.get('dataset', 'openscene'))
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper) if train else None
     autocast = torch.autocast(args.device.split(':')[0], dtype=torch.bfloat16
                               if args.amp == 'bf16' else torch.float16, enabled=bool(args.amp))
