@@ -27,8 +27,9 @@ def lovasz_grad(gt_sorted):
 def lovasz_softmax_flat(probs, labels, classes='present'):
     """Mean over classes of the Lovasz extension of 1 - IoU.
 
-    All classes are sorted in one batched sort (K rows of P errors): 1.5x faster on CPU
-    than a sort per class, same values.
+    The classes are sorted in one batched sort (a row of P errors per class; under
+    'present' only the present classes' rows, as the sort is most of the cost): 1.5x faster
+    on CPU than a sort per class, same values.
 
     Args:
         probs: (P, K) class probabilities of P voxels.
@@ -37,15 +38,14 @@ def lovasz_softmax_flat(probs, labels, classes='present'):
     Returns:
         scalar tensor (0 when there is nothing to average).
     """
-    num_classes = probs.shape[1]
     if probs.shape[0] == 0:
         return probs.sum() * 0.0
-    fg = torch.nn.functional.one_hot(labels, num_classes).to(probs.dtype).t()  # (K, P)
-    errors_sorted, order = torch.sort((fg - probs.t()).abs(), dim=1, descending=True)
-    per_class = (errors_sorted * lovasz_grad(torch.gather(fg, 1, order))).sum(1)  # (K,)
+    rows = torch.arange(probs.shape[1], device=probs.device)
     if classes == 'present':
-        per_class = per_class[fg.sum(1) > 0]
-    return per_class.mean() if len(per_class) else probs.sum() * 0.0
+        rows = rows[torch.bincount(labels, minlength=probs.shape[1]) > 0]
+    fg = (labels[None, :] == rows[:, None]).to(probs.dtype)  # (K', P)
+    errors_sorted, order = torch.sort((fg - probs.t()[rows]).abs(), dim=1, descending=True)
+    return (errors_sorted * lovasz_grad(torch.gather(fg, 1, order))).sum(1).mean()
 
 
 @MODELS.register_module()
