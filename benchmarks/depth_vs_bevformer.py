@@ -19,6 +19,8 @@ synthetic set, and tested on its held-out logs.
 3. Trains each (tools/train.py) and tests it on the held-out logs (tools/test.py) with the
    smear measure on (docs/evaluation.md).
 4. --ablate-depth adds the forward-backward model without depth supervision (depth_unsup).
+   `--models ... bevformer_lovasz` adds the BEVFormer demo trained with the forward-backward
+   demo's loss (weighted cross-entropy + Lovasz-softmax).
 Each model's result is kept in DIR/results/<name>.json and reused by a later run with the
 same data and iterations; delete it to train that model again. The timing runs are kept in
 DIR/timing/<name> too: the machine's speed drifts (up to 25% here within a day), so when one
@@ -49,8 +51,16 @@ CONFIGS = dict(
     depth='configs/fbocc/fbocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
     flashocc='configs/flashocc/flashocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
     depth_unsup='configs/fbocc/fbocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
+    bevformer_lovasz='configs/bevformer_occ/'
+                     'bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
 )
-EXTRA = dict(depth_unsup='model = dict(bev_encoder=dict(loss_depth=None))\n')
+EXTRA = dict(
+    depth_unsup='model = dict(bev_encoder=dict(loss_depth=None))\n',
+    # the forward-backward demo's occupancy loss on the BEVFormer demo: how much of the
+    # forward-backward model's gain the loss alone gives
+    bevformer_lovasz="model = dict(occ_head=dict(loss=[\n"
+                     "    dict(type='OccCrossEntropyLoss', class_weight={{_base_.class_weight}}),\n"
+                     "    dict(type='LovaszSoftmaxLoss')]))\n")
 TIMING_ITERS = 20
 TIMING_ROUNDS = 2
 SMOKE_ITERS = 3

@@ -40,6 +40,12 @@ model = dict(
         # keeps the BEVFormer demo's choice, like for like (with it: within run-to-run noise,
         # docs/benchmarks.md)
         spatial_query_pos=False),
+    # the BEVFormer demo's weighted cross-entropy plus Lovasz-softmax (one of FB-OCC's
+    # four occupancy losses), which scores IoU directly
+    occ_head=dict(loss=[
+        dict(type='OccCrossEntropyLoss', class_weight={{_base_.class_weight}}),
+        dict(type='LovaszSoftmaxLoss'),
+    ]),
 )
 
 # the depth targets are also built at validation and test, where the metric reports the
