@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from occnet.registry import MODELS
-from test_configs import CONFIGS, batch_for, shrunk_model_cfg
+from test_configs import CONFIGS, batch_for, config_dataset, described_batch, shrunk_model_cfg
 from test_model import EMBED, make_batch, tiny_model_cfg
 from test_speed_options import BASELINE
 
@@ -46,10 +46,10 @@ def light_model_cfg(path):
     return cfg
 
 
-def next_frame_batch():
-    """make_batch's frame again, announced as the frame after it (video mode carries the
-    BEV)."""
-    batch = make_batch(1, num_frames=1)
+def next_frame_batch(description):
+    """described_batch's frame again, announced as the frame after it (video mode carries
+    the BEV)."""
+    batch = described_batch(description, num_frames=1)
     batch['data_samples'][0].update(token='t1', prev_token='t0')
     return batch
 
@@ -58,7 +58,9 @@ def next_frame_batch():
 def test_forward_and_backward_make_tensors_on_the_input_device(path):
     torch.manual_seed(0)
     model = MODELS.build(light_model_cfg(path))
-    train_batch, test_batches = batch_for(model), (make_batch(1, 1), next_frame_batch())
+    description = config_dataset(path)  # the batches take the dataset's cameras and labels
+    train_batch = batch_for(model, description)
+    test_batches = (described_batch(description, 1), next_frame_batch(description))
     with default_device('meta'):
         model.train()
         losses = model(**model.data_preprocessor(train_batch, True), mode='loss')
@@ -73,7 +75,7 @@ def test_forward_and_backward_make_tensors_on_the_input_device(path):
     assert [p['token'] for p in preds] == ['t0', 't1']
     assert all(t.device.type == 'cpu' for p in preds for t in p.values()
                if isinstance(t, torch.Tensor))
-    assert preds[0]['occ_pred'].shape == (200, 200, 16)
+    assert preds[0]['occ_pred'].shape == description.grid_shape
 
 
 def test_checkpointing_and_bf16_autocast_make_tensors_on_the_input_device():
@@ -83,7 +85,7 @@ def test_checkpointing_and_bf16_autocast_make_tensors_on_the_input_device():
     cfg.img_backbone.with_cp = cfg.bev_encoder.with_cp = True
     torch.manual_seed(0)
     model = MODELS.build(cfg).train()
-    batch = batch_for(model)
+    batch = batch_for(model, config_dataset(BASELINE))
     with default_device('meta'):
         with torch.autocast('cpu', dtype=torch.bfloat16):
             losses = model(**model.data_preprocessor(batch, True), mode='loss')
