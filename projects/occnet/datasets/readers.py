@@ -16,7 +16,8 @@ import numpy as np
 
 from occnet.datasets.infos import DataError, load_infos, resolve
 from occnet.datasets.labels import load_occupancy, load_visible_mask
-from occnet.datasets.occ3d import grid2img_matrix, load_occ3d_label, occ3d_frame
+from occnet.datasets.occ3d import (grid2img_matrix, infos_flavour, load_occ3d_label,
+                                   occ3d_frame)
 from occnet.descriptions import get_description
 from occnet.geometry import lidar2img_matrix
 
@@ -32,7 +33,11 @@ def infos_dataset(infos):
     """'occ3d_nuscenes' when raw infos frames name an Occ3D label (`occ_gt_path` or BEVDet's
     `occ_path`), else 'openscene'. infos: the frame dicts of load_infos."""
     first = next((frame for frame in infos if isinstance(frame, dict)), {})
-    return 'occ3d_nuscenes' if ('occ_gt_path' in first or 'occ_path' in first) else 'openscene'
+    try:
+        infos_flavour(first)  # one definition of what an Occ3D frame names
+    except DataError:
+        return 'openscene'
+    return 'occ3d_nuscenes'
 
 
 def frames_from_infos(infos, dataset, source, bad_frames=None):
