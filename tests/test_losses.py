@@ -60,6 +60,46 @@ def test_lovasz_batched_sort_matches_a_sort_per_class():
         lovasz_softmax_flat(probs, labels, 'present').item())
 
 
+def test_radix_order_is_a_stable_descending_sort():
+    # float32 on CPU takes the radix sort: ties (0.25, zeros, ones) and values that differ only
+    # in the low 16 bits of their pattern must come out as torch.sort(stable=True) orders them
+    from occnet.models.losses.lovasz_softmax import descending_order
+    torch.manual_seed(0)
+    errors = torch.rand(4, 3000)
+    errors[:, :500] = 0.25
+    errors[:, 500:600] = 0.0
+    errors[:, 600:650] = 1.0
+    errors[0, 700:710] = torch.tensor(0.5).view(torch.int32).add(
+        torch.arange(10, dtype=torch.int32)).view(torch.float32)
+    want = torch.sort(errors, dim=1, descending=True, stable=True)[1]
+    assert torch.equal(descending_order(errors), want)
+    assert torch.equal(descending_order(errors.double()), want)
+
+
+def test_lovasz_loss_float32_channels_first_matches_the_voxel_loop():
+    # the loss as the heads call it: (B, K, X, Y, Z) float32 logits, B = 2, ignored voxels;
+    # against a class-by-class float64 loop over the kept voxels in voxel-major order
+    from occnet.models.losses.lovasz_softmax import lovasz_grad
+    torch.manual_seed(1)
+    logits = torch.randn(2, 4, 5, 6, 3, requires_grad=True)
+    target = torch.randint(0, 3, (2, 5, 6, 3))
+    target[0, 0] = 255
+    loss = LovaszSoftmaxLoss()(logits, target)
+    probs = logits.double().softmax(1).movedim(1, -1).reshape(-1, 4)
+    labels = target.reshape(-1)
+    probs, labels = probs[labels != 255], labels[labels != 255]
+    terms = []
+    for cls in range(3):  # class 3 is absent
+        fg = (labels == cls).double()
+        errors, order = torch.sort((fg - probs[:, cls]).abs(), descending=True)
+        terms.append(torch.dot(errors, lovasz_grad(fg[order])))
+    reference = torch.stack(terms).mean()
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    got, = torch.autograd.grad(loss, logits)
+    want, = torch.autograd.grad(reference, logits)
+    assert torch.allclose(got, want.float(), atol=1e-6) and got[0, :, 0].abs().max() == 0
+
+
 def test_geometry_scal_by_hand():
     # p(occupied) = 1 - p(free) = [0.7, 0.2, 0.6], occupied = [1, 0, 1]
     expected = -math.log(1.3 / 1.5) - math.log(1.3 / 2) - math.log(0.8)
