@@ -28,8 +28,8 @@ def main():
     from occnet.datasets.collect import collect
     from occnet.datasets.labels import load_occupancy
     from occnet.datasets.synthetic import generate_dataset
-    from occnet.evaluation.ray_iou import (frame_ray_confusion, origins_in_frame,
-                                           ray_directions, summarize_ray_iou)
+    from occnet.evaluation.ray_iou import frame_ray_confusion, ray_directions, summarize_ray_iou
+    from occnet.geometry import origins_in_frame
     with tempfile.TemporaryDirectory() as root:
         generate_dataset(root, num_logs=1, frames_per_log=3, image_size=(32, 18), seed=0,
                          frames_per_scene=3, log=None)

@@ -146,3 +146,42 @@ def test_crafted_checkpoint_is_refused_by_test_and_resume(tmp_path):
     cut = subprocess.run([sys.executable, 'tools/test.py', CONFIG, str(truncated)],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert cut.returncode != 0 and 'is not a readable torch file' in cut.stderr
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_by_name():
+    from occnet.engine.checkpoint_fit import CheckpointMismatchError, check_checkpoint_fits
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    state = {f'module.{k}': v for k, v in model.state_dict().items()}  # a DDP checkpoint
+    check_checkpoint_fits(model, {'state_dict': state}, 'ok.pth')  # fits: no error
+    state['module.0.weight'] = torch.zeros(5, 3)
+    del state['module.1.running_mean']
+    state['module.2.weight'] = torch.zeros(1)
+    name = 'bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic_20261203_101500'
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_checkpoint_fits(model, {'state_dict': state, 'meta': {'experiment_name': name}},
+                              'other.pth')
+    message = str(err.value)
+    assert 'checkpoint other.pth does not fit' in message
+    assert '1 missing from the checkpoint (1.running_mean)' in message
+    assert '1 not in the model (2.weight)' in message
+    assert '0.weight (5, 3) in the checkpoint, (4, 3) in the model' in message
+    assert ('trained with configs/bevformer_occ/'
+            'bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py') in message
+    with pytest.raises(CheckpointMismatchError, match='does not name its config'):
+        check_checkpoint_fits(model, {'state_dict': state}, 'other.pth')
+
+
+def test_a_checked_checkpoint_is_read_once(tmp_path, monkeypatch):
+    # tools/test.py and --resume check the file, then the Runner loads it: one torch.load
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from occnet.engine.checkpoint_io import check_checkpoint
+    path = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {'w': torch.ones(3)}}, path)
+    reads, real_load = [], torch.load
+    monkeypatch.setattr(torch, 'load', lambda f, *a, **k: reads.append(k) or real_load(f, *a, **k))
+    checked = check_checkpoint(str(path))
+    assert _load_checkpoint(str(path), map_location='cpu') is checked and len(reads) == 1
+    again = _load_checkpoint(str(path))  # not checked since: read again, safely
+    assert len(reads) == 2 and reads[1]['weights_only'] is True
+    assert torch.equal(again['state_dict']['w'], torch.ones(3))

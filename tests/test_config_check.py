@@ -62,3 +62,21 @@ def test_wrong_data_root_names_the_path_and_the_fix(tmp_path):
     assert result.returncode != 0
     assert (f'train_dataloader.dataset.data_root: {missing} does not exist' in result.stderr)
     assert 'docs/data.md' in result.stderr
+
+
+def test_ray_origins_are_loaded_only_for_ray_iou():
+    # the test samples carry RayIoU's origins when the evaluator casts rays, not otherwise
+    plain = load_config(os.path.join(REPO_ROOT, CONFIG))
+    assert not plain.test_dataloader.dataset.get('with_ray_origins', False)
+    rays = load_config(os.path.join(REPO_ROOT, CONFIG), {'test_evaluator.ray_iou': True})
+    assert rays.test_dataloader.dataset.with_ray_origins is True
+    assert not rays.train_dataloader.dataset.get('with_ray_origins', False)
+
+
+@pytest.mark.parametrize('name', ['openscene', 'occ3d'])
+def test_the_demo_evaluates_once(name):
+    # mmengine validates a run's last epoch whatever val_interval says; the demo tests with
+    # tools/test.py afterwards, so its training loop must never reach val_begin
+    cfg = load_config(os.path.join(
+        REPO_ROOT, f'configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_{name}-synthetic.py'))
+    assert cfg.train_cfg.val_begin > cfg.train_cfg.max_epochs

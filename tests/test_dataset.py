@@ -100,9 +100,11 @@ def test_labels_dense_and_queue(tiny_data_root):
 
 
 def test_test_mode_prev_tokens_and_scene_sampler(tiny_data_root):
-    dataset = build(tiny_data_root, split='val', test_mode=True)
+    dataset = build(tiny_data_root, split='val', test_mode=True, with_ray_origins=True)
     samples = [dataset[i]['data_samples'] for i in range(len(dataset))]
     assert [s['prev_token'] is None for s in samples] == [True, False, False] * 2
+    plain = build(tiny_data_root, split='val', test_mode=True)[0]['data_samples']
+    assert 'ray_origins' not in plain  # RayIoU off: no origins
     assert samples[1]['prev_token'] == samples[0]['token']
     parts = split_scenes_contiguous(dataset.scene_ids, 2)
     assert [p.tolist() for p in parts] == [[0, 1, 2], [3, 4, 5]]

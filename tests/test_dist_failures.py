@@ -1,5 +1,6 @@
 """One of two processes raising, in training and in evaluation: the whole job exits non-zero
-within 60 s and the log names the failing rank and its error."""
+within 60 s and the log names the failing rank and its error. One of two processes hanging:
+the job ends within the configured collective timeout."""
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ RAISE_ON_RANK1 = """
 import os
 if os.environ.get('RANK') == '1' and os.environ.get('LOCAL_RANK') is not None:
     where = os.environ['OCCNET_TEST_FAULT']
-    if where == 'train':
+    if where in ('train', 'hang'):
         from occnet.models.detectors import bevformer_occ as module
         cls, name = module.BEVFormerOcc, 'loss'
     else:
@@ -22,6 +23,9 @@ if os.environ.get('RANK') == '1' and os.environ.get('LOCAL_RANK') is not None:
     calls = [0]
     def faulty(self, *args, **kwargs):
         calls[0] += 1
+        if calls[0] == 2 and where == 'hang':
+            import time
+            time.sleep(3600)  # a rank stuck in its forward pass, e.g. on a dead file system
         if calls[0] == 2:
             raise RuntimeError(f'injected fault on rank 1 during {where}')
         return real(self, *args, **kwargs)
@@ -70,3 +74,17 @@ def test_a_rank_raising_in_evaluation_ends_the_job(tiny_data_root, tmp_path):
     assert seconds < 60, f'the job took {seconds:.0f} s to end'
     assert 'injected fault on rank 1 during test' in log
     assert 'rank      : 1' in log or 'rank: 1' in log
+
+
+def test_a_hung_rank_ends_the_job_within_the_collective_timeout(tiny_data_root, tmp_path):
+    # rank 1 sleeps in its second forward pass; rank 0 waits in the gradient all-reduce until
+    # the 10 s collective timeout (env_cfg.dist_cfg.timeout) fails it, and torchrun ends rank 1
+    result, seconds = run_with_fault(
+        tmp_path, 'hang', 'tools/dist_train.sh',
+        [CONFIG, '2', '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+         *tiny_options(tiny_data_root, max_epochs=1), 'env_cfg.dist_cfg.timeout=10'])
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert seconds < 75, f'the job took {seconds:.0f} s to end'
+    assert 'collectives time out after 10 s' in log
+    assert 'timed out' in log.lower() or 'timeout' in log.lower()

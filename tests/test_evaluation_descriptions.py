@@ -8,9 +8,9 @@ from occnet.descriptions import OCC3D_NUSCENES, OPENSCENE, OccDescription, get_d
 from occnet.evaluation import (OccupancyMetric, confusion_matrix, format_table,
                                summarize_confusion, summarize_split)
 from occnet.evaluation.occupancy_metrics import flow_error_sums, frame_confusions, near_voxels
-from occnet.evaluation.ray_iou import (cast_rays, frame_ray_confusion, origins_in_frame,
-                                       ray_iou_summary)
+from occnet.evaluation.ray_iou import cast_rays, frame_ray_confusion, ray_iou_summary
 from occnet.evaluation.smear import smear_counts
+from occnet.geometry import origins_in_frame
 from occnet.registry import METRICS
 
 FREE, IGNORE = OCC3D_NUSCENES.free_index, OCC3D_NUSCENES.ignore_index  # 17, 255

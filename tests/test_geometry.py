@@ -88,3 +88,15 @@ def test_sparse_dense_use_the_descriptions_grid_and_free_label():
     occ3d = sparse_to_dense(np.array([[0, 11]]), dataset=OCC3D_NUSCENES)
     assert occ3d[0, 0, 0] == 11 and (occ3d == 17).sum() == 200 * 200 * 16 - 1
     assert dense_to_sparse(occ3d, dataset=OCC3D_NUSCENES).tolist() == [[0, 11]]
+
+
+def test_datasets_do_not_import_evaluation():
+    # the ray origins the test samples carry are geometry (occnet.geometry), so loading data
+    # never pulls in the metrics
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[1] / 'projects' / 'occnet' / 'datasets'
+    offenders = [str(path.relative_to(root)) for path in sorted(root.rglob('*.py'))
+                 if re.search(r'^\s*(from|import)\s+occnet\.evaluation', path.read_text(),
+                              re.MULTILINE)]
+    assert len(list(root.rglob('*.py'))) > 20 and offenders == []

@@ -12,7 +12,7 @@ PIPELINE = [dict(type='LoadMultiViewImages', dataset='occ3d_nuscenes'),
             dict(type='LoadOcc3DLabel'), dict(type='PackOccInputs')]
 
 
-def dataset_on_disk(tmp_path, test_mode):
+def dataset_on_disk(tmp_path, test_mode, with_ray_origins=True):
     infos, gt = scene(tmp_path)  # 2 frames, 2 m apart along ego x, 0.5 s apart
     for token in ('tok0', 'tok1'):
         for cam in OCC3D.camera_names:
@@ -20,7 +20,7 @@ def dataset_on_disk(tmp_path, test_mode):
             path.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(path), np.full((80, 100, 3), 128, dtype=np.uint8))
     return Occ3DNuScenesDataset(ann_file=infos, data_root=str(tmp_path), pipeline=PIPELINE,
-                                test_mode=test_mode), gt
+                                test_mode=test_mode, with_ray_origins=with_ray_origins), gt
 
 
 def test_occ3d_sample_in_the_ego_frame(tmp_path):

@@ -4,8 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from occnet.evaluation.ray_iou import (cast_rays, frame_ray_confusion, origins_in_frame,
-                                       ray_confusion, ray_directions, summarize_ray_iou)
+from occnet.evaluation.ray_iou import (cast_rays, frame_ray_confusion, ray_confusion,
+                                       ray_directions, summarize_ray_iou)
+from occnet.geometry import origins_in_frame
 
 SMALL_RANGE = (-5.0, -5.0, -2.0, 5.0, 5.0, 2.0)  # 10 x 10 x 4 voxels of 1 m
 

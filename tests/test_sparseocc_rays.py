@@ -3,8 +3,8 @@ import math
 
 import numpy as np
 
-from occnet.evaluation.sparseocc_rays import (sparseocc_pitch_angles, sparseocc_ray_directions,
-                                              sparseocc_ray_origins)
+from occnet.evaluation.sparseocc_rays import sparseocc_pitch_angles, sparseocc_ray_directions
+from occnet.geometry import sparseocc_ray_origins
 
 
 def test_pitch_fan_and_directions():

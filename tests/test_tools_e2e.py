@@ -31,7 +31,8 @@ def tiny_options(data_root, max_epochs=1, val_interval=100):
              'model.img_neck.out_channels=16', 'model.occ_head.in_channels=16',
              'model.occ_head.bev_h=25', 'model.occ_head.bev_w=25',
              'model.occ_head.hidden_dims=4', f'train_cfg.max_epochs={max_epochs}',
-             f'train_cfg.val_interval={val_interval}', 'default_hooks.checkpoint.interval=1',
+             f'train_cfg.val_interval={val_interval}', 'train_cfg.val_begin=1',
+             'default_hooks.checkpoint.interval=1',
              'default_hooks.logger.interval=2']
     return opts
 
@@ -65,14 +66,21 @@ def trained(tiny_data_root, tmp_path_factory):
     """One process: 1 epoch, then --resume to 2 epochs with a validation at the end. Returns
     the work dir."""
     work_dir = tmp_path_factory.mktemp('train')
-    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
-         '--cfg-options', *tiny_options(tiny_data_root, max_epochs=1)])
+    first = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
+                 '--cfg-options', *tiny_options(tiny_data_root, max_epochs=1)])
     assert (work_dir / 'epoch_1.pth').is_file()
     log = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
                '--resume', '--cfg-options', *tiny_options(tiny_data_root, max_epochs=2,
                                                           val_interval=2)])
     assert 'resumed epoch: 1, iter: 6' in log
+    (work_dir / 'console.txt').write_text(first + log)  # both runs' stdout and stderr
     return work_dir
+
+
+def test_training_output_has_no_registry_scope_warning(trained):
+    console = (trained / 'console.txt').read_text()
+    assert 'Epoch(train)' in console and 'Epoch(val)' in console
+    assert 'Failed to search registry' not in console
 
 
 def test_checkpoint_loads_with_weights_only(trained):
@@ -117,6 +125,41 @@ def test_test_script_and_eval_occ_agree(trained, tiny_data_root):
     offline = read_metrics(out_dir / 'eval.json')
     for key in ('miou', 'iou', 'miou_16', 'miou_masked', 'ray_iou', 'ray_iou@1m'):
         assert offline[key] == pytest.approx(metrics[key], abs=1e-9), key
+
+
+def test_test_script_refuses_a_checkpoint_of_another_config(trained, tiny_data_root):
+    # the demo checkpoint under a config whose head is twice as wide: refused, naming the
+    # keys and the config it was trained with; --allow-partial loads the rest anyway
+    args = [sys.executable, 'tools/test.py', CONFIG, str(trained / 'epoch_2.pth'), '--out-dir',
+            str(trained / 'partial'), '--work-dir', str(trained), '--cfg-options',
+            *tiny_options(tiny_data_root), 'model.occ_head.hidden_dims=8']
+    refused = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert refused.returncode != 0
+    error = [ln for ln in refused.stderr.splitlines() if ln.startswith('error:')]
+    assert len(error) == 1, refused.stderr[-2000:]
+    assert 'epoch_2.pth does not fit' in error[0]
+    assert 'occ_head.lift.weight (64, 16) in the checkpoint, (128, 16) in the model' in error[0]
+    assert f'trained with {CONFIG}' in error[0] and '--allow-partial' in error[0]
+    assert not (trained / 'partial' / 'metrics.json').exists()
+    run(args + ['--allow-partial'])
+    assert (trained / 'partial' / 'metrics.json').is_file()
+
+
+def test_a_config_error_under_dist_train_is_printed_once(tiny_data_root):
+    # dist_train.sh checks the config once before torchrun starts its 2 processes: one
+    # error line naming the key and the fix, no rank's copy of it, no elastic traceback
+    result = subprocess.run(
+        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--cfg-options',
+         *tiny_options(tiny_data_root), 'model.occ_head.hiden_dims=4'],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHON=sys.executable, PORT=str(free_port())))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert output.count('error: config problems:') == 1
+    assert output.count("BEVOccHead has no argument 'hiden_dims' (did you mean "
+                        "'hidden_dims'?)") == 1
+    assert 'elastic' not in output and 'Traceback' not in output
 
 
 def test_dist_test_two_processes_equals_one(trained, tiny_data_root):

@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from occnet.engine.checkpoint_io import UnsafeCheckpointError, check_checkpoint
-from occnet.engine.launch import load_config, run
+from occnet.engine.launch import check_run_config, load_config, run
 
 
 def parse_args():
@@ -25,6 +25,13 @@ def parse_args():
     parser.add_argument('--work-dir', help='where logs go (default: work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. test_dataloader.num_workers=0')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='load a checkpoint whose parameters do not all match the model '
+                        '(the rest stays as initialised); refused by default')
+    parser.add_argument('--check-only', action='store_true',
+                        help='check the config, and that the checkpoint fits the model, '
+                        'then exit (dist_test.sh runs this once before it starts the '
+                        'processes)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args()
@@ -39,10 +46,15 @@ def main():
     except (FileNotFoundError, UnsafeCheckpointError) as err:
         raise SystemExit(f'error: {err}') from None
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    if args.allow_partial:
+        cfg.allow_partial_checkpoint = True
     out_dir = args.out_dir or osp.join(cfg.work_dir, 'test')
     cfg.test_evaluator = dict(cfg.test_evaluator, out_dir=osp.join(out_dir, 'predictions'),
                               out_json=osp.join(out_dir, 'metrics.json'))
     cfg.load_from, cfg.resume = args.checkpoint, False
+    if args.check_only:
+        check_run_config(cfg, 'test', with_checkpoint=True)
+        return
     run(cfg, 'test')
 
 

@@ -13,7 +13,7 @@ from mmengine.config import DictAction
 from occnet.engine.amp import configure_amp
 from occnet.engine.checkpoint_io import (UnsafeCheckpointError, check_checkpoint,
                                          find_resumable_checkpoint)
-from occnet.engine.launch import load_config, run
+from occnet.engine.launch import check_run_config, load_config, run
 
 
 def parse_args():
@@ -30,6 +30,13 @@ def parse_args():
                         'CPU or GPU) or fp16 autocast with loss scaling (GPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_epochs=2')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='load a checkpoint whose parameters do not all match the model '
+                        '(the rest stays as initialised); refused by default')
+    parser.add_argument('--check-only', action='store_true',
+                        help='check the config, and that the checkpoint fits the model, '
+                        'then exit (dist_train.sh runs this once before it starts the '
+                        'processes)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args()
@@ -40,6 +47,8 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    if args.allow_partial:
+        cfg.allow_partial_checkpoint = True
     if args.resume == 'auto':
         newest = find_resumable_checkpoint(cfg.work_dir)
         if newest is None:
@@ -59,6 +68,9 @@ def main():
         configure_amp(cfg, args.amp)
     except ValueError as err:
         raise SystemExit(f'error: {err}') from None
+    if args.check_only:
+        check_run_config(cfg, 'train', with_checkpoint=True)
+        return
     run(cfg, 'train')
 
 

@@ -80,5 +80,5 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=True, begin=0,
          end=max_epochs, T_max=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
+train_cfg = dict(max_epochs=max_epochs, val_begin=max_epochs + 1, val_interval=1)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=1))

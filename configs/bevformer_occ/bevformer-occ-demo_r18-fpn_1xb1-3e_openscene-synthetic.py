@@ -79,6 +79,7 @@ param_scheduler = [
          end=max_epochs, T_max=max_epochs, convert_to_iter_based=True),
 ]
 # `make demo` tests on the held-out logs after training (tools/test.py); validate during
-# training too with --cfg-options train_cfg.val_interval=1
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
+# training too with --cfg-options train_cfg.val_begin=1 (mmengine validates the last epoch
+# whatever val_interval says; val_begin past it keeps the demo from evaluating twice)
+train_cfg = dict(max_epochs=max_epochs, val_begin=max_epochs + 1, val_interval=1)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=1))

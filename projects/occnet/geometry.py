@@ -6,6 +6,8 @@ grid_shape; sparse labels use index1d = z * X * Y + y * X + x. The grid function
 (grid_shape, pc_range, voxel_size, free_index) as arguments; those left None are the dataset's
 (`dataset`: a name, an OccDescription or a metainfo dict; OpenScene by default).
 """
+from collections import defaultdict
+
 import numpy as np
 from pyquaternion import Quaternion
 
@@ -154,3 +156,60 @@ def flow_sparse_to_dense(occ_sparse, flow_sparse, grid_shape=None, dataset='open
 def relative_pose(src_lidar2global, dst_lidar2global):
     """(4, 4) transform taking points from the src lidar frame into the dst lidar frame."""
     return np.linalg.inv(dst_lidar2global) @ src_lidar2global
+
+
+# RayIoU's ray origins, shared by the datasets (samples carry them) and the evaluation
+SPARSEOCC_ORIGIN_LIMIT_M = 39.0
+SPARSEOCC_MAX_ORIGINS = 8
+
+
+def origins_in_frame(cur_lidar2global, other_lidar2globals, pc_range=None, dataset='openscene'):
+    """(O, 3) lidar origins of other frames (and the current one) in the current lidar frame,
+    keeping those inside the grid's x-y range (pc_range, metres; None: the dataset's)."""
+    pc_range = get_description(dataset).point_cloud_range if pc_range is None else pc_range
+    poses = [cur_lidar2global] + list(other_lidar2globals)
+    inverse = np.linalg.inv(np.asarray(cur_lidar2global, dtype=np.float64))
+    origins = np.stack([(inverse @ np.asarray(p, dtype=np.float64))[:3, 3] for p in poses])
+    inside = np.all((origins[:, :2] > np.asarray(pc_range[:2])) &
+                    (origins[:, :2] < np.asarray(pc_range[3:5])), axis=1)
+    return origins[inside]
+
+
+def sparseocc_ray_origins(cur_lidar2ego, cur_lidar2global, scene_lidar2globals,
+                          limit_m=SPARSEOCC_ORIGIN_LIMIT_M,
+                          max_origins=SPARSEOCC_MAX_ORIGINS):
+    """(O, 3) RayIoU ray origins in the current ego frame, metres, as SparseOcc selects
+    them (evaluation/sparseocc_rays.py): the scene's lidar origins in the current ego frame,
+    those with |x| and |y| below limit_m, at most max_origins of them evenly spread in time.
+
+    Args:
+        cur_lidar2ego, cur_lidar2global: (4, 4) of the current frame.
+        scene_lidar2globals: (4, 4) of every key frame of the scene in time order, the
+            current one included.
+    """
+    to_ego = (np.asarray(cur_lidar2ego, dtype=np.float64)
+              @ np.linalg.inv(np.asarray(cur_lidar2global, dtype=np.float64)))
+    origins = np.stack([(to_ego @ np.asarray(pose, dtype=np.float64))[:3, 3]
+                        for pose in scene_lidar2globals])
+    origins = origins[(np.abs(origins[:, 0]) < limit_m) & (np.abs(origins[:, 1]) < limit_m)]
+    if len(origins) > max_origins:
+        origins = origins[np.round(np.linspace(0, len(origins) - 1, max_origins))
+                          .astype(np.int64)]
+    return origins
+
+
+def scene_origins(frames):
+    """{token: (O, 3) ray origins in that frame's ego frame}: SparseOcc's selection among
+    the lidar origins of every frame of its scene (`scene_token`), in time order. Frames are
+    dicts with `token`, `scene_token`, `timestamp`, `lidar2ego` and `lidar2global` (4, 4)."""
+    scenes = defaultdict(list)
+    for frame in frames:
+        scenes[frame['scene_token']].append(frame)
+    origins = {}
+    for scene in scenes.values():
+        scene.sort(key=lambda f: f['timestamp'])
+        poses = [f['lidar2global'] for f in scene]
+        for frame in scene:
+            origins[frame['token']] = sparseocc_ray_origins(frame['lidar2ego'],
+                                                            frame['lidar2global'], poses)
+    return origins

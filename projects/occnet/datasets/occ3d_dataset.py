@@ -5,7 +5,7 @@ import numpy as np
 from occnet.datasets.occ3d import load_occ3d_infos
 from occnet.datasets.openscene_dataset import OpenSceneOccDataset
 from occnet.descriptions import OCC3D_NUSCENES
-from occnet.evaluation.sparseocc_rays import scene_origins
+from occnet.geometry import scene_origins
 from occnet.registry import DATASETS
 
 
@@ -48,7 +48,7 @@ class Occ3DNuScenesDataset(OpenSceneOccDataset):
 
     def load_data_list(self):
         data_list = super().load_data_list()
-        if self.test_mode:  # SparseOcc's origins of every frame, from its scene's lidar poses
+        if self.test_mode and self.with_ray_origins:  # SparseOcc's, from the lidar poses
             self.sparseocc_origins = scene_origins([
                 dict(f, lidar2ego=f['lidar_to_grid'], lidar2global=f['lidar_pose'])
                 for f in data_list])
@@ -56,6 +56,6 @@ class Occ3DNuScenesDataset(OpenSceneOccDataset):
 
     def ray_origins(self, idx):
         """(O, 3) float32 SparseOcc ray origins of frame `idx` in its ego frame
-        (sparseocc_rays.scene_origins, as tools/eval_occ.py --dataset occ3d casts)."""
+        (geometry.scene_origins, as tools/eval_occ.py --dataset occ3d casts)."""
         token = self.get_data_info(idx)['token']
         return self.sparseocc_origins[token].astype(np.float32)

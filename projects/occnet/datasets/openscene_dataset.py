@@ -13,8 +13,7 @@ from occnet.datasets.temporal import (can_bus_with_deltas, link_previous, next_i
                                      sample_queue, scene_neighbours)
 from occnet.datasets.transforms.bev_flip import mirror_matrix
 from occnet.descriptions import OPENSCENE
-from occnet.evaluation.ray_iou import origins_in_frame
-from occnet.geometry import relative_pose
+from occnet.geometry import origins_in_frame, relative_pose
 from occnet.registry import DATASETS
 
 LABEL_KEYS = ('occ_gt_final_path', 'flow_gt_final_path', 'occ_invalid_path')
@@ -32,8 +31,8 @@ class OpenSceneOccDataset(BaseDataset):
     RandomFlipBEV), `can_bus` (T, 18) with BEVFormer's temporal deltas
     (temporal.can_bus_with_deltas; global frame, never mirrored) and `queue_valid` (T,).
     `scene_start` is True when the current frame has no previous frame; in test mode
-    `prev_token` is the previous frame's token (None at a scene start) and `ray_origins`
-    (O, 3) float32 the RayIoU ray origins (`ray_origins()`).
+    `prev_token` is the previous frame's token (None at a scene start) and, with
+    `with_ray_origins`, `ray_origins` (O, 3) float32 the RayIoU ray origins (`ray_origins()`).
 
     Metadata is held once, serialized into one shared buffer (mmengine's serialize_data), so
     dataloader workers read it without copying; per-frame links are int64 arrays.
@@ -51,6 +50,9 @@ class OpenSceneOccDataset(BaseDataset):
             logged, counted and replaced by another random frame instead of stopping.
         max_prev_gap_s: frames further apart than this do not link as previous / next
             (key frames are 0.5 s apart: one dropped frame still links, two do not).
+        with_ray_origins: test mode: attach each frame's `ray_origins` for RayIoU.
+            engine.launch.load_config sets it on the val / test dataset whose evaluator has
+            ray_iou=True; off, the samples carry none.
         ray_neighbours: test mode: each sample's `ray_origins` (O, 3) (for RayIoU) holds
             the lidar origins of up to this many linked frames before and after it.
     """
@@ -68,7 +70,7 @@ class OpenSceneOccDataset(BaseDataset):
 
     def __init__(self, ann_file, data_root='', pipeline=(), queue_length=1, queue_window=None,
                  with_label=True, test_mode=False, skip_bad_frames=False, max_prev_gap_s=1.25,
-                 ray_neighbours=2, **kwargs):
+                 with_ray_origins=False, ray_neighbours=2, **kwargs):
         if kwargs.get('indices') is not None:
             raise ValueError('OpenSceneOccDataset does not take `indices`; choose frames with '
                              'tools/collect_data.py (--logs, --map-location)')
@@ -81,6 +83,7 @@ class OpenSceneOccDataset(BaseDataset):
         self.skip_bad_frames = skip_bad_frames
         self.max_prev_gap_s = max_prev_gap_s
         self.ray_neighbours = int(ray_neighbours)
+        self.with_ray_origins = bool(with_ray_origins)
         self.num_skipped = 0
         super().__init__(ann_file=ann_file, data_root=data_root, pipeline=list(pipeline),
                          test_mode=test_mode, **kwargs)
@@ -207,7 +210,7 @@ class OpenSceneOccDataset(BaseDataset):
         sample['queue_valid'] = np.array(valid)
         sample['scene_start'] = prev_idx < 0
         sample['prev_token'] = prev_info['token'] if prev_info is not None else None
-        if self.test_mode:
+        if self.test_mode and self.with_ray_origins:
             sample['ray_origins'] = self.ray_origins(idx)
         imgs = torch.stack([f['inputs']['imgs'] for f in frames])
         return dict(inputs=dict(imgs=imgs), data_samples=sample)

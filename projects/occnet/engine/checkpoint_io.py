@@ -5,6 +5,10 @@ folder, flushed to disk and renamed over the target, so a process killed while s
 the previous files intact. mmengine's CheckpointHook deletes the oldest checkpoint *before*
 saving the new one (with max_keep_ckpts=1 a kill during the save would leave none);
 SafeCheckpointHook saves first and prunes after.
+
+Every local checkpoint the Runner loads goes through `load_safely` (torch.load with
+weights_only=True, memory-mapped), and a file `check_checkpoint` has just loaded is handed to
+the Runner from memory instead of being read again.
 """
 import glob
 import os
@@ -17,6 +21,7 @@ import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
+from mmengine.runner import CheckpointLoader
 
 from occnet.atomic_file import write_atomically
 from occnet.registry import HOOKS
@@ -46,14 +51,19 @@ class UnsafeCheckpointError(RuntimeError):
     """A checkpoint holds objects that are not tensors or builtins."""
 
 
+_checked = {}  # absolute path -> (mtime, checkpoint) loaded by check_checkpoint, not yet used
+
+
 def check_checkpoint(path):
     """Refuse, with a message naming the file, a checkpoint that is missing, not a torch
     file, or that `torch.load(weights_only=True)` will not load (it holds arbitrary objects,
-    whose unpickling could run code). Nothing in the file is executed."""
+    whose unpickling could run code). Nothing in the file is executed. Returns the loaded
+    checkpoint, which the Runner's next load of the same unchanged file takes from memory
+    (load_safely), so the file is read once."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint {path} does not exist')
     try:
-        torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0]
         raise UnsafeCheckpointError(
@@ -63,6 +73,22 @@ def check_checkpoint(path):
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise UnsafeCheckpointError(f'checkpoint {path} is not a readable torch file '
                                     f'(truncated or corrupt?): {err}') from None
+    _checked[os.path.abspath(path)] = (os.path.getmtime(path), checkpoint)
+    return checkpoint
+
+
+@CheckpointLoader.register_scheme(prefixes='', force=True)
+def load_safely(filename, map_location=None):
+    """mmengine's loader of local checkpoint files, replaced: the checkpoint check_checkpoint
+    loaded (when the file has not changed since), else torch.load with weights_only=True and
+    mmap (tensors stay on the CPU until the model and optimizer copy them to their device)."""
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    mtime, checkpoint = _checked.pop(os.path.abspath(filename), (None, None))
+    if checkpoint is not None and mtime == os.path.getmtime(filename):
+        return checkpoint
+    return torch.load(filename, map_location='cpu', weights_only=True, mmap=True)
 
 
 def _step_of(path):

@@ -21,7 +21,7 @@ from occnet.evaluation.occupancy_metrics import (RANGES, confusion_matrix, frame
                                                  summarize_split)
 from occnet.evaluation.ray_iou import frame_ray_confusion, ray_iou_summary
 from occnet.evaluation.report import load_prediction
-from occnet.evaluation.sparseocc_rays import scene_origins
+from occnet.geometry import scene_origins
 
 def evaluate_occ3d(frames, data_root, pred_dir, ray_iou=False, skip_missing=False,
                    progress=None):

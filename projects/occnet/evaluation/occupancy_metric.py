@@ -190,7 +190,8 @@ class OccupancyMetric(BaseMetric):
         if origins is None:
             raise KeyError(f'frame token {token}: OccupancyMetric(ray_iou=True) needs '
                            '`ray_origins` in each data sample; the test-mode '
-                           'OpenSceneOccDataset provides them')
+                           'OpenSceneOccDataset provides them with with_ray_origins=True '
+                           '(tools/test.py sets it when the evaluator has ray_iou=True)')
         return frame_ray_confusion(voxel_semantics, occ_pred, to_numpy(origins), dataset=desc)
 
     def _smear_counts(self, gt_sample, voxel_semantics, occ_pred, desc):

@@ -18,6 +18,7 @@ import numpy as np
 
 from occnet.descriptions import get_description
 from occnet.evaluation.sparseocc_rays import sparseocc_ray_directions
+from occnet.geometry import origins_in_frame
 
 THRESHOLDS_M = (1.0, 2.0, 4.0)
 RAY_THRESHOLD_KEYS = tuple(f'ray_iou@{t:g}m' for t in THRESHOLDS_M)
@@ -201,18 +202,6 @@ def ray_iou_summary(counts, dataset='openscene'):
     out = {key: value for key, value in rays.items() if key.startswith('ray_iou')}
     out['ray_iou_per_class'] = rays['per_class']
     return out
-
-
-def origins_in_frame(cur_lidar2global, other_lidar2globals, pc_range=None, dataset='openscene'):
-    """(O, 3) lidar origins of other frames (and the current one) in the current lidar frame,
-    keeping those inside the grid's x-y range (pc_range, metres; None: the dataset's)."""
-    pc_range = get_description(dataset).point_cloud_range if pc_range is None else pc_range
-    poses = [cur_lidar2global] + list(other_lidar2globals)
-    inverse = np.linalg.inv(np.asarray(cur_lidar2global, dtype=np.float64))
-    origins = np.stack([(inverse @ np.asarray(p, dtype=np.float64))[:3, 3] for p in poses])
-    inside = np.all((origins[:, :2] > np.asarray(pc_range[:2])) &
-                    (origins[:, :2] < np.asarray(pc_range[3:5])), axis=1)
-    return origins[inside]
 
 
 def scene_ray_origins(infos, max_offset=2, max_gap_s=1.25, dataset='openscene'):
