@@ -64,9 +64,9 @@ checkpoint_io.write_atomically = dying_write
 """
 
 
-def run_train(args, env=None, timeout=300):
+def run_train(args, env=None, timeout=300, config=CONFIG):
     full_env = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))
-    return subprocess.run([sys.executable, 'tools/train.py', CONFIG, *args], cwd=REPO_ROOT,
+    return subprocess.run([sys.executable, 'tools/train.py', config, *args], cwd=REPO_ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -89,15 +89,29 @@ def test_kill_while_saving_keeps_the_previous_checkpoint(tiny_data_root, tmp_pat
     assert is_complete_checkpoint(str(work / 'epoch_2.pth'))
 
 
-def test_killed_and_resumed_run_ends_bitwise_equal(tiny_data_root, tmp_path):
-    options = lambda work: ['--work-dir', str(work), '--cfg-options',  # noqa: E731
-                            *tiny_options(tiny_data_root, max_epochs=3),
-                            'default_hooks.checkpoint.max_keep_ckpts=3']
-    straight = run_train(options(tmp_path / 'straight'))
+# the demo with random augmentation, as the full configs train: what a data worker draws
+AUGMENTED = """_base_ = [{base!r}]
+pipeline = [
+    dict(type='LoadMultiViewImages'),
+    dict(type='ResizeMultiViewImages', scale=0.8),
+    dict(type='PhotoMetricDistortionMultiViewImages'),
+    dict(type='GridMaskMultiViewImages'),
+    dict(type='LoadOccupancyLabel'),
+    dict(type='RandomFlipBEV'),
+    dict(type='PackOccInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=pipeline))
+"""
+
+
+def kill_and_resume_equals_straight(tmp_path, options, config=CONFIG):
+    """Train 3 epochs straight, and again killed in epoch 2 then resumed: the final weights
+    and optimiser state must be bitwise equal."""
+    straight = run_train(options(tmp_path / 'straight'), config=config)
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     work = tmp_path / 'killed'
-    proc = subprocess.Popen([sys.executable, 'tools/train.py', CONFIG, *options(work)],
+    proc = subprocess.Popen([sys.executable, 'tools/train.py', config, *options(work)],
                             cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -108,7 +122,7 @@ def test_killed_and_resumed_run_ends_bitwise_equal(tiny_data_root, tmp_path):
     proc.kill()
     proc.wait()
     assert not (work / 'epoch_3.pth').exists()
-    resumed = run_train(options(work) + ['--resume'])
+    resumed = run_train(options(work) + ['--resume'], config=config)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     want = torch.load(tmp_path / 'straight' / 'epoch_3.pth', weights_only=True)
@@ -119,6 +133,23 @@ def test_killed_and_resumed_run_ends_bitwise_equal(tiny_data_root, tmp_path):
         assert torch.equal(got['state_dict'][name], tensor), name
     for key in ('state', 'param_groups'):
         assert str(got['optimizer'][key]) == str(want['optimizer'][key]), key
+
+
+def test_killed_and_resumed_run_ends_bitwise_equal(tiny_data_root, tmp_path):
+    kill_and_resume_equals_straight(tmp_path, lambda work: [
+        '--work-dir', str(work), '--cfg-options', *tiny_options(tiny_data_root, max_epochs=3),
+        'default_hooks.checkpoint.max_keep_ckpts=3'])
+
+
+def test_killed_and_resumed_run_with_two_workers_ends_bitwise_equal(tiny_data_root, tmp_path):
+    # 2 persistent data workers drawing photometric, grid-mask and BEV-flip augmentation:
+    # the resumed run's new workers must draw what the straight run's drew in epochs 2-3
+    config = tmp_path / 'augmented.py'
+    config.write_text(AUGMENTED.format(base=os.path.join(REPO_ROOT, CONFIG)))
+    kill_and_resume_equals_straight(tmp_path, lambda work: [
+        '--work-dir', str(work), '--cfg-options', *tiny_options(tiny_data_root, max_epochs=3),
+        'default_hooks.checkpoint.max_keep_ckpts=3', 'train_dataloader.num_workers=2',
+        'train_dataloader.persistent_workers=True'], config=str(config))
 
 
 class _RunsCode:

@@ -31,7 +31,8 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler's indices, each seeding its sample's random draws (datasets/samplers.py)
+    sampler=dict(type='SeededSampler', shuffle=True),
     collate_fn=dict(type='occnet.occ_collate'),  # scoped: the Runner looks it up at the root
     dataset=dict(type=dataset_type, data_root=data_root, ann_file=train_ann_file,
                  pipeline=train_pipeline, queue_length=queue_length,

@@ -27,7 +27,8 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler's indices, each seeding its sample's random draws (datasets/samplers.py)
+    sampler=dict(type='SeededSampler', shuffle=True),
     collate_fn=dict(type='occnet.occ_collate'),  # scoped: the Runner looks it up at the root
     dataset=dict(type=dataset_type, data_root=data_root,
                  ann_file=f'openscene_{split}_train.pkl',  # relative to data_root

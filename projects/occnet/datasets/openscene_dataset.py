@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from occnet.datasets.collect import pose_matrices
 from occnet.datasets.frame_checks import CALIB_KEYS, frame_problems
 from occnet.datasets.infos import VERIFY_HINT, DataError, load_infos, resolve
+from occnet.datasets.samplers import seed_sample_draws
 from occnet.datasets.temporal import (can_bus_with_deltas, link_previous, next_indices,
                                      sample_queue, scene_neighbours)
 from occnet.datasets.transforms.bev_flip import mirror_matrix
@@ -152,6 +153,7 @@ class OpenSceneOccDataset(BaseDataset):
         self.get_subset_(indices)
 
     def prepare_data(self, idx):
+        seed_sample_draws(idx)  # a SeededSampler's index: draws independent of the worker
         if not self.skip_bad_frames:
             return self.build_sample(idx)
         try:

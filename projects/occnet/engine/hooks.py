@@ -12,8 +12,9 @@ class PlainCheckpointHook(Hook):
     written as builtins and restored on load (see occnet.engine.compat). Also stores the
     random generators' states (`rng_states`, engine/rng_state.py) and restores them when a
     run resumes, so the resumed run draws the same dropout, augmentation and sampling
-    numbers as an uninterrupted one (with num_workers=0; workers keep their own
-    generators)."""
+    numbers as an uninterrupted one. Data workers need no saved state: with the training
+    sampler SeededSampler, each sample's draws are seeded by (seed, epoch, index)
+    (datasets/samplers.py)."""
 
     priority = 'VERY_LOW'
 
