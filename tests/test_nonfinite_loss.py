@@ -66,3 +66,26 @@ def test_skip_policy_drops_the_update_everywhere_and_goes_on(tiny_data_root, tmp
 def test_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="one of \\('stop', 'skip'\\)"):
         NonFiniteLossHook(policy='ignore')
+
+
+@pytest.mark.parametrize('wrapper', [dict(type='OptimWrapper'),
+                                     dict(type='AutocastOptimWrapper', dtype='bfloat16')])
+def test_every_occnet_wrapper_guards_its_update(wrapper):
+    # built in the occnet scope as the Runner builds it: the update of a NaN loss is dropped
+    # and the handler hears of it; a finite loss updates as usual
+    from mmengine.registry import OPTIM_WRAPPERS, init_default_scope
+
+    from occnet.engine.nonfinite_loss import NonFiniteGuardMixin
+    init_default_scope('occnet')
+    model = torch.nn.Linear(2, 1)
+    optim = OPTIM_WRAPPERS.build(dict(wrapper, optimizer=torch.optim.SGD(model.parameters(),
+                                                                         lr=0.1)))
+    assert isinstance(optim, NonFiniteGuardMixin)
+    heard = []
+    optim.nonfinite_handler = heard.append
+    before = model.weight.detach().clone()
+    optim.update_params(model(torch.ones(1, 2)).sum() * float('nan'))
+    assert heard == [[0]] and torch.equal(model.weight, before)
+    assert model.weight.grad is None or not model.weight.grad.any()
+    optim.update_params(model(torch.ones(1, 2)).sum())
+    assert heard == [[0], None] and not torch.equal(model.weight, before)

@@ -3,9 +3,12 @@ compatibility shims."""
 from occnet.engine.amp import AutocastOptimWrapper
 from occnet.engine.checkpoint_io import AtomicLocalBackend, SafeCheckpointHook
 from occnet.engine.hooks import PlainCheckpointHook
-from occnet.engine.nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
+from occnet.engine.nonfinite_loss import (GuardedAmpOptimWrapper, GuardedOptimWrapper,
+                                         NonFiniteGuardMixin, NonFiniteLossError,
+                                         NonFiniteLossHook)
 from occnet.engine.visualization_hook import OccupancyVisualizationHook
 
-__all__ = ['AtomicLocalBackend', 'AutocastOptimWrapper', 'NonFiniteLossError',
+__all__ = ['AtomicLocalBackend', 'AutocastOptimWrapper', 'GuardedAmpOptimWrapper',
+           'GuardedOptimWrapper', 'NonFiniteGuardMixin', 'NonFiniteLossError',
            'NonFiniteLossHook', 'OccupancyVisualizationHook', 'PlainCheckpointHook',
            'SafeCheckpointHook']

@@ -4,16 +4,18 @@ from contextlib import contextmanager
 import torch
 from mmengine.optim import OptimWrapper
 
+from occnet.engine.nonfinite_loss import NonFiniteGuardMixin
 from occnet.registry import OPTIM_WRAPPERS
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 @OPTIM_WRAPPERS.register_module()
-class AutocastOptimWrapper(OptimWrapper):
+class AutocastOptimWrapper(NonFiniteGuardMixin, OptimWrapper):
     """OptimWrapper whose forward passes run under `torch.autocast` in `dtype` on the
     model's device (CPU or CUDA). bf16 keeps fp32's exponent range, so no loss scaling is
-    needed; for fp16 on CUDA use mmengine's AmpOptimWrapper, which scales the loss.
+    needed; for fp16 on CUDA use mmengine's AmpOptimWrapper, which scales the loss. Guards
+    against non-finite losses like every occnet wrapper (NonFiniteGuardMixin).
 
     Args:
         dtype: 'bfloat16' (or 'float16' where the caller handles scaling).

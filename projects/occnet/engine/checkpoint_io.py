@@ -124,24 +124,34 @@ def find_resumable_checkpoint(work_dir):
 class SafeCheckpointHook(CheckpointHook):
     """CheckpointHook that writes atomically (AtomicLocalBackend for the checkpoint and the
     `last_checkpoint` pointer) and removes outdated checkpoints only after the new one is on
-    disk. Takes CheckpointHook's arguments."""
+    disk. Takes CheckpointHook's arguments.
+
+    mmengine does the save in one method, `_save_checkpoint_with_step`: prune, save, write
+    the pointer with a plain open(). This one keeps its save call as it is and replaces the
+    two other steps: the pointer is written atomically (`_write_pointer`), and the pruning
+    (`_prune`) comes after the save."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault('backend_args', dict(backend='atomic_local'))
         super().__init__(*args, **kwargs)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
-        keep = self.max_keep_ckpts
-        self.max_keep_ckpts = -1  # the parent would prune before saving
-        try:
-            super()._save_checkpoint_with_step(runner, step, meta)
-        finally:
-            self.max_keep_ckpts = keep
-        if self.last_ckpt is not None and runner.rank == 0:
+        filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(  # CheckpointHook's call
+            self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
+            backend_args=self.backend_args, **self.args)
+        self._write_pointer(runner)
+        if self.max_keep_ckpts > 0:
+            self._prune(runner, step, self.max_keep_ckpts)
+
+    def _write_pointer(self, runner):
+        """`last_checkpoint` in the work dir names the newest checkpoint (rank 0 only)."""
+        if runner.rank == 0:
             write_atomically(os.path.join(runner.work_dir, 'last_checkpoint'),
                              self.last_ckpt.encode())
-        if keep > 0:
-            self._prune(runner, step, keep)
 
     def _prune(self, runner, step, keep):
         if not self.keep_ckpt_ids or self.keep_ckpt_ids[-1] != step:

@@ -1,12 +1,20 @@
-"""What happens when a training loss is NaN or infinite on any process."""
+"""What happens when a training loss is NaN or infinite on any process.
+
+Every occnet optimiser wrapper (OptimWrapper, AmpOptimWrapper and AutocastOptimWrapper in the
+occnet scope) takes NonFiniteGuardMixin: before each update it checks the loss on every
+rank, and when one is not finite it hands the decision to its `nonfinite_handler`, which
+NonFiniteLossHook sets from its policy. Nothing of the model or the wrapper is replaced at
+run time.
+"""
 import logging
 
 import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
-from occnet.registry import HOOKS
+from occnet.registry import HOOKS, OPTIM_WRAPPERS
 
 POLICIES = ('stop', 'skip')
 
@@ -27,9 +35,43 @@ def nonfinite_ranks(loss):
     return flags.nonzero().flatten().tolist()  # the one sync
 
 
+class NonFiniteGuardMixin:
+    """Optimiser-wrapper mixin (put it before the OptimWrapper class): `update_params` first
+    asks every rank whether its loss is finite (nonfinite_ranks, one all-reduce). If every
+    loss is, the update runs as usual and `nonfinite_handler(None)` is told; if any is not,
+    `nonfinite_handler(bad_ranks)` decides (it raises to stop) and otherwise the update is
+    dropped on every rank, gradients cleared. Without a handler (no NonFiniteLossHook) the
+    wrapper behaves as its base class."""
+
+    nonfinite_handler = None
+
+    def update_params(self, loss, *args, **kwargs):
+        if self.nonfinite_handler is None:
+            return super().update_params(loss, *args, **kwargs)
+        bad = nonfinite_ranks(loss)
+        self.nonfinite_handler(bad or None)
+        if bad:
+            self.zero_grad()
+            return None
+        return super().update_params(loss, *args, **kwargs)
+
+
+@OPTIM_WRAPPERS.register_module(name='OptimWrapper')
+class GuardedOptimWrapper(NonFiniteGuardMixin, OptimWrapper):
+    """mmengine's OptimWrapper with the non-finite loss guard (`type='OptimWrapper'` in the
+    occnet scope)."""
+
+
+@OPTIM_WRAPPERS.register_module(name='AmpOptimWrapper')
+class GuardedAmpOptimWrapper(NonFiniteGuardMixin, AmpOptimWrapper):
+    """mmengine's AmpOptimWrapper (fp16 with loss scaling) with the non-finite loss guard."""
+
+
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Checks the training loss on every process before each optimiser update.
+    """Decides what happens when a training loss is not finite on some process: the handler
+    of the run's optimiser wrapper (NonFiniteGuardMixin), which checks the loss on every
+    process before each update.
 
     Every process reports the ranks whose loss was non-finite (mmengine shows only rank 0's
     log lines on the console; errors are shown from every rank).
@@ -50,37 +92,30 @@ class NonFiniteLossHook(Hook):
                              f"'{policy}'")
         self.policy, self.max_skips = policy, max_skips
         self.skipped = self.in_a_row = 0
-        self._tokens, self._losses = [], {}
+        self._tokens = []
 
     def before_train(self, runner):
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        parse_losses = model.parse_losses
-
-        def recording_parse_losses(losses):
-            self._losses = {k: v.detach() for k, v in losses.items()
-                            if isinstance(v, torch.Tensor)}
-            return parse_losses(losses)
-        model.parse_losses = recording_parse_losses
         wrapper = runner.optim_wrapper
-        update_params = wrapper.update_params
-
-        def guarded_update_params(loss, *args, **kwargs):
-            bad = nonfinite_ranks(loss)
-            if not bad:
-                self.in_a_row = 0
-                return update_params(loss, *args, **kwargs)
-            self._non_finite(runner, bad)
-            wrapper.zero_grad()
-        wrapper.update_params = guarded_update_params
+        if not isinstance(wrapper, NonFiniteGuardMixin):
+            raise TypeError(f'NonFiniteLossHook needs an optimiser wrapper with '
+                            f'NonFiniteGuardMixin; {type(wrapper).__name__} has none. Use '
+                            "type='OptimWrapper', 'AmpOptimWrapper' or 'AutocastOptimWrapper' "
+                            'in the occnet scope, or remove the hook from custom_hooks')
+        wrapper.nonfinite_handler = lambda bad: self._after_check(runner, bad)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         samples = (data_batch or {}).get('data_samples') or []
         self._tokens = [s.get('token') if hasattr(s, 'get') else getattr(s, 'token', None)
                         for s in samples]
 
-    def _non_finite(self, runner, bad_ranks):
+    def _after_check(self, runner, bad_ranks):
+        if not bad_ranks:
+            self.in_a_row = 0
+            return
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        losses = getattr(model, 'last_loss_terms', None) or {}
         terms = ', '.join(f'{name}={float(value.float().mean()):.4g}'
-                          for name, value in self._losses.items())
+                          for name, value in losses.items())
         where = (f'iteration {runner.iter + 1} (epoch {runner.epoch + 1}), non-finite on '
                  f'rank(s) {bad_ranks}; rank {runner.rank}: loss terms {terms or "-"}, frame '
                  f'tokens {self._tokens}')

@@ -88,35 +88,56 @@ if triton is not None:
                        other=0.0).to(tl.float32)
         return tile, row, mask
 
+    @triton.jit
+    def _query_tile(heads, num_queries, channels, BLOCK_Q: tl.constexpr,
+                    BLOCK_C: tl.constexpr):
+        """What this program covers, in both kernels' grid (cdiv(queries, BLOCK_Q), batch *
+        heads): batch, head, the query mask and output rows (BLOCK_Q,), the channel offsets
+        and mask (BLOCK_C,)."""
+        bh = tl.program_id(1).to(tl.int64)
+        batch = bh // heads
+        head = bh % heads
+        q = tl.program_id(0).to(tl.int64) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+        qmask = q < num_queries
+        slot = (batch * num_queries + q) * heads + head
+        offs = tl.arange(0, BLOCK_C)
+        return batch, head, qmask, slot, offs, offs < channels
+
+    @triton.jit
+    def _bilinear(value_ptr, loc_ptr, attn_ptr, k, row_base, width, height, heads, channels,
+                  offs, cmask, qmask):
+        """Sampling point k of each query in the tile, as both kernels read it: the four
+        corner tiles (v00, v01, v10, v11: (BLOCK_Q, BLOCK_C)), their value rows and load
+        masks, the position inside the corner square (fx, fy) and the attention weight."""
+        x0, y0, fx, fy, weight = _points(loc_ptr, attn_ptr, k, qmask, width, height)
+        v00, r00, m00 = _corner(value_ptr, row_base, x0, y0, width, height, heads, channels,
+                                offs, cmask, qmask)
+        v01, r01, m01 = _corner(value_ptr, row_base, x0 + 1, y0, width, height, heads,
+                                channels, offs, cmask, qmask)
+        v10, r10, m10 = _corner(value_ptr, row_base, x0, y0 + 1, width, height, heads,
+                                channels, offs, cmask, qmask)
+        v11, r11, m11 = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height, heads,
+                                channels, offs, cmask, qmask)
+        return (v00, v01, v10, v11, r00, r01, r10, r11, m00, m01, m10, m11, fx, fy,
+                weight)
+
     @triton.jit(do_not_specialize=['num_values', 'num_queries'])  # one kernel per shape kind
     def _msda_forward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
                              num_values, num_queries, heads, channels,
                              LEVELS: tl.constexpr, POINTS: tl.constexpr,
                              BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr):
         """Grid (cdiv(queries, BLOCK_Q), batch * heads)."""
-        bh = tl.program_id(1).to(tl.int64)
-        batch = bh // heads
-        head = bh % heads
-        q = tl.program_id(0).to(tl.int64) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-        qmask = q < num_queries
-        slot = (batch * num_queries + q) * heads + head  # (BLOCK_Q,) row of out
-        offs = tl.arange(0, BLOCK_C)
-        cmask = offs < channels
+        batch, head, qmask, slot, offs, cmask = _query_tile(heads, num_queries, channels,
+                                                            BLOCK_Q, BLOCK_C)
         acc = tl.zeros([BLOCK_Q, BLOCK_C], dtype=tl.float32)
         for level in tl.static_range(LEVELS):
             height, width, row_base = _level(shapes_ptr, starts_ptr, level, batch, num_values,
                                              heads, head)
             for point in range(POINTS):
                 k = (slot * LEVELS + level) * POINTS + point
-                x0, y0, fx, fy, weight = _points(loc_ptr, attn_ptr, k, qmask, width, height)
-                v00, _, _ = _corner(value_ptr, row_base, x0, y0, width, height, heads,
-                                    channels, offs, cmask, qmask)
-                v01, _, _ = _corner(value_ptr, row_base, x0 + 1, y0, width, height, heads,
-                                    channels, offs, cmask, qmask)
-                v10, _, _ = _corner(value_ptr, row_base, x0, y0 + 1, width, height, heads,
-                                    channels, offs, cmask, qmask)
-                v11, _, _ = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height,
-                                    heads, channels, offs, cmask, qmask)
+                v00, v01, v10, v11, _, _, _, _, _, _, _, _, fx, fy, weight = _bilinear(
+                    value_ptr, loc_ptr, attn_ptr, k, row_base, width, height, heads,
+                    channels, offs, cmask, qmask)
                 sampled = (((1 - fx) * (1 - fy))[:, None] * v00
                            + (fx * (1 - fy))[:, None] * v01
                            + ((1 - fx) * fy)[:, None] * v10 + (fx * fy)[:, None] * v11)
@@ -133,14 +154,8 @@ if triton is not None:
                               VALUE_GRAD: tl.constexpr):
         """Grid as the forward. VALUE_GRAD: scatter the value gradient with atomics (else
         grad_value_ptr is not touched)."""
-        bh = tl.program_id(1).to(tl.int64)
-        batch = bh // heads
-        head = bh % heads
-        q = tl.program_id(0).to(tl.int64) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-        qmask = q < num_queries
-        slot = (batch * num_queries + q) * heads + head
-        offs = tl.arange(0, BLOCK_C)
-        cmask = offs < channels
+        batch, head, qmask, slot, offs, cmask = _query_tile(heads, num_queries, channels,
+                                                            BLOCK_Q, BLOCK_C)
         grad = tl.load(grad_out_ptr + slot[:, None] * channels + offs[None, :],
                        mask=qmask[:, None] & cmask[None, :], other=0.0).to(tl.float32)
         for level in tl.static_range(LEVELS):
@@ -148,15 +163,9 @@ if triton is not None:
                                              heads, head)
             for point in range(POINTS):
                 k = (slot * LEVELS + level) * POINTS + point
-                x0, y0, fx, fy, weight = _points(loc_ptr, attn_ptr, k, qmask, width, height)
-                v00, r00, m00 = _corner(value_ptr, row_base, x0, y0, width, height, heads,
-                                        channels, offs, cmask, qmask)
-                v01, r01, m01 = _corner(value_ptr, row_base, x0 + 1, y0, width, height,
-                                        heads, channels, offs, cmask, qmask)
-                v10, r10, m10 = _corner(value_ptr, row_base, x0, y0 + 1, width, height,
-                                        heads, channels, offs, cmask, qmask)
-                v11, r11, m11 = _corner(value_ptr, row_base, x0 + 1, y0 + 1, width, height,
-                                        heads, channels, offs, cmask, qmask)
+                (v00, v01, v10, v11, r00, r01, r10, r11, m00, m01, m10, m11, fx, fy,
+                 weight) = _bilinear(value_ptr, loc_ptr, attn_ptr, k, row_base, width, height,
+                                     heads, channels, offs, cmask, qmask)
                 w00 = ((1 - fx) * (1 - fy))[:, None]
                 w01 = (fx * (1 - fy))[:, None]
                 w10 = ((1 - fx) * fy)[:, None]

@@ -140,6 +140,13 @@ class BEVFormerOcc(BaseModel):
             return self.occ_logits(*self.encode_frame(imgs[:, -1], data_samples, -1))
         raise ValueError(f'unknown mode {mode!r}; expected loss, predict or tensor')
 
+    def parse_losses(self, losses):
+        """BaseModel.parse_losses, keeping the loss terms (detached) as `last_loss_terms`:
+        what NonFiniteLossHook reports when their sum is not finite."""
+        self.last_loss_terms = {name: value.detach() for name, value in losses.items()
+                                if isinstance(value, torch.Tensor)}
+        return super().parse_losses(losses)
+
     def history_bev(self, imgs, data_samples):
         """Run the T - 1 history frames without gradient; returns (prev_bev, has_prev) for
         the last slot, or (None, None) when T == 1."""
