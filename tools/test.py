@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from occnet.engine.checkpoint_io import UnsafeCheckpointError, check_checkpoint
-from occnet.engine.launch import check_run_config, load_config, run
+from occnet.engine.launch import add_run_options, check_run_config, load_config, run
 
 
 def parse_args():
@@ -25,15 +25,7 @@ def parse_args():
     parser.add_argument('--work-dir', help='where logs go (default: work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. test_dataloader.num_workers=0')
-    parser.add_argument('--allow-partial', action='store_true',
-                        help='load a checkpoint whose parameters do not all match the model '
-                        '(the rest stays as initialised); refused by default')
-    parser.add_argument('--check-only', action='store_true',
-                        help='check the config, and that the checkpoint fits the model, '
-                        'then exit (dist_test.sh runs this once before it starts the '
-                        'processes)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    add_run_options(parser, 'dist_test.sh')
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

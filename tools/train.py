@@ -13,7 +13,7 @@ from mmengine.config import DictAction
 from occnet.engine.amp import configure_amp
 from occnet.engine.checkpoint_io import (UnsafeCheckpointError, check_checkpoint,
                                          find_resumable_checkpoint)
-from occnet.engine.launch import check_run_config, load_config, run
+from occnet.engine.launch import add_run_options, check_run_config, load_config, run
 
 
 def parse_args():
@@ -30,15 +30,7 @@ def parse_args():
                         'CPU or GPU) or fp16 autocast with loss scaling (GPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_epochs=2')
-    parser.add_argument('--allow-partial', action='store_true',
-                        help='load a checkpoint whose parameters do not all match the model '
-                        '(the rest stays as initialised); refused by default')
-    parser.add_argument('--check-only', action='store_true',
-                        help='check the config, and that the checkpoint fits the model, '
-                        'then exit (dist_train.sh runs this once before it starts the '
-                        'processes)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    add_run_options(parser, 'dist_train.sh')
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

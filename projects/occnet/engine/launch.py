@@ -15,6 +15,20 @@ from occnet.ops import set_msda_backend
 from occnet.registry import MODELS
 
 
+def add_run_options(parser, dist_script):
+    """The options tools/train.py and tools/test.py share: --allow-partial, --check-only
+    (what `dist_script` runs once before torchrun), --launcher and --local-rank."""
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='load a checkpoint whose parameters do not all match the model '
+                        '(the rest stays as initialised); refused by default')
+    parser.add_argument('--check-only', action='store_true',
+                        help='check the config, and that the checkpoint fits the model, '
+                        f'then exit ({dist_script} runs this once before it starts the '
+                        'processes)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+
+
 def load_config(config_path, cfg_options=None, launcher='none', work_dir=None):
     """Config with `--cfg-options` merged, the launcher set and a work dir (default
     work_dirs/<config name>)."""
