@@ -1,7 +1,8 @@
 """Multi-scale deformable attention as Triton kernels for CUDA.
 
-One program handles a tile of BLOCK_Q queries of one (batch, head), with `num_warps` warps:
-it walks the levels and points, gathers the four bilinear corners of each query's sampling
+One program handles a tile of BLOCK_Q queries of one (batch, head), with `num_warps` warps;
+both kernels run the same program (`_msda_program`, forward or backward by a constexpr). It
+walks the levels and points, gathers the four bilinear corners of each query's sampling
 point as a (BLOCK_Q, head_dims) tile and accumulates them with the attention weights in fp32.
 The backward program recomputes the corners, reduces the attention and location gradients
 over the channels, and (value_grad='atomic') scatters weight x grad_out into the value
@@ -121,43 +122,24 @@ if triton is not None:
         return (v00, v01, v10, v11, r00, r01, r10, r11, m00, m01, m10, m11, fx, fy,
                 weight)
 
-    @triton.jit(do_not_specialize=['num_values', 'num_queries'])  # one kernel per shape kind
-    def _msda_forward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
-                             num_values, num_queries, heads, channels,
-                             LEVELS: tl.constexpr, POINTS: tl.constexpr,
-                             BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr):
-        """Grid (cdiv(queries, BLOCK_Q), batch * heads)."""
+    @triton.jit
+    def _msda_program(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, io_ptr,
+                      grad_value_ptr, grad_loc_ptr, grad_attn_ptr,
+                      num_values, num_queries, heads, channels,
+                      LEVELS: tl.constexpr, POINTS: tl.constexpr, BLOCK_Q: tl.constexpr,
+                      BLOCK_C: tl.constexpr, BACKWARD: tl.constexpr, VALUE_GRAD: tl.constexpr):
+        """One program of either kernel: the walk over levels and points both share.
+        Forward: io_ptr is the output, accumulated over the points; the grad_* pointers are
+        not touched. Backward: io_ptr is grad_out; each point stores its attention and
+        location gradients and, with VALUE_GRAD, scatters its value gradient with atomics."""
         batch, head, qmask, slot, offs, cmask = _query_tile(heads, num_queries, channels,
                                                             BLOCK_Q, BLOCK_C)
-        acc = tl.zeros([BLOCK_Q, BLOCK_C], dtype=tl.float32)
-        for level in tl.static_range(LEVELS):
-            height, width, row_base = _level(shapes_ptr, starts_ptr, level, batch, num_values,
-                                             heads, head)
-            for point in range(POINTS):
-                k = (slot * LEVELS + level) * POINTS + point
-                v00, v01, v10, v11, _, _, _, _, _, _, _, _, fx, fy, weight = _bilinear(
-                    value_ptr, loc_ptr, attn_ptr, k, row_base, width, height, heads,
-                    channels, offs, cmask, qmask)
-                sampled = (((1 - fx) * (1 - fy))[:, None] * v00
-                           + (fx * (1 - fy))[:, None] * v01
-                           + ((1 - fx) * fy)[:, None] * v10 + (fx * fy)[:, None] * v11)
-                acc += weight[:, None] * sampled
-        tl.store(out_ptr + slot[:, None] * channels + offs[None, :],
-                 acc.to(out_ptr.dtype.element_ty), mask=qmask[:, None] & cmask[None, :])
-
-    @triton.jit(do_not_specialize=['num_values', 'num_queries'])  # one kernel per shape kind
-    def _msda_backward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr,
-                              grad_out_ptr, grad_value_ptr, grad_loc_ptr, grad_attn_ptr,
-                              num_values, num_queries, heads, channels,
-                              LEVELS: tl.constexpr, POINTS: tl.constexpr,
-                              BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr,
-                              VALUE_GRAD: tl.constexpr):
-        """Grid as the forward. VALUE_GRAD: scatter the value gradient with atomics (else
-        grad_value_ptr is not touched)."""
-        batch, head, qmask, slot, offs, cmask = _query_tile(heads, num_queries, channels,
-                                                            BLOCK_Q, BLOCK_C)
-        grad = tl.load(grad_out_ptr + slot[:, None] * channels + offs[None, :],
-                       mask=qmask[:, None] & cmask[None, :], other=0.0).to(tl.float32)
+        io = slot[:, None] * channels + offs[None, :]
+        io_mask = qmask[:, None] & cmask[None, :]
+        if BACKWARD:
+            grad = tl.load(io_ptr + io, mask=io_mask, other=0.0).to(tl.float32)
+        else:
+            acc = tl.zeros([BLOCK_Q, BLOCK_C], dtype=tl.float32)
         for level in tl.static_range(LEVELS):
             height, width, row_base = _level(shapes_ptr, starts_ptr, level, batch, num_values,
                                              heads, head)
@@ -171,27 +153,55 @@ if triton is not None:
                 w10 = ((1 - fx) * fy)[:, None]
                 w11 = (fx * fy)[:, None]
                 sampled = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
-                tl.store(grad_attn_ptr + k, tl.sum(sampled * grad, axis=1), mask=qmask)
-                # d sampled / d fx and d fy, then chained to the normalised location
-                d_fx = (1 - fy)[:, None] * (v01 - v00) + fy[:, None] * (v11 - v10)
-                d_fy = (1 - fx)[:, None] * (v10 - v00) + fx[:, None] * (v11 - v01)
-                tl.store(grad_loc_ptr + 2 * k,
-                         weight * width.to(tl.float32) * tl.sum(d_fx * grad, axis=1),
-                         mask=qmask)
-                tl.store(grad_loc_ptr + 2 * k + 1,
-                         weight * height.to(tl.float32) * tl.sum(d_fy * grad, axis=1),
-                         mask=qmask)
-                if VALUE_GRAD:
-                    scaled = weight[:, None] * grad
-                    columns = offs[None, :]
-                    tl.atomic_add(grad_value_ptr + r00[:, None] * channels + columns,
-                                  w00 * scaled, mask=m00, sem='relaxed')
-                    tl.atomic_add(grad_value_ptr + r01[:, None] * channels + columns,
-                                  w01 * scaled, mask=m01, sem='relaxed')
-                    tl.atomic_add(grad_value_ptr + r10[:, None] * channels + columns,
-                                  w10 * scaled, mask=m10, sem='relaxed')
-                    tl.atomic_add(grad_value_ptr + r11[:, None] * channels + columns,
-                                  w11 * scaled, mask=m11, sem='relaxed')
+                if BACKWARD:
+                    tl.store(grad_attn_ptr + k, tl.sum(sampled * grad, axis=1), mask=qmask)
+                    # d sampled / d fx and d fy, then chained to the normalised location
+                    d_fx = (1 - fy)[:, None] * (v01 - v00) + fy[:, None] * (v11 - v10)
+                    d_fy = (1 - fx)[:, None] * (v10 - v00) + fx[:, None] * (v11 - v01)
+                    tl.store(grad_loc_ptr + 2 * k,
+                             weight * width.to(tl.float32) * tl.sum(d_fx * grad, axis=1),
+                             mask=qmask)
+                    tl.store(grad_loc_ptr + 2 * k + 1,
+                             weight * height.to(tl.float32) * tl.sum(d_fy * grad, axis=1),
+                             mask=qmask)
+                    if VALUE_GRAD:
+                        scaled = weight[:, None] * grad
+                        columns = offs[None, :]
+                        tl.atomic_add(grad_value_ptr + r00[:, None] * channels + columns,
+                                      w00 * scaled, mask=m00, sem='relaxed')
+                        tl.atomic_add(grad_value_ptr + r01[:, None] * channels + columns,
+                                      w01 * scaled, mask=m01, sem='relaxed')
+                        tl.atomic_add(grad_value_ptr + r10[:, None] * channels + columns,
+                                      w10 * scaled, mask=m10, sem='relaxed')
+                        tl.atomic_add(grad_value_ptr + r11[:, None] * channels + columns,
+                                      w11 * scaled, mask=m11, sem='relaxed')
+                else:
+                    acc += weight[:, None] * sampled
+        if not BACKWARD:
+            tl.store(io_ptr + io, acc.to(io_ptr.dtype.element_ty), mask=io_mask)
+
+    @triton.jit(do_not_specialize=['num_values', 'num_queries'])  # one kernel per shape kind
+    def _msda_forward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
+                             num_values, num_queries, heads, channels,
+                             LEVELS: tl.constexpr, POINTS: tl.constexpr,
+                             BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr):
+        """Grid (cdiv(queries, BLOCK_Q), batch * heads)."""
+        _msda_program(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
+                      out_ptr, out_ptr, out_ptr, num_values, num_queries, heads, channels,
+                      LEVELS, POINTS, BLOCK_Q, BLOCK_C, False, False)
+
+    @triton.jit(do_not_specialize=['num_values', 'num_queries'])  # one kernel per shape kind
+    def _msda_backward_kernel(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr,
+                              grad_out_ptr, grad_value_ptr, grad_loc_ptr, grad_attn_ptr,
+                              num_values, num_queries, heads, channels,
+                              LEVELS: tl.constexpr, POINTS: tl.constexpr,
+                              BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr,
+                              VALUE_GRAD: tl.constexpr):
+        """Grid as the forward. VALUE_GRAD: scatter the value gradient with atomics (else
+        grad_value_ptr is not touched)."""
+        _msda_program(value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, grad_out_ptr,
+                      grad_value_ptr, grad_loc_ptr, grad_attn_ptr, num_values, num_queries,
+                      heads, channels, LEVELS, POINTS, BLOCK_Q, BLOCK_C, True, VALUE_GRAD)
 
 
 def _spec(dtype, levels, points, channels, backward, value_grad=True):
