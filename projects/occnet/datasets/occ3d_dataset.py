@@ -46,13 +46,12 @@ class Occ3DNuScenesDataset(OpenSceneOccDataset):
         frame['lidar2global'] = frame['ego2global']
         return frame
 
-    def load_data_list(self):
-        data_list = super().load_data_list()
+    def derive(self, frames):
+        super().derive(frames)
         if self.test_mode and self.with_ray_origins:  # SparseOcc's, from the lidar poses
             self.sparseocc_origins = scene_origins([
                 dict(f, lidar2ego=f['lidar_to_grid'], lidar2global=f['lidar_pose'])
-                for f in data_list])
-        return data_list
+                for f in (frames[i] for i in range(len(frames)))])
 
     def ray_origins(self, idx):
         """(O, 3) float32 SparseOcc ray origins of frame `idx` in its ego frame

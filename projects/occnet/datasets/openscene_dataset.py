@@ -1,5 +1,6 @@
 """OpenScene occupancy dataset over the infos written by tools/collect_data.py."""
 import logging
+import os
 
 import numpy as np
 import torch
@@ -7,8 +8,10 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from occnet.datasets.collect import pose_matrices
+from occnet.datasets.columns import ColumnFrames
 from occnet.datasets.frame_checks import CALIB_KEYS, frame_problems
 from occnet.datasets.infos import VERIFY_HINT, DataError, load_infos, resolve
+from occnet.datasets.metadata_cache import open_or_build
 from occnet.datasets.samplers import seed_sample_draws
 from occnet.datasets.temporal import (can_bus_with_deltas, link_previous, next_indices,
                                      sample_queue, scene_neighbours)
@@ -18,6 +21,16 @@ from occnet.geometry import origins_in_frame, relative_pose
 from occnet.registry import DATASETS
 
 LABEL_KEYS = ('occ_gt_final_path', 'flow_gt_final_path', 'occ_invalid_path')
+
+
+def frame_column(frames, key, shape):
+    """(L, *shape) array of `key` over parsed frames: a list of dicts (stacked) or
+    ColumnFrames (mapped, read-only)."""
+    if not len(frames):
+        return np.zeros((0,) + shape)
+    if isinstance(frames, ColumnFrames):
+        return frames.column(key)
+    return np.stack([f[key] for f in frames])
 
 
 @DATASETS.register_module()
@@ -35,8 +48,12 @@ class OpenSceneOccDataset(BaseDataset):
     `prev_token` is the previous frame's token (None at a scene start) and, with
     `with_ray_origins`, `ray_origins` (O, 3) float32 the RayIoU ray origins (`ray_origins()`).
 
-    Metadata is held once, serialized into one shared buffer (mmengine's serialize_data), so
-    dataloader workers read it without copying; per-frame links are int64 arrays.
+    Metadata is parsed once per infos file and cached beside it as a column file
+    (datasets/metadata_cache.py, e.g. `openscene_trainval_train.pkl.<key>.cols`), which every
+    rank and dataloader worker maps from disk: a full node shares one copy in the page cache.
+    Without the cache (metadata_cache=False, or a read-only folder) the frames are parsed in
+    each process and serialized into one buffer (mmengine's serialize_data); per-frame links
+    are int64 arrays either way.
 
     Args:
         ann_file: infos pickle (a list of frame dicts, contract 3).
@@ -56,6 +73,8 @@ class OpenSceneOccDataset(BaseDataset):
             ray_iou=True; off, the samples carry none.
         ray_neighbours: test mode: each sample's `ray_origins` (O, 3) (for RayIoU) holds
             the lidar origins of up to this many linked frames before and after it.
+        metadata_cache: map the parsed metadata from its column file beside `ann_file`
+            (built by the first process to need it); False parses the infos in this process.
     """
 
     # OpenScene's description as a dict (`classes`: the evaluated names); mmengine hands it
@@ -71,7 +90,7 @@ class OpenSceneOccDataset(BaseDataset):
 
     def __init__(self, ann_file, data_root='', pipeline=(), queue_length=1, queue_window=None,
                  with_label=True, test_mode=False, skip_bad_frames=False, max_prev_gap_s=1.25,
-                 with_ray_origins=False, ray_neighbours=2, **kwargs):
+                 with_ray_origins=False, ray_neighbours=2, metadata_cache=True, **kwargs):
         if kwargs.get('indices') is not None:
             raise ValueError('OpenSceneOccDataset does not take `indices`; choose frames with '
                              'tools/collect_data.py (--logs, --map-location)')
@@ -86,10 +105,69 @@ class OpenSceneOccDataset(BaseDataset):
         self.ray_neighbours = int(ray_neighbours)
         self.with_ray_origins = bool(with_ray_origins)
         self.num_skipped = 0
+        self.metadata_cache = bool(metadata_cache)
+        self.frames = None  # the mapped ColumnFrames, with the metadata cache
         super().__init__(ann_file=ann_file, data_root=data_root, pipeline=list(pipeline),
                          test_mode=test_mode, **kwargs)
 
+    def settings(self):
+        """What shapes the parsed frames besides the infos file (the metadata cache's key)."""
+        return dict(cls=f'{type(self).__module__}.{type(self).__name__}',
+                    data_root=self.data_root, with_label=self.with_label,
+                    skip_bad_frames=self.skip_bad_frames, max_prev_gap_s=self.max_prev_gap_s,
+                    cameras=list(self.description.camera_names), label_key=self.label_key,
+                    label_keys=list(self.label_keys))
+
+    def full_init(self):
+        """Map the parsed metadata from its cache beside the infos (metadata_cache.py),
+        building it first if needed; without the cache, mmengine's init (parse, then
+        serialize)."""
+        if self._fully_initialized:
+            return
+        frames = None
+        if self.metadata_cache and os.path.isfile(self.ann_file):
+            frames = open_or_build(self.ann_file, self.settings(), type(self),
+                                   self._parse_for_cache)
+        if frames is None:
+            return super().full_init()
+        meta = frames.meta
+        if meta.get('left_out'):
+            print_log(f'left out {meta["left_out"]} frames with bad metadata, e.g. '
+                      f'{meta["left_out_example"]}', logger='current', level=logging.WARNING)
+        if meta.get('unlabelled'):
+            print_log(self._unlabelled_message(meta['unlabelled']), logger='current',
+                      level=logging.WARNING)
+        self.frames = frames
+        self.prev_indices, self.scene_ids = frames.table('prev_indices'), frames.table('scene_ids')
+        self.derive(frames)
+        self._fully_initialized = True
+
+    def _parse_for_cache(self):
+        data_list = self.load_data_list()
+        bad, unlabelled = self._load_report
+        tables = dict(prev_indices=self.prev_indices, scene_ids=self.scene_ids)
+        return data_list, tables, dict(left_out=len(bad), left_out_example=bad[0] if bad else None,
+                                       unlabelled=unlabelled)
+
+    def __len__(self):
+        return len(self.frames) if self.frames is not None else super().__len__()
+
+    def get_data_info(self, idx):
+        """A fresh dict of frame `idx`'s parsed metadata (parse_frame's keys) plus
+        `sample_idx`."""
+        if self.frames is None:
+            return super().get_data_info(idx)
+        info = self.frames[idx]
+        info['sample_idx'] = idx if idx >= 0 else len(self) + idx
+        return info
+
+    def _unlabelled_message(self, count):
+        return (f'{self.ann_file}: {count} frames have no occupancy label and are not used as '
+                f'samples (tools/collect_data.py leaves them out by default)')
+
     def load_data_list(self):
+        """Parse the infos (with the checks of frame_checks) into frame dicts, link each
+        frame to its previous one and derive the per-frame arrays (`derive`)."""
         infos = self.read_infos()
         data_list, bad, unlabelled = [], [], 0
         for i, info in enumerate(infos):
@@ -111,17 +189,22 @@ class OpenSceneOccDataset(BaseDataset):
             print_log(f'left out {len(bad)} frames with bad metadata, e.g. {bad[0]}',
                       logger='current', level=logging.WARNING)
         if unlabelled:
-            print_log(f'{self.ann_file}: {unlabelled} frames have no occupancy label and are '
-                      f'not used as samples (tools/collect_data.py leaves them out by default)',
-                      logger='current', level=logging.WARNING)
+            print_log(self._unlabelled_message(unlabelled), logger='current',
+                      level=logging.WARNING)
+        self._load_report = bad, unlabelled
         self.prev_indices, self.scene_ids = link_previous(
             [f['scene_token'] for f in data_list], [f['timestamp'] for f in data_list],
             self.max_prev_gap_s)
-        if self.test_mode:  # for RayIoU's ray origins
-            self.next_indices = next_indices(self.prev_indices)
-            self.lidar2globals = np.stack([f['lidar2global'] for f in data_list]) \
-                if data_list else np.zeros((0, 4, 4))
+        self.derive(data_list)
         return data_list
+
+    def derive(self, frames):
+        """Per-frame arrays the samples need beyond one frame, from the parsed frames (a
+        list of dicts or the mapped ColumnFrames): in test mode the next-frame links and
+        the lidar poses (RayIoU's ray origins)."""
+        if self.test_mode:
+            self.next_indices = next_indices(self.prev_indices)
+            self.lidar2globals = frame_column(frames, 'lidar2global', (4, 4))
 
     def parse_frame(self, info):
         """Keep what training needs, with paths resolved against data_root (`lidar_path` None
