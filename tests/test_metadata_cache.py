@@ -11,7 +11,7 @@ import pytest
 
 from occnet.datasets.columns import ColumnFileError, ColumnFrames, write_columns
 from occnet.datasets import metadata_cache, openscene_dataset
-from occnet.datasets.metadata_cache import cache_path
+from occnet.datasets.metadata_cache import cache_path, code_hash
 from occnet.registry import DATASETS
 
 FRAMES = [
@@ -81,9 +81,9 @@ def test_truncated_or_foreign_column_file_is_refused_by_name(tmp_path):
 
 
 def build(root, split='train', **kwargs):
-    return DATASETS.build(dict(type='OpenSceneOccDataset', data_root=str(root),
-                               ann_file=str(root / f'openscene_mini_{split}.pkl'),
-                               pipeline=[], **kwargs))
+    cfg = dict(type='OpenSceneOccDataset', data_root=str(root),
+               ann_file=str(root / f'openscene_mini_{split}.pkl'), pipeline=[])
+    return DATASETS.build({**cfg, **kwargs})
 
 
 def caches(root):
@@ -165,6 +165,52 @@ def test_a_truncated_cache_is_rebuilt(data_root):
     assert_frames_equal(second.get_data_info(count - 1), last)
 
 
+def test_lazy_init_dataset_maps_on_first_use(data_root):
+    parsed = build(data_root, metadata_cache=False)
+    lazy = build(data_root, lazy_init=True)
+    assert lazy.frames is None
+    assert len(lazy) == len(parsed) and isinstance(lazy.frames, ColumnFrames)
+    lazy = build(data_root, lazy_init=True)
+    assert_frames_equal(lazy.get_data_info(3), parsed.get_data_info(3))
+
+
+def test_frames_the_file_cannot_hold_are_used_from_memory_parsed_once(data_root, monkeypatch):
+    path = data_root / 'openscene_mini_train.pkl'
+    with open(path, 'rb') as f:
+        infos = pickle.load(f)
+    infos[0]['frame_idx'] = 1.0  # the others are int: no column kind holds both
+    with open(path, 'wb') as f:
+        pickle.dump(infos, f)
+    parsed = build(data_root, metadata_cache=False)
+    cls = type(parsed)
+    reads = []
+    real = cls.read_infos
+    monkeypatch.setattr(cls, 'read_infos', lambda self: reads.append(1) or real(self))
+    messages = logged(monkeypatch, metadata_cache)
+    dataset = build(data_root)
+    assert reads == [1] and dataset.frames is None and not caches(data_root)
+    assert any('cannot write the metadata cache' in m and 'frame_idx' in m for m in messages)
+    assert len(dataset) == len(parsed)
+    for i in range(len(parsed)):
+        assert_frames_equal(dataset.get_data_info(i), parsed.get_data_info(i))
+
+
+def test_another_occnet_version_gets_its_own_cache_file(data_root, monkeypatch):
+    first = build(data_root, data_root=data_root)  # a pathlib.Path data root works too
+    monkeypatch.setattr(metadata_cache, 'code_hash', lambda cls: 'another-version')
+    second = build(data_root)
+    assert len(caches(data_root)) == 2 and second.frames.path != first.frames.path
+    assert_frames_equal(first.get_data_info(0), second.get_data_info(0))  # both still map
+
+
+def test_a_pickled_column_file_maps_again_in_the_receiver(data_root):
+    frames = build(data_root).frames
+    copy = pickle.loads(pickle.dumps(frames))
+    assert len(pickle.dumps(frames)) < 1000  # the path, not the arrays
+    assert not copy.column('timestamp').flags.writeable  # mapped, not an unpickled copy
+    assert_frames_equal(copy[2], frames[2])
+
+
 def logged(monkeypatch, *modules):
     """The messages print_log gets in `modules` from now on (mmengine's logger keeps the
     stdout it was made with, so capsys does not see it in a long run)."""
@@ -179,7 +225,7 @@ def test_a_cache_that_cannot_be_written_parses_in_memory_with_a_warning(data_roo
     # a lock path that cannot be opened stands for a read-only folder (this also holds when
     # the tests run as root, who may write into read-only folders)
     parsed = build(data_root, metadata_cache=False)
-    os.mkdir(cache_path(parsed.ann_file, parsed.settings()) + '.lock')
+    os.mkdir(cache_path(parsed.ann_file, parsed.settings(), code_hash(type(parsed))) + '.lock')
     messages = logged(monkeypatch, metadata_cache)
     dataset = build(data_root)
     assert dataset.frames is None and len(dataset) == len(parsed) > 4

@@ -22,6 +22,7 @@ pickled: reading it runs no code from it, and the header's `size` catches a trun
 """
 import json
 import os
+import tempfile
 
 import numpy as np
 
@@ -127,35 +128,42 @@ def write_columns(path, frames, meta, tables=None):
         header['size'] = start + offset
     encoded = json.dumps(header).encode('utf-8')
     assert -(-(16 + len(encoded)) // ALIGN) * ALIGN == start
-    tmp = f'{path}.tmp.{os.getpid()}'
+    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                   prefix=os.path.basename(path) + '.tmp.')
     try:
-        with open(tmp, 'wb') as f:
+        with os.fdopen(handle, 'wb') as f:
             f.write(MAGIC + np.uint64(len(encoded)).tobytes() + encoded)
             for name, array in arrays:
                 f.seek(start + layout[name]['offset'])
                 f.write(np.ascontiguousarray(array).tobytes())
             f.truncate(header['size'])
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep other users from mapping it
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def read_header(path):
-    """The JSON header of a column file; ColumnFileError when the file is not one or is
-    shorter than its header says (a write cut off)."""
-    with open(path, 'rb') as f:
-        head = f.read(16)
-        if len(head) < 16 or head[:8] != MAGIC:
-            raise ColumnFileError(f'{path} is not an occnet column file')
-        length = int(np.frombuffer(head[8:], dtype=np.uint64)[0])
-        try:
-            header = json.loads(f.read(length).decode('utf-8'))
-        except (UnicodeDecodeError, ValueError) as err:
-            raise ColumnFileError(f'{path}: unreadable header ({err})') from None
-    if os.path.getsize(path) != header.get('size'):
-        raise ColumnFileError(f'{path} is {os.path.getsize(path)} bytes, its header says '
-                              f'{header.get("size")} (truncated)')
+def read_header(path, f=None):
+    """The JSON header of a column file (read from the open binary file `f` when given);
+    ColumnFileError when the file is not one or is shorter than its header says (a write
+    cut off)."""
+    if f is None:
+        with open(path, 'rb') as f:
+            return read_header(path, f)
+    f.seek(0)
+    head = f.read(16)
+    if len(head) < 16 or head[:8] != MAGIC:
+        raise ColumnFileError(f'{path} is not an occnet column file')
+    length = int(np.frombuffer(head[8:], dtype=np.uint64)[0])
+    try:
+        header = json.loads(f.read(length).decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ColumnFileError(f'{path}: unreadable header ({err})') from None
+    size = os.fstat(f.fileno()).st_size
+    if size != header.get('size'):
+        raise ColumnFileError(f'{path} is {size} bytes, its header says {header.get("size")} '
+                              f'(truncated)')
     header['data_start'] = -(-(16 + length) // ALIGN) * ALIGN
     return header
 
@@ -170,9 +178,10 @@ class ColumnFrames:
 
     def __init__(self, path):
         self.path = path
-        header = read_header(path)
+        with open(path, 'rb') as f:  # header and data from one open file, even if replaced
+            header = read_header(path, f)
+            buffer = np.memmap(f, dtype=np.uint8, mode='r')
         self.meta, self.rows, self.keys = header['meta'], header['rows'], header['keys']
-        buffer = np.memmap(path, dtype=np.uint8, mode='r')
         self.arrays = {}
         for name, spec in header['arrays'].items():
             dtype = np.dtype(spec['dtype'])
@@ -180,6 +189,10 @@ class ColumnFrames:
             start = header['data_start'] + spec['offset']
             self.arrays[name] = np.frombuffer(buffer, dtype=dtype, count=count,
                                               offset=start).reshape(spec['shape'])
+
+    def __reduce__(self):
+        # a spawned dataloader worker maps the file again instead of receiving copies
+        return ColumnFrames, (self.path,)
 
     def __len__(self):
         return self.rows

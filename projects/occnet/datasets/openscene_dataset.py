@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import torch
-from mmengine.dataset import BaseDataset
+from mmengine.dataset import BaseDataset, force_full_init
 from mmengine.logging import print_log
 
 from occnet.datasets.collect import pose_matrices
@@ -113,7 +113,7 @@ class OpenSceneOccDataset(BaseDataset):
     def settings(self):
         """What shapes the parsed frames besides the infos file (the metadata cache's key)."""
         return dict(cls=f'{type(self).__module__}.{type(self).__name__}',
-                    data_root=self.data_root, with_label=self.with_label,
+                    data_root=os.fspath(self.data_root), with_label=self.with_label,
                     skip_bad_frames=self.skip_bad_frames, max_prev_gap_s=self.max_prev_gap_s,
                     cameras=list(self.description.camera_names), label_key=self.label_key,
                     label_keys=list(self.label_keys))
@@ -124,12 +124,19 @@ class OpenSceneOccDataset(BaseDataset):
         serialize)."""
         if self._fully_initialized:
             return
-        frames = None
+        frames = parsed = None
         if self.metadata_cache and os.path.isfile(self.ann_file):
-            frames = open_or_build(self.ann_file, self.settings(), type(self),
-                                   self._parse_for_cache)
-        if frames is None:
+            frames, parsed = open_or_build(os.fspath(self.ann_file), self.settings(),
+                                           type(self), self._parse_for_cache)
+        if frames is None and parsed is None:
             return super().full_init()
+        if frames is None:  # parsed here, but the cache could not be written: mmengine's rest
+            self.data_list = parsed[0]
+            self.data_list = self.filter_data()
+            if self.serialize_data:
+                self.data_bytes, self.data_address = self._serialize_data()
+            self._fully_initialized = True
+            return
         meta = frames.meta
         if meta.get('left_out'):
             print_log(f'left out {meta["left_out"]} frames with bad metadata, e.g. '
@@ -149,9 +156,11 @@ class OpenSceneOccDataset(BaseDataset):
         return data_list, tables, dict(left_out=len(bad), left_out_example=bad[0] if bad else None,
                                        unlabelled=unlabelled)
 
+    @force_full_init
     def __len__(self):
         return len(self.frames) if self.frames is not None else super().__len__()
 
+    @force_full_init
     def get_data_info(self, idx):
         """A fresh dict of frame `idx`'s parsed metadata (parse_frame's keys) plus
         `sample_idx`."""
