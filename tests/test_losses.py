@@ -100,6 +100,32 @@ def test_lovasz_loss_float32_channels_first_matches_the_voxel_loop():
     assert torch.allclose(got, want.float(), atol=1e-6) and got[0, :, 0].abs().max() == 0
 
 
+def test_lovasz_sample_ratio_scores_a_random_subset_in_training_only():
+    # sample_ratio < 1: in training, the loss is the exact Lovasz-softmax of the drawn
+    # voxels (the others, like ignored ones, get no gradient); in eval mode, every voxel
+    torch.manual_seed(0)
+    logits = torch.randn(1, 4, 40, 30, 20, requires_grad=True)
+    target = torch.randint(0, 4, (1, 40, 30, 20))
+    target[0, :5] = 255
+    full = LovaszSoftmaxLoss()(logits, target)
+    sampled_loss = LovaszSoftmaxLoss(sample_ratio=0.25)
+    assert sampled_loss.eval()(logits, target).item() == full.item()
+    sampled_loss.train()
+    torch.manual_seed(7)
+    part = sampled_loss(logits, target)
+    grad, = torch.autograd.grad(part, logits)
+    touched = grad.abs().sum(1)[0] > 0  # (X, Y, Z) voxels the sampled loss reached
+    assert not touched[:5].any()
+    share = touched.sum().item() / (target != 255).sum().item()
+    assert 0.23 < share < 0.27
+    subset = torch.where(touched[None], target, torch.full_like(target, 255))
+    assert part.item() == pytest.approx(LovaszSoftmaxLoss()(logits, subset).item(), rel=1e-6)
+    # an IoU surrogate of a random quarter of 18,000 voxels: close to the whole one
+    assert part.item() == pytest.approx(full.item(), rel=0.02)
+    with pytest.raises(ValueError, match='sample_ratio'):
+        LovaszSoftmaxLoss(sample_ratio=0.0)
+
+
 def test_geometry_scal_by_hand():
     # p(occupied) = 1 - p(free) = [0.7, 0.2, 0.6], occupied = [1, 0, 1]
     expected = -math.log(1.3 / 1.5) - math.log(1.3 / 2) - math.log(0.8)

@@ -1,6 +1,7 @@
 """FB-OCC's depth-aware attention weight: how probable a camera's predicted depth
 distribution finds each pillar anchor at the depth where the anchor actually is."""
 import torch
+import torch.nn.functional as F
 
 
 def anchor_depth_weights(depth_probs, ref, depth, depth_range, relative=False):
@@ -26,28 +27,17 @@ def anchor_depth_weights(depth_probs, ref, depth, depth_range, relative=False):
         (B * N, L, A) float32 weights in [0, 1]; differentiable in depth_probs. Computed in
         fp32 with autocast off.
     """
-    rows, bins, height, width = depth_probs.shape
+    bins = depth_probs.shape[1]
     d_min, _, step = depth_range
     with torch.autocast(depth_probs.device.type, enabled=False):
         probs = depth_probs.float()
         if relative:  # padding pixels (all bins 0) stay 0
             probs = probs / probs.amax(1, keepdim=True).clamp_min(1e-12)
-        probs = probs.flatten(1)  # (B*N, D*H*W)
-        ref, depth = ref.float(), depth.float()
-        bin_index = ((depth - d_min) / step).floor().clamp(0, bins - 1).long()
-        # clamped a cell beyond the map: far-off anchors (behind a camera) stay finite
-        x = (ref[..., 0] * width - 0.5).clamp(-2, width + 1)
-        y = (ref[..., 1] * height - 0.5).clamp(-2, height + 1)
-        x0, y0 = x.floor(), y.floor()
-        weight = torch.zeros_like(depth)
-        for dx in (0, 1):
-            for dy in (0, 1):
-                xi, yi = x0 + dx, y0 + dy
-                bilinear = (1 - (x - xi).abs()) * (1 - (y - yi).abs())
-                inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
-                flat = (bin_index * height + yi.clamp(0, height - 1).long()) * width \
-                    + xi.clamp(0, width - 1).long()
-                picked = torch.gather(probs, 1, flat.flatten(1)).view_as(depth)
-                weight = weight + torch.where(inside, bilinear * picked,
-                                              torch.zeros_like(picked))
-    return weight
+        bin_index = ((depth.float() - d_min) / step).floor().clamp(0, bins - 1)
+        # one trilinear grid_sample over (D, H, W): z sits on the bin's centre, so the
+        # weight along depth is all on that bin, and x, y are read bilinearly with zeros
+        # outside; far-off anchors (behind a camera) are clamped to a point beyond the map
+        xy = (ref.float() * 2 - 1).clamp(-2, 2)  # grid_sample's [-1, 1] of the padded map
+        grid = torch.cat([xy, ((2 * bin_index + 1) / bins - 1)[..., None]], -1)  # (B*N,L,A,3)
+        return F.grid_sample(probs[:, None], grid[:, None], mode='bilinear',
+                             padding_mode='zeros', align_corners=False)[:, 0, 0]

@@ -87,26 +87,37 @@ class LovaszSoftmaxLoss(nn.Module):
         loss_weight: multiplier of the loss.
         ignore_index: target value excluded from the loss; None: the dataset's.
         dataset: name, OccDescription or metainfo dict of the dataset.
+        sample_ratio: in (0, 1]; below 1, each call scores a uniformly random share of the
+            non-ignored voxels (drawn from torch's global generator, so a seeded run
+            repeats), not all of them: the IoU surrogate of a random subset, at that share
+            of the sort's cost. 1 (the published loss): every voxel.
     """
 
     def __init__(self, classes='present', loss_weight=1.0, ignore_index=None,
-                 dataset='openscene'):
+                 dataset='openscene', sample_ratio=1.0):
         super().__init__()
         if classes not in ('present', 'all'):
             raise ValueError(f"classes must be 'present' or 'all', got {classes!r}")
+        if not 0.0 < sample_ratio <= 1.0:
+            raise ValueError(f'sample_ratio must be in (0, 1], got {sample_ratio!r}')
         if ignore_index is None:
             ignore_index = get_description(dataset).ignore_index
         self.classes, self.loss_weight, self.ignore_index = classes, loss_weight, ignore_index
+        self.sample_ratio = sample_ratio
 
     def forward(self, logits, target):
         """logits (B, K, ...) channels-first, target (B, ...) long -> scalar.
 
         The logits stay class-major, (K, B * voxels), a view when B = 1: the kept voxels'
         columns are selected first and the softmax runs over them only, with no voxel-major
-        copy of the whole grid."""
+        copy of the whole grid. In training with sample_ratio < 1 a random share of them;
+        in eval mode all of them, so a reported loss does not depend on the draw."""
         num_classes = logits.shape[1]
         target = target.reshape(-1)
         kept = (target != self.ignore_index).nonzero()[:, 0]
+        if self.sample_ratio < 1.0 and self.training:
+            drawn = torch.rand(kept.shape[0], device=kept.device) < self.sample_ratio
+            kept = kept[drawn]
         logits = logits.float().transpose(0, 1).reshape(num_classes, -1).index_select(1, kept)
         return self.loss_weight * lovasz_softmax_flat(logits.softmax(0).t(), target[kept],
                                                       self.classes)
