@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from occnet.models.bev_encoders import fbocc_encoder
-from occnet.models.bev_encoders.depth_aware_attention import anchor_depth_weights
+from occnet.models.bev_encoders.depth_aware_attention import (anchor_depth_weights,
+                                                              anchor_depth_weights_reference)
 from occnet.models.bev_encoders.encoder import BEVFormerEncoder
 from occnet.models.bev_encoders.fbocc_encoder import FBOccEncoder
 from occnet.models.bev_encoders.spatial_cross_attention import (SpatialCrossAttention,
@@ -42,7 +43,6 @@ def test_anchor_depth_weight_by_hand():
     assert torch.allclose(probs.grad, grad)
 
 
-
 def test_relative_depth_weight_by_hand():
     """relative=True divides each pixel's distribution by its most probable bin's
     probability: 1 at the predicted depth, a flat distribution gives 1 everywhere, the
@@ -62,6 +62,28 @@ def test_relative_depth_weight_by_hand():
     grad = torch.zeros(1, 4, 2, 4)
     grad[0, 3, 0, 0], grad[0, 0, 0, 0] = 1 / 0.6, -0.3 / 0.36
     assert torch.allclose(probs.grad, grad)
+
+
+@pytest.mark.parametrize('relative', [False, True])
+def test_depth_weights_match_the_four_gather_reference(relative):
+    """The trilinear grid_sample read equals FB-OCC's four bilinear gathers, values and
+    gradients, with anchors off the map, far behind it and outside the depth range."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 6, 7, dtype=torch.float64)
+    ref = torch.rand(3, 40, 4, 2) * 1.6 - 0.3  # partly outside [0, 1]
+    ref[0, :3] = torch.tensor([-50.0, 80.0])  # far off: behind a camera
+    depth = torch.rand(3, 40, 4) * 14 - 2  # bins of [1, 11): below, inside and above
+    results = []
+    for read in (anchor_depth_weights, anchor_depth_weights_reference):
+        probs = logits.softmax(1).float().requires_grad_(True)
+        weight = read(probs, ref, depth, (1.0, 11.0, 2.0), relative=relative)
+        (weight * torch.linspace(-1, 2, weight.numel()).view_as(weight)).sum().backward()
+        results.append((weight.detach(), probs.grad))
+    (weight, grad), (expected_weight, expected_grad) = results
+    assert expected_weight[0, :3].abs().max() == 0 and expected_weight.max() > 0.1
+    assert torch.allclose(weight, expected_weight, atol=1e-6)
+    assert torch.allclose(grad, expected_grad, atol=1e-5)
+
 
 def one_camera_attention(num_points=6, num_anchors=3):
     """An SCA over one camera that sees every one of 5 queries; constant image features, so

@@ -41,3 +41,35 @@ def anchor_depth_weights(depth_probs, ref, depth, depth_range, relative=False):
         grid = torch.cat([xy, ((2 * bin_index + 1) / bins - 1)[..., None]], -1)  # (B*N,L,A,3)
         return F.grid_sample(probs[:, None], grid[:, None], mode='bilinear',
                              padding_mode='zeros', align_corners=False)[:, 0, 0]
+
+
+def anchor_depth_weights_reference(depth_probs, ref, depth, depth_range, relative=False):
+    """`anchor_depth_weights` by explicit bilinear gathers (as FB-OCC reads it): the bin's
+    probability at the four pixels around the anchor, each weighted by its bilinear share,
+    zero for a neighbour outside the map. For tests and benchmarks/depth_weights_speed.py;
+    same arguments, shapes and result (within float rounding)."""
+    _, bins, height, width = depth_probs.shape
+    d_min, _, step = depth_range
+    with torch.autocast(depth_probs.device.type, enabled=False):
+        probs = depth_probs.float()
+        if relative:
+            probs = probs / probs.amax(1, keepdim=True).clamp_min(1e-12)
+        probs = probs.flatten(1)  # (B*N, D*H*W)
+        ref, depth = ref.float(), depth.float()
+        bin_index = ((depth - d_min) / step).floor().clamp(0, bins - 1).long()
+        # pixel coordinates, clamped a little beyond the map as grid_sample's [-2, 2]
+        x = (ref[..., 0].clamp(-0.5, 1.5) * width - 0.5)
+        y = (ref[..., 1].clamp(-0.5, 1.5) * height - 0.5)
+        x0, y0 = x.floor(), y.floor()
+        weight = torch.zeros_like(depth)
+        for dx in (0, 1):
+            for dy in (0, 1):
+                xi, yi = x0 + dx, y0 + dy
+                bilinear = (1 - (x - xi).abs()) * (1 - (y - yi).abs())
+                inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+                flat = (bin_index * height + yi.clamp(0, height - 1).long()) * width \
+                    + xi.clamp(0, width - 1).long()
+                picked = torch.gather(probs, 1, flat.flatten(1)).view_as(depth)
+                weight = weight + torch.where(inside, bilinear * picked,
+                                              torch.zeros_like(picked))
+    return weight
