@@ -2,13 +2,16 @@
 full-scale model runs after its image neck (view transform or encoder, BEV encoder, head and
 prediction), and of the whole model, at OpenScene's 8 x 960x540 input, on this machine.
 
-    python benchmarks/post_neck_speed.py [--iters 5] [--models tiny flashocc flashocc_s32 fbocc]
+    python benchmarks/post_neck_speed.py [--iters 5]
+        [--models tiny flashocc flashocc_m0 flashocc_s32 fbocc]
         [--precision fp32|bf16] [--channels-last]
 
 Models: `tiny` is configs/bevformer_occ/bevformer-occ-tiny_r50-fpn_8xb1-24e_openscene.py,
 `flashocc` configs/flashocc/flashocc_r50-fpn_8xb1-24e_openscene.py (stride-16 features, as
-FlashOcc), `flashocc_s32` the same model lifting tiny's own stride-32 features (the same
-image features as tiny), `fbocc` configs/fbocc/fbocc_r50-fpn_8xb1-24e_openscene.py.
+FlashOcc's M1), `flashocc_m0` configs/flashocc/flashocc-m0_r50-fpn_8xb1-24e_openscene.py
+(FlashOcc's M0: 128 BEV channels after the BEV ResNet-FPN), `flashocc_s32` the M1 model
+lifting tiny's own stride-32 features (the same image features as tiny), `fbocc`
+configs/fbocc/fbocc_r50-fpn_8xb1-24e_openscene.py.
 The inputs are tools/benchmark.py's synthetic batch: random images on the OpenScene-like
 8-camera rig (so the spatial cross-attention sees the real number of visible pillars). The
 neck features are computed once per model and reused, so the post-neck time leaves the
@@ -17,7 +20,8 @@ Random weights (no download). Single frames: tiny's video mode carries no previo
 the first frame, which is what every timed call is. The last line is JSON with
 `<model>_post_neck_s`, `<model>_whole_s`, for FlashOcc-style models the parts
 (`<model>_view_transform_s`, `_bev_backbone_s`, `_head_s`), and `post_neck_ratio` /
-`whole_ratio` of tiny over flashocc.
+`whole_ratio` of tiny over flashocc (`post_neck_ratio_flashocc_m0` and so on for the
+others).
 Every model runs in the same mode: `--precision bf16` runs each call under CPU bf16 autocast
 (geometry stays fp32, as in training with --amp bf16), `--channels-last` builds the models
 with model.channels_last=True (every 2D convolution channels-last).
@@ -44,9 +48,12 @@ from occnet.registry import MODELS  # noqa: E402
 
 TINY = 'configs/bevformer_occ/bevformer-occ-tiny_r50-fpn_8xb1-24e_openscene.py'
 FLASHOCC = 'configs/flashocc/flashocc_r50-fpn_8xb1-24e_openscene.py'
+FLASHOCC_M0 = 'configs/flashocc/flashocc-m0_r50-fpn_8xb1-24e_openscene.py'
 STRIDE32 = {'model.img_backbone.out_indices': (3,), 'model.img_neck.in_channels': [2048],
             'model.img_neck.num_outs': 1}
-MODEL_CONFIGS = dict(tiny=(TINY, {}), flashocc=(FLASHOCC, {}), flashocc_s32=(FLASHOCC, STRIDE32),
+MODEL_CONFIGS = dict(tiny=(TINY, {}), flashocc=(FLASHOCC, {}),
+                     flashocc_m0=(FLASHOCC_M0, {}),
+                     flashocc_s32=(FLASHOCC, STRIDE32),
                      fbocc=('configs/fbocc/fbocc_r50-fpn_8xb1-24e_openscene.py', {}))
 
 
@@ -157,7 +164,7 @@ def main():
         result.update({f'{name}_post_neck_s': round(post_neck_s, 3),
                        f'{name}_whole_s': round(whole_s, 3),
                        **{f'{name}_{part}_s': round(sec, 3) for part, sec in parts.items()}})
-    for other in ('flashocc', 'flashocc_s32', 'fbocc'):
+    for other in ('flashocc', 'flashocc_m0', 'flashocc_s32', 'fbocc'):
         if 'tiny' in args.models and other in args.models:
             suffix = '' if other == 'flashocc' else f'_{other}'
             result[f'post_neck_ratio{suffix}'] = round(

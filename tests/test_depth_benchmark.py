@@ -79,3 +79,29 @@ def test_timing_pools_the_second_halves_of_interleaved_rounds(tmp_path, monkeypa
     order.clear()
     assert bench.seconds_per_iteration(str(tmp_path), ['a', 'b'], None, rounds=2) == seconds
     assert order == []  # read from disk
+
+
+def test_a_run_whose_speed_drifted_is_trained_again_for_its_own_speed(tmp_path, monkeypatch):
+    """Timed at 1.0 s an iteration, a 480 s budget gives 480 iterations. A training that ran
+    at 0.75 s (25% off, past DRIFT) used 360 s, so the model is trained again, in its own
+    run, for 480 / 0.75 = 640 iterations; within DRIFT the first result stands."""
+    bench = load_benchmark()
+    speeds = {'m': 0.75, 'm_retrain': 0.78}
+    calls = []
+
+    def fake_train_and_test(work_dir, name, data_dir, iters, run_name=None):
+        run_name = run_name or name
+        calls.append((run_name, iters))
+        return dict(iters=iters, sec_per_iter_trained=speeds[run_name], fg_miou=iters / 100,
+                    miou=10.0, budget_used_s=round(iters * speeds[run_name]))
+
+    monkeypatch.setattr(bench, 'train_and_test', fake_train_and_test)
+    result = bench.train_within_budget(str(tmp_path), 'm', None, 480.0, 1.0)
+    assert calls == [('m', 480), ('m_retrain', 640)]
+    assert (result['iters'], result['fg_miou'], result['budget_used_s']) == (640, 6.4, 499)
+    assert result['before_retrain'] == dict(iters=480, sec_per_iter_trained=0.75,
+                                            budget_used_s=360, fg_miou=4.8, miou=10.0)
+    calls.clear()
+    speeds['m'] = 1.1  # 10% slower than timed: within DRIFT, no retrain
+    result = bench.train_within_budget(str(tmp_path), 'm', None, 480.0, 1.0)
+    assert calls == [('m', 480)] and 'before_retrain' not in result
