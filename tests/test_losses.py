@@ -205,3 +205,38 @@ def test_sigmoid_focal_by_hand():
     assert loss.item() == pytest.approx(0.25 * math.log(2.0), rel=1e-6)
     ignored = OccFocalLoss()(torch.zeros(1, 2, 2), torch.tensor([[0, 255]]))
     assert ignored.item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_lovasz_weights_sort_only_the_contested_voxels_and_match_the_full_sort():
+    # row 0: every outside voxel below 0.3 ranks after the class (errors 0.4-0.9): weight 0;
+    # row 1: class voxels below 0.05 rank after every outside voxel: weight 1 / P each;
+    # row 2: ties at the cut-offs; row 3: an absent class. Against the full sort, both dtypes
+    from occnet.models.losses.lovasz_softmax import lovasz_grad, lovasz_weights
+    torch.manual_seed(2)
+    num = 4000
+    fg = torch.zeros(4, num, dtype=torch.float64)
+    fg[0, :300] = fg[1, 1000:3000] = fg[2, ::3] = 1
+    errors = torch.rand(4, num, dtype=torch.float64)
+    errors[0, :300] = 0.4 + 0.5 * errors[0, :300]
+    errors[0, 300:3500] *= 0.3  # most outside voxels: below every class voxel
+    errors[1, :1000] = 0.05 + 0.9 * errors[1, :1000]
+    errors[1, 3000:] = 0.05 + 0.9 * errors[1, 3000:]
+    errors[1, 1000:2500] *= 0.05  # most class voxels: below every outside voxel
+    errors[2, ::7] = 0.25  # ties, inside and outside, at the lowest error of each side
+    errors[2] = errors[2].clamp(min=0.25)
+    assert (errors[0, 300:] < errors[0, :300].min()).sum() >= 3200
+    assert (errors[1, 1000:3000] < torch.cat([errors[1, :1000], errors[1, 3000:]]).min()
+            ).sum() >= 1400
+
+    def full_sort(errors, fg):
+        order = torch.sort(errors, dim=1, descending=True, stable=True)[1]
+        grad = lovasz_grad(torch.gather(fg, 1, order))
+        return torch.empty_like(grad).scatter_(1, order, grad)
+
+    want = full_sort(errors, fg)
+    assert torch.allclose(lovasz_weights(errors, fg), want, rtol=0, atol=1e-12)
+    assert torch.allclose(want[1, 1000:2500][errors[1, 1000:2500] < 0.05 * 0.99],
+                          torch.tensor(1.0 / num, dtype=torch.float64), atol=1e-12)
+    assert (want[0, 300:3500] == 0).all()
+    got32 = lovasz_weights(errors.float(), fg.float())  # the radix sort's path
+    assert torch.allclose(got32.double(), want, rtol=0, atol=1e-6)

@@ -7,16 +7,19 @@ from occnet.descriptions import get_description
 from occnet.registry import MODELS
 
 
-def lovasz_grad(gt_sorted):
+def lovasz_grad(gt_sorted, total=None):
     """Gradient of the Jaccard loss w.r.t. sorted errors, per row.
 
     Args:
         gt_sorted: (..., P) float, 1 where the voxel belongs to the class, each row sorted by
             decreasing error.
+        total: the class's voxel count when gt_sorted is the head of a longer sorted row
+            (the rest of it is not needed for these weights); None: gt_sorted.sum(-1).
     Returns:
         (..., P) weights: the increase of 1 - IoU as each voxel in turn is counted as wrong.
     """
-    total = gt_sorted.sum(-1, keepdim=True)
+    if total is None:
+        total = gt_sorted.sum(-1, keepdim=True)
     intersection = total - gt_sorted.cumsum(-1)
     union = total + (1.0 - gt_sorted).cumsum(-1)
     jaccard = 1.0 - intersection / union
@@ -47,11 +50,43 @@ def lovasz_weights(errors, fg):
     """(R, P) errors >= 0 and fg (1 where the voxel belongs to the row's class) -> (R, P)
     constant weights: each voxel's lovasz_grad at its rank by decreasing error. The Lovasz
     extension is then (errors * weights).sum(-1), and its gradient flows through `errors`
-    alone, without a sort or gather in the backward pass."""
+    alone, without a sort or gather in the backward pass. Each row sorts only its
+    contested voxels (row_weights)."""
     with torch.no_grad():
-        order = descending_order(errors.detach())
-        grad = lovasz_grad(torch.gather(fg, 1, order))
-        return torch.empty_like(grad).scatter_(1, order, grad)
+        errors = errors.detach()
+        weights = torch.empty_like(errors)
+        for row in range(errors.shape[0]):
+            weights[row] = row_weights(errors[row], fg[row])
+        return weights
+
+
+def row_weights(errors, fg):
+    """lovasz_weights of one class: (P,) errors >= 0 and fg (1 in the class) -> (P,).
+
+    Only the contested voxels are sorted. With T voxels in the class and B outside:
+    - a voxel outside the class whose error is below every class voxel's error ranks after
+      all of them, where the intersection is already 0 and 1 - IoU stays 1: weight 0;
+    - a class voxel whose error is below every outside voxel's ranks after all of those,
+      where the union is T + B: each raises 1 - IoU by 1 / (T + B).
+    (Both kinds cannot occur in one row.) The rest keep their order of the full sort, so
+    lovasz_grad over them, with the class total T, gives the same weights. A trained model
+    is sure of most voxels of a rare class's row, so the sort shrinks from P voxels to the
+    few it gets wrong or nearly wrong.
+    """
+    inside = fg > 0
+    total = int(inside.sum())
+    if total == 0 or total == errors.numel():  # nothing to compare against: sort it all
+        order = descending_order(errors[None])[0]
+        return torch.empty_like(errors).scatter_(0, order, lovasz_grad(fg[order]))
+    lowest_inside = errors[inside].min()
+    lowest_outside = errors[~inside].min()
+    contested = torch.where(inside, errors >= lowest_outside, errors >= lowest_inside)
+    weights = torch.zeros_like(errors)
+    weights[inside & ~contested] = 1.0 / errors.numel()
+    index = contested.nonzero()[:, 0]
+    order = index[descending_order(errors[index][None])[0]]
+    weights[order] = lovasz_grad(fg[order], torch.tensor(float(total), dtype=fg.dtype))
+    return weights
 
 
 def lovasz_softmax_flat(probs, labels, classes='present'):
