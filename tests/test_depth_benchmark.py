@@ -102,6 +102,6 @@ def test_a_run_whose_speed_drifted_is_trained_again_for_its_own_speed(tmp_path, 
     assert result['before_retrain'] == dict(iters=480, sec_per_iter_trained=0.75,
                                             budget_used_s=360, fg_miou=4.8, miou=10.0)
     calls.clear()
-    speeds['m'] = 1.1  # 10% slower than timed: within DRIFT, no retrain
+    speeds['m'] = 1.04  # 4% slower than timed: within DRIFT, no retrain
     result = bench.train_within_budget(str(tmp_path), 'm', None, 480.0, 1.0)
     assert calls == [('m', 480)] and 'before_retrain' not in result
