@@ -50,10 +50,17 @@ def lovasz_weights(errors, fg):
     """(R, P) errors >= 0 and fg (1 where the voxel belongs to the row's class) -> (R, P)
     constant weights: each voxel's lovasz_grad at its rank by decreasing error. The Lovasz
     extension is then (errors * weights).sum(-1), and its gradient flows through `errors`
-    alone, without a sort or gather in the backward pass. Each row sorts only its
-    contested voxels (row_weights)."""
+    alone, without a sort or gather in the backward pass.
+
+    On the CPU each row sorts only its contested voxels (row_weights: the same weights,
+    found with data-dependent sizes). Elsewhere one batched sort of every voxel, which
+    needs no host synchronisation."""
     with torch.no_grad():
         errors = errors.detach()
+        if errors.device.type != 'cpu':
+            order = descending_order(errors)
+            grad = lovasz_grad(torch.gather(fg, 1, order))
+            return torch.empty_like(grad).scatter_(1, order, grad)
         weights = torch.empty_like(errors)
         for row in range(errors.shape[0]):
             weights[row] = row_weights(errors[row], fg[row])
@@ -85,7 +92,7 @@ def row_weights(errors, fg):
     weights[inside & ~contested] = 1.0 / errors.numel()
     index = contested.nonzero()[:, 0]
     order = index[descending_order(errors[index][None])[0]]
-    weights[order] = lovasz_grad(fg[order], torch.tensor(float(total), dtype=fg.dtype))
+    weights[order] = lovasz_grad(fg[order], float(total))
     return weights
 
 
