@@ -53,19 +53,11 @@ def baseline_loss(logits, target):
     return (errors_sorted * lovasz_grad(torch.gather(fg, 1, order))).sum(1).mean()
 
 
-def full_sort_weights(errors, fg):
-    """lovasz_weights as it was before 2026-12-04: every voxel of every row in one batched
-    sort."""
-    with torch.no_grad():
-        order = descending_order(errors.detach())
-        grad = lovasz_grad(torch.gather(fg, 1, order))
-        return torch.empty_like(grad).scatter_(1, order, grad)
-
-
 def timed_full_sort(fn):
-    """fn() with the loss's weights from full_sort_weights."""
+    """fn() with the loss's weights from full_sort_weights (every voxel of every row in one
+    batched sort, as lovasz_weights was before 2026-12-04)."""
     pruned = lovasz_softmax.lovasz_weights
-    lovasz_softmax.lovasz_weights = full_sort_weights
+    lovasz_softmax.lovasz_weights = lovasz_softmax.full_sort_weights
     try:
         return fn()
     finally:

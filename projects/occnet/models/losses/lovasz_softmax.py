@@ -58,13 +58,19 @@ def lovasz_weights(errors, fg):
     with torch.no_grad():
         errors = errors.detach()
         if errors.device.type != 'cpu':
-            order = descending_order(errors)
-            grad = lovasz_grad(torch.gather(fg, 1, order))
-            return torch.empty_like(grad).scatter_(1, order, grad)
+            return full_sort_weights(errors, fg)
         weights = torch.empty_like(errors)
         for row in range(errors.shape[0]):
             weights[row] = row_weights(errors[row], fg[row])
         return weights
+
+
+def full_sort_weights(errors, fg):
+    """lovasz_weights from one batched sort of every voxel of every row: (R, P) -> (R, P)."""
+    with torch.no_grad():
+        order = descending_order(errors.detach())
+        grad = lovasz_grad(torch.gather(fg, 1, order))
+        return torch.empty_like(grad).scatter_(1, order, grad)
 
 
 def row_weights(errors, fg):
@@ -83,8 +89,7 @@ def row_weights(errors, fg):
     inside = fg > 0
     total = int(inside.sum())
     if total == 0 or total == errors.numel():  # nothing to compare against: sort it all
-        order = descending_order(errors[None])[0]
-        return torch.empty_like(errors).scatter_(0, order, lovasz_grad(fg[order]))
+        return full_sort_weights(errors[None], fg[None])[0]
     lowest_inside = errors[inside].min()
     lowest_outside = errors[~inside].min()
     contested = torch.where(inside, errors >= lowest_outside, errors >= lowest_inside)
