@@ -3,46 +3,44 @@ the FlashOcc-style demo, trained side by side under the same wall-clock budget o
 synthetic set, and tested on its held-out logs.
 
     python benchmarks/depth_vs_bevformer.py --seed S --work-dir DIR [--budget-s 480]
-        [--ablate-depth] [--models bevformer depth flashocc]
+        [--repeats R] [--ablate-depth] [--models bevformer depth flashocc]
 
 1. Generates the demo's synthetic set (8 logs x 32 frames, 320x180, LiDAR) with seed S into
    DIR/data and splits it as the demo does (2 of the 8 logs held out).
-2. Times each model's real training iteration: 20-iteration runs of tools/train.py on the
-   same data, in TIMING_ROUNDS interleaved rounds (bevformer, depth, flashocc, bevformer,
-   ...), so a drift of the machine's speed hits every model alike; the median of the logged
-   iteration times after the first half of each run. Each model gets budget / (seconds per
-   iteration) iterations with the demo's schedule (linear warm-up, cosine decay to 1%)
-   stretched over them, so every model trains for the same time. The training runs then
-   report their own median iteration time (`<model>_sec_per_iter_trained`) and the budget
-   it implies (`<model>_budget_used_s` = iterations x that time), to check the matching.
-   When a model's training ran more than DRIFT (5%) faster or slower than its timing
-   rounds, the budget was not what it meant to be (the machine's speed drifts, and a
-   model's first iterations can run slower than its later ones): the model is trained and
-   tested once more, in DIR/<model>_retrain, for budget /
-   (its trained seconds per iteration) iterations, and that result is the one reported;
-   the first is kept under `<model>_before_retrain`.
-   No run validates during training; the test in step 3 is the evaluation.
-3. Trains each (tools/train.py) and tests it on the held-out logs (tools/test.py) with the
-   smear measure on (docs/evaluation.md).
-4. --ablate-depth adds the forward-backward model without depth supervision (depth_unsup).
+2. Trains each model (tools/train.py) for budget seconds of wall clock, not a number of
+   iterations: TimeBudgetHook (occnet/engine/time_budget.py) stops the loop when the budget
+   is spent and sets the learning rate from the time spent, the demo's schedule (50-iteration
+   linear warm-up, cosine decay to 1%) laid over the budget. So every model gets the same
+   training time whatever its speed and the machine's drift, and its schedule ends at the
+   budget. `<model>_iters` is how many iterations that was, `<model>_train_s` the seconds the
+   hook counted. No run validates during training; the test in step 3 is the evaluation.
+3. Tests each on the held-out logs (tools/test.py) with the smear measure on
+   (docs/evaluation.md).
+4. --repeats R trains every model R times, round-robin (bevformer, depth, ..., bevformer,
+   depth, ...), repeat k with training seed k (`randomness.seed`; repeat 0 is the demo's
+   seed 0) in DIR/<model> (k = 0) or DIR/<model>_r<k>. The summary gives each repeat's
+   numbers, their mean and range, and the ratio of the mean foreground mIoUs. One run is
+   noisy at this scale: the training seed and the machine's speed during the budget move a
+   model's foreground mIoU by 10-30%.
+5. --ablate-depth adds the forward-backward model without depth supervision (depth_unsup).
    `--models ... bevformer_lovasz` adds the BEVFormer demo trained with the forward-backward
    demo's loss (weighted cross-entropy + Lovasz-softmax).
-Each model's result is kept in DIR/results/<name>.json and reused by a later run with the
-same data and iterations; delete it to train that model again. The timing runs are kept in
-DIR/timing/<name> too: the machine's speed drifts (up to 25% here within a day), so when one
-model is timed again, time the others again as well (delete DIR/timing) for a fair budget.
+Each run's result is kept in DIR/results/<run>.json and reused by a later call with the same
+budget and training seed; delete it to train that run again.
 
 Writes DIR/summary.json; its last printed line is that JSON: `<model>_fg_miou` and
-`<model>_miou` on camera-visible voxels (the protocol the demos train with), the same on all
-voxels (`_all`), `<model>_smear_share`, `<model>_train_s`, `<model>_iters`, and
-`depth_over_bevformer_fg`; `<model>` is bevformer, depth (forward-backward), flashocc and,
-with --ablate-depth, depth_unsup. Takes about 4 x (budget + 2 min).
+`<model>_miou` on camera-visible voxels (the protocol the demos train with; with repeats,
+the mean over them, and `<model>_fg_miou_runs` each run's), the same on all voxels (`_all`),
+`<model>_smear_share`, `<model>_train_s`, `<model>_iters`, and `depth_over_bevformer_fg`
+(the ratio of the means); `<model>` is bevformer, depth (forward-backward), flashocc and,
+with --ablate-depth, depth_unsup. Takes about repeats x models x (budget + 2 min).
 """
 import argparse
 import glob
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -68,25 +66,23 @@ EXTRA = dict(
     bevformer_lovasz="model = dict(occ_head=dict(loss=[\n"
                      "    dict(type='OccCrossEntropyLoss', class_weight={{_base_.class_weight}}),\n"
                      "    dict(type='LovaszSoftmaxLoss')]))\n")
-TIMING_ITERS = 20
-TIMING_ROUNDS = 2
-SMOKE_ITERS = 3
-DRIFT = 0.05  # retrain when the trained s/iter is this far (relative) from the timed one
+SMOKE_ITERS = 5  # --smoke: at most this many iterations, and a SMOKE_BUDGET_S budget
+SMOKE_BUDGET_S = 4.0
+UNBOUNDED = 10 ** 9  # the loop's max_iters when the time budget alone stops it
 
 DERIVED = """_base_ = [{base!r}]
 data_root = {data_root!r}
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={iters},
-                 val_interval={iters} + 1)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=min(50, {iters})),
-    dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=False, begin=0, end={iters},
-         T_max={iters}),
-]
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval={iters}, max_keep_ckpts=1))
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={max_iters},
+                 val_interval={max_iters} + 1)
+# TimeBudgetHook stops the loop at the budget and sets the learning rate from the time spent
+param_scheduler = None
+custom_hooks = {custom_hooks!r}
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval={max_iters}, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
+randomness = dict(seed={train_seed})
 val_dataloader = None  # no validation inside the budget: tools/test.py evaluates afterwards
 val_cfg = None
 val_evaluator = None
@@ -114,13 +110,23 @@ def make_data(data_dir, seed, smoke=False):
          data_dir, '--val-ratio', '0.25', '--seed', '0'])
 
 
-def write_config(work_dir, name, data_dir, iters):
-    path = os.path.join(work_dir, 'configs', f'{name}_{iters}it.py')
+def write_config(work_dir, name, data_dir, budget_s, run_name=None, train_seed=0,
+                 max_iters=UNBOUNDED):
+    """DIR/configs/<run_name>.py: the model's demo config on the seed's data, trained for
+    budget_s seconds (TimeBudgetHook with the demo's warm-up and cosine decay to 1%, added
+    to the demo's own hooks) or max_iters iterations, whichever ends first."""
+    from mmengine.config import Config
+    base = os.path.join(ROOT, CONFIGS[name])
+    hooks = list(Config.fromfile(base).get('custom_hooks', []))
+    hooks = [dict(hook) for hook in hooks] + [
+        dict(type='TimeBudgetHook', budget_s=float(budget_s), warmup_iters=50,
+             warmup_start=0.1, eta_min_ratio=0.01)]
+    path = os.path.join(work_dir, 'configs', f'{run_name or name}.py')
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
-        f.write(DERIVED.format(base=os.path.join(ROOT, CONFIGS[name]),
-                               data_root=data_dir.rstrip('/') + '/', iters=iters,
-                               extra=EXTRA.get(name, '')))
+        f.write(DERIVED.format(base=base, data_root=data_dir.rstrip('/') + '/',
+                               max_iters=max_iters, custom_hooks=hooks,
+                               train_seed=train_seed, extra=EXTRA.get(name, '')))
     return path
 
 
@@ -137,50 +143,47 @@ def logged_iteration_times(run_dir):
     return times
 
 
-def seconds_per_iteration(work_dir, names, data_dir, timing_iters=TIMING_ITERS,
-                          rounds=TIMING_ROUNDS):
-    """{name: seconds per training iteration}: the median, over TIMING_ROUNDS interleaved
-    short runs of each model (DIR/timing/<name>/round<k>), of the logged iteration times in
-    the second half of each run. Runs already on disk are read, not rerun."""
-    pooled = {name: [] for name in names}
-    for k in range(rounds):
-        for name in names:
-            run_dir = os.path.join(work_dir, 'timing', name, f'round{k}')
-            times = logged_iteration_times(run_dir)
-            if not times:
-                config = write_config(work_dir, name, data_dir, timing_iters)
-                # every iteration logged, each its own time (window 1, not a running mean
-                # that would carry the slow first iteration)
-                run(['tools/train.py', config, '--work-dir', run_dir, '--cfg-options',
-                     'default_hooks.logger.interval=1', 'log_processor.window_size=1'],
-                    log=os.path.join(work_dir, f'timing_{name}.log'))
-                times = logged_iteration_times(run_dir)
-            pooled[name] += times[len(times) // 2:]
-    return {name: statistics.median(times) for name, times in pooled.items()}
+# TimeBudgetHook's closing line (occnet/engine/time_budget.py)
+SPENT = re.compile(r'time budget: ([\d.]+) s of \d+ s in (\d+) iterations')
 
 
-def train_and_test(work_dir, name, data_dir, iters, run_name=None):
-    """Train and test one model in DIR/<run_name> (default: the model's name); its result
-    is kept in DIR/results/<run_name>.json, and a later run with the same iterations reuses
-    it (delete the file to train again)."""
+def budget_spent(run_dir):
+    """(iterations, seconds spent) from TimeBudgetHook's closing line in the run's log
+    (the last one when the run was resumed), or None without one."""
+    found = None
+    for path in sorted(glob.glob(os.path.join(run_dir, '*', '*.log'))):
+        with open(path) as f:
+            for match in SPENT.finditer(f.read()):
+                found = int(match.group(2)), float(match.group(1))
+    return found
+
+
+def train_and_test(work_dir, name, data_dir, budget_s, run_name=None, train_seed=0,
+                   max_iters=UNBOUNDED):
+    """Train one model for budget_s seconds (training seed train_seed) in DIR/<run_name>
+    (default: the model's name) and test it on the held-out logs. The result is kept in
+    DIR/results/<run_name>.json; a later call with the same budget and seed reuses it
+    (delete the file to train again)."""
     run_name = run_name or name
     saved = os.path.join(work_dir, 'results', f'{run_name}.json')
     if os.path.isfile(saved):
         with open(saved) as f:
             result = json.load(f)
-        if result['iters'] == iters:
+        if (result.get('budget_s'), result.get('train_seed')) == (budget_s, train_seed):
             print(f'{run_name}: {json.dumps(result)} (from {saved})', flush=True)
             return result
     run_dir = os.path.join(work_dir, run_name)
-    if os.path.isdir(run_dir):  # a stale run would mix its iteration times into this one's
+    if os.path.isdir(run_dir):  # a stale run would mix its logs into this one's
         shutil.rmtree(run_dir)
-    config = write_config(work_dir, name, data_dir, iters)
+    config = write_config(work_dir, name, data_dir, budget_s, run_name, train_seed, max_iters)
     log = os.path.join(work_dir, f'{run_name}.log')
     start = time.time()
     run(['tools/train.py', config, '--work-dir', run_dir], log=log)
-    train_s = time.time() - start
+    wall_s = time.time() - start
     with open(os.path.join(run_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
+    iters = int(re.search(r'iter_(\d+)\.pth$', checkpoint).group(1))
+    spent = budget_spent(run_dir)
     run(['tools/test.py', config, checkpoint, '--out-dir', os.path.join(run_dir, 'test'),
          '--work-dir', run_dir, '--cfg-options', 'test_evaluator.smear=True'], log=log)
     with open(os.path.join(run_dir, 'test', 'metrics.json')) as f:
@@ -189,11 +192,11 @@ def train_and_test(work_dir, name, data_dir, iters, run_name=None):
               'fg_miou_all': metrics['fg_miou'], 'miou_all': metrics['miou'],
               'smear_share': metrics['smear_share'],
               'false_object_share': metrics['false_object_share'],
-              'train_s': round(train_s), 'iters': iters}
+              'iters': iters, 'train_s': round(spent[1], 1) if spent else None,
+              'process_s': round(wall_s), 'budget_s': budget_s, 'train_seed': train_seed}
     trained = logged_iteration_times(run_dir)  # means of the 20 before each log line
     if trained:
         result['sec_per_iter_trained'] = round(statistics.median(trained), 3)
-        result['budget_used_s'] = round(iters * result['sec_per_iter_trained'])
     for key in ('depth_abs_rel', 'depth_delta1'):
         if metrics.get(key) is not None:
             result[key] = metrics[key]
@@ -204,25 +207,33 @@ def train_and_test(work_dir, name, data_dir, iters, run_name=None):
     return result
 
 
-def train_within_budget(work_dir, name, data_dir, budget_s, timed_s):
-    """train_and_test for budget_s / timed_s iterations; when the training's own seconds
-    per iteration differ from timed_s by more than DRIFT, once more for budget_s / (those
-    seconds) iterations. Returns the result reported, with the first one under
-    'before_retrain' when there was a retrain."""
-    iters = max(1, int(budget_s / timed_s))
-    result = train_and_test(work_dir, name, data_dir, iters)
-    trained_s = result.get('sec_per_iter_trained')
-    if not trained_s or abs(trained_s - timed_s) <= DRIFT * timed_s:
-        return result
-    corrected = max(1, int(budget_s / trained_s))
-    print(f'{name}: trained at {trained_s:.3f} s an iteration against {timed_s:.3f} s timed '
-          f'({trained_s / timed_s - 1:+.0%}): its {iters} iterations used '
-          f'{result.get("budget_used_s")} s of the {budget_s:.0f} s budget; training it '
-          f'again for {corrected} iterations', flush=True)
-    retrained = train_and_test(work_dir, name, data_dir, corrected, f'{name}_retrain')
-    retrained['before_retrain'] = {key: result[key] for key in (
-        'iters', 'sec_per_iter_trained', 'budget_used_s', 'fg_miou', 'miou') if key in result}
-    return retrained
+def summarise(results):
+    """{model: [result of each repeat]} -> flat summary entries: with one repeat, its
+    values under `<model>_<key>`; with more, the mean of each measure under that key, each
+    run's foreground mIoU under `<model>_fg_miou_runs`, and the runs' own results under
+    `<model>_runs`. Adds `depth_over_bevformer_fg` (ratio of the mean foreground mIoUs) and,
+    with repeats, `depth_over_bevformer_fg_runs` (repeat by repeat)."""
+    summary = {}
+    for name, runs in results.items():
+        if len(runs) == 1:
+            summary.update({f'{name}_{key}': value for key, value in runs[0].items()})
+            continue
+        for key in runs[0]:
+            if key in ('train_seed', 'budget_s'):  # a run's settings, not a measure
+                continue
+            values = [run.get(key) for run in runs]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                summary[f'{name}_{key}'] = round(statistics.mean(values), 4)
+        summary[f'{name}_fg_miou_runs'] = [round(run['fg_miou'], 3) for run in runs]
+        summary[f'{name}_runs'] = runs
+    if 'bevformer' in results and 'depth' in results and summary['bevformer_fg_miou']:
+        summary['depth_over_bevformer_fg'] = round(
+            summary['depth_fg_miou'] / summary['bevformer_fg_miou'], 2)
+        if len(results['depth']) > 1:
+            summary['depth_over_bevformer_fg_runs'] = [
+                round(d['fg_miou'] / b['fg_miou'], 2) if b['fg_miou'] else None
+                for b, d in zip(results['bevformer'], results['depth'])]
+    return summary
 
 
 def main():
@@ -236,31 +247,31 @@ def main():
                         '480 s of iterations on a 2-core CPU)')
     parser.add_argument('--models', nargs='+', default=['bevformer', 'depth', 'flashocc'],
                         choices=sorted(CONFIGS))
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='train every model this many times (training seeds 0..R-1), '
+                        'round-robin, and report the means')
     parser.add_argument('--ablate-depth', action='store_true',
                         help='also train the forward-backward model without depth loss')
     parser.add_argument('--smoke', action='store_true', help='check the whole flow in about '
-                        'a minute a model: 4 logs of 4 frames, 3 iterations each')
+                        'a minute a model: 4 logs of 4 frames, at most 5 iterations or 4 s each')
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error('--repeats must be at least 1')
     work_dir = os.path.abspath(args.work_dir)
     data_dir = os.path.join(work_dir, 'data')
     names = list(dict.fromkeys(args.models + (['depth_unsup'] if args.ablate_depth else [])))
     started = time.time()
     make_data(data_dir, args.seed, args.smoke)
-    seconds = seconds_per_iteration(work_dir, names, data_dir,
-                                    SMOKE_ITERS if args.smoke else TIMING_ITERS)
-    summary = dict(seed=args.seed, budget_s=args.budget_s,
-                   sec_per_iter={k: round(v, 3) for k, v in seconds.items()})
-    for name in names:
-        if args.smoke:
-            result = train_and_test(work_dir, name, data_dir, SMOKE_ITERS)
-        else:
-            result = train_within_budget(work_dir, name, data_dir, args.budget_s,
-                                         seconds[name])
-        for key, value in result.items():
-            summary[f'{name}_{key}'] = value
-    if 'bevformer' in names and 'depth' in names and summary['bevformer_fg_miou']:
-        summary['depth_over_bevformer_fg'] = round(
-            summary['depth_fg_miou'] / summary['bevformer_fg_miou'], 2)
+    budget_s = SMOKE_BUDGET_S if args.smoke else args.budget_s
+    max_iters = SMOKE_ITERS if args.smoke else UNBOUNDED
+    results = {name: [] for name in names}
+    for k in range(args.repeats):
+        for name in names:
+            results[name].append(train_and_test(
+                work_dir, name, data_dir, budget_s, name if k == 0 else f'{name}_r{k}',
+                train_seed=k, max_iters=max_iters))
+    summary = dict(seed=args.seed, budget_s=budget_s, repeats=args.repeats,
+                   **summarise(results))
     summary.update(date=time.strftime('%Y-%m-%d'), total_min=round(
         (time.time() - started) / 60, 1), hardware=f'{os.cpu_count()}-core '
         f'{platform.machine()} CPU, no GPU, Python {platform.python_version()}')
