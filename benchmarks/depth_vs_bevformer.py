@@ -36,6 +36,7 @@ the mean over them, and `<model>_fg_miou_runs` each run's), the same on all voxe
 with --ablate-depth, depth_unsup. Takes about repeats x models x (budget + 2 min).
 """
 import argparse
+import functools
 import glob
 import json
 import os
@@ -110,15 +111,20 @@ def make_data(data_dir, seed, smoke=False):
          data_dir, '--val-ratio', '0.25', '--seed', '0'])
 
 
+@functools.lru_cache(maxsize=None)
+def base_hooks(base):
+    """The custom_hooks of a base config (parsed once per config, not once per run)."""
+    from mmengine.config import Config
+    return tuple(Config.fromfile(base).get('custom_hooks', []))
+
+
 def write_config(work_dir, name, data_dir, budget_s, run_name=None, train_seed=0,
                  max_iters=UNBOUNDED):
     """DIR/configs/<run_name>.py: the model's demo config on the seed's data, trained for
     budget_s seconds (TimeBudgetHook with the demo's warm-up and cosine decay to 1%, added
     to the demo's own hooks) or max_iters iterations, whichever ends first."""
-    from mmengine.config import Config
     base = os.path.join(ROOT, CONFIGS[name])
-    hooks = list(Config.fromfile(base).get('custom_hooks', []))
-    hooks = [dict(hook) for hook in hooks] + [
+    hooks = [dict(hook) for hook in base_hooks(base)] + [
         dict(type='TimeBudgetHook', budget_s=float(budget_s), warmup_iters=50,
              warmup_start=0.1, eta_min_ratio=0.01)]
     path = os.path.join(work_dir, 'configs', f'{run_name or name}.py')
@@ -182,8 +188,8 @@ def train_and_test(work_dir, name, data_dir, budget_s, run_name=None, train_seed
     wall_s = time.time() - start
     with open(os.path.join(run_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    iters = int(re.search(r'iter_(\d+)\.pth$', checkpoint).group(1))
-    spent = budget_spent(run_dir)
+    spent = budget_spent(run_dir)  # (iterations, seconds); None if the hook never closed
+    iters = spent[0] if spent else int(re.search(r'iter_(\d+)\.pth$', checkpoint).group(1))
     run(['tools/test.py', config, checkpoint, '--out-dir', os.path.join(run_dir, 'test'),
          '--work-dir', run_dir, '--cfg-options', 'test_evaluator.smear=True'], log=log)
     with open(os.path.join(run_dir, 'test', 'metrics.json')) as f:
