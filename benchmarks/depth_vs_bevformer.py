@@ -59,6 +59,7 @@ CONFIGS = dict(
     depth_unsup='configs/fbocc/fbocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
     bevformer_lovasz='configs/bevformer_occ/'
                      'bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
+    depth_lovasz05='configs/fbocc/fbocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
 )
 EXTRA = dict(
     depth_unsup='model = dict(bev_encoder=dict(loss_depth=None))\n',
@@ -66,7 +67,11 @@ EXTRA = dict(
     # forward-backward model's gain the loss alone gives
     bevformer_lovasz="model = dict(occ_head=dict(loss=[\n"
                      "    dict(type='OccCrossEntropyLoss', class_weight={{_base_.class_weight}}),\n"
-                     "    dict(type='LovaszSoftmaxLoss')]))\n")
+                     "    dict(type='LovaszSoftmaxLoss')]))\n",
+    # the forward-backward demo with Lovasz-softmax at half weight (the demo: FB-OCC's 1.0)
+    depth_lovasz05="model = dict(occ_head=dict(loss=[\n"
+                   "    dict(type='OccCrossEntropyLoss', class_weight={{_base_.class_weight}}),\n"
+                   "    dict(type='LovaszSoftmaxLoss', loss_weight=0.5)]))\n")
 SMOKE_ITERS = 5  # --smoke: at most this many iterations, and a SMOKE_BUDGET_S budget
 SMOKE_BUDGET_S = 4.0
 UNBOUNDED = 10 ** 9  # the loop's max_iters when the time budget alone stops it

@@ -46,6 +46,15 @@ def test_budget_config_trains_for_the_budget_on_the_seeds_data(tmp_path):
                                                max_iters=5))
     assert depth.model.bev_encoder.loss_depth.type == 'DepthBinLoss'
     assert (depth.train_cfg.max_iters, depth.randomness.seed) == (5, 0)
+    # the demo's Lovasz weight is FB-OCC's default 1.0; the variant halves it, nothing else
+    half = Config.fromfile(bench.write_config(str(tmp_path), 'depth_lovasz05', data_dir, 4.0))
+    assert [loss.type for loss in half.model.occ_head.loss] == [
+        loss.type for loss in depth.model.occ_head.loss]
+    assert [loss.get('loss_weight') for loss in depth.model.occ_head.loss] == [None, None]
+    assert [loss.get('loss_weight') for loss in half.model.occ_head.loss] == [None, 0.5]
+    assert (half.model.occ_head.loss[0].class_weight
+            == depth.model.occ_head.loss[0].class_weight)
+    assert half.model.bev_encoder == depth.model.bev_encoder
 
 
 def test_budget_spent_is_read_from_the_hooks_closing_line(tmp_path):
