@@ -9,7 +9,11 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 from occnet.engine.hooks import PlainCheckpointHook
-from occnet.engine.time_budget import TimeBudgetHook, budget_lr_factor
+from occnet.engine.time_budget import (UNBOUNDED_ITERS, TimeBudgetHook, apply_time_budget,
+                                      budget_lr_factor, schedule_from_config)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = 'configs/fbocc/fbocc-demo_r18-fpn_1xb1-3e_openscene-synthetic.py'
 
 
 def test_schedule_is_warmup_times_cosine_over_the_budget():
@@ -133,3 +137,51 @@ def test_a_config_with_its_own_schedule_is_refused(tmp_path):
 def test_a_budget_must_be_positive():
     with pytest.raises(ValueError, match='budget_s must be > 0'):
         TimeBudgetHook(budget_s=0)
+
+
+def test_the_demo_config_becomes_a_budgeted_run_with_its_own_schedule():
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, DEMO))
+    # the demo: LinearLR from 0.1 over 50 iterations, cosine to 1% over the epochs
+    hooks_before = [h['type'] for h in cfg.custom_hooks]
+    hook = apply_time_budget(cfg, 480)
+    assert hook == dict(type='TimeBudgetHook', budget_s=480.0, warmup_iters=50,
+                        warmup_start=0.1, eta_min_ratio=0.01)
+    assert cfg.custom_hooks[-1] == hook
+    assert [h['type'] for h in cfg.custom_hooks[:-1]] == hooks_before
+    assert cfg.param_scheduler is None
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert cfg.train_cfg.max_iters == UNBOUNDED_ITERS
+    assert cfg.train_cfg.val_begin > UNBOUNDED_ITERS  # no validation inside the budget
+    checkpoint = cfg.default_hooks.checkpoint
+    assert (checkpoint.by_epoch, checkpoint.interval) == (False, 500)
+    # applied twice (a derived config that already has one): still one hook, the new budget
+    apply_time_budget(cfg, 60)
+    assert [h['type'] for h in cfg.custom_hooks].count('TimeBudgetHook') == 1
+    assert cfg.custom_hooks[-1]['budget_s'] == 60.0
+
+
+def test_schedules_laid_over_the_clock():
+    assert schedule_from_config(None) == (0, 1.0, 1.0)  # constant rate
+    warmup = dict(type='LinearLR', start_factor=0.25, by_epoch=False, begin=0, end=200)
+    assert schedule_from_config([warmup]) == (200, 0.25, 1.0)
+    assert schedule_from_config(dict(type='CosineAnnealingLR', T_max=3)) == (0, 1.0, 0.0)
+    # an absolute floor becomes a ratio of the optimizer's rate
+    floor = dict(type='CosineAnnealingLR', T_max=3, eta_min=2e-6)
+    assert schedule_from_config([warmup, floor], base_lr=2e-4) == (200, 0.25, pytest.approx(0.01))
+    with pytest.raises(ValueError, match="optimizer's lr"):
+        schedule_from_config([floor])
+    with pytest.raises(ValueError, match='MultiStepLR'):
+        schedule_from_config([dict(type='MultiStepLR', milestones=[2])])
+    with pytest.raises(ValueError, match='by_epoch=False'):
+        schedule_from_config([dict(type='LinearLR', start_factor=0.1, end=1)])
+
+
+def test_train_cli_names_the_config_on_a_bad_budget():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, 'tools/train.py', DEMO, '--time-budget', '0',
+                           '--work-dir', '/tmp/occnet-never-written'], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert DEMO in done.stderr and 'budget_s must be > 0' in done.stderr

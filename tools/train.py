@@ -1,7 +1,7 @@
 """Train an occnet model.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|CKPT]] [--amp [bf16|fp16]]
-                                 [--cfg-options key=value ...]
+                                 [--time-budget SECONDS] [--cfg-options key=value ...]
     ./tools/dist_train.sh CONFIG NUM_PROCESSES [same options]
 """
 import argparse
@@ -14,6 +14,7 @@ from occnet.engine.amp import configure_amp
 from occnet.engine.checkpoint_io import (UnsafeCheckpointError, check_checkpoint,
                                          find_resumable_checkpoint)
 from occnet.engine.launch import add_run_options, check_run_config, load_config, run
+from occnet.engine.time_budget import apply_time_budget
 
 
 def parse_args():
@@ -28,6 +29,12 @@ def parse_args():
     parser.add_argument('--amp', nargs='?', const='bf16', choices=('bf16', 'fp16'),
                         help='mixed precision: bf16 autocast (the default of a bare --amp; '
                         'CPU or GPU) or fp16 autocast with loss scaling (GPU)')
+    parser.add_argument('--time-budget', type=float, metavar='SECONDS',
+                        help="train for this many seconds of wall clock instead of the "
+                        "config's epochs or iterations; the config's warm-up and cosine "
+                        'decay follow the clock and end at the budget (TimeBudgetHook); '
+                        'a checkpoint every 500 iterations and at the end; no validation '
+                        'during the run (tools/test.py the last checkpoint)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_epochs=2')
     add_run_options(parser, 'dist_train.sh')
@@ -41,6 +48,14 @@ def main():
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.allow_partial:
         cfg.allow_partial_checkpoint = True
+    if args.time_budget is not None:
+        try:
+            hook = apply_time_budget(cfg, args.time_budget)
+        except ValueError as err:
+            raise SystemExit(f'error: {args.config}: {err}') from None
+        print(f'[train] --time-budget: {args.time_budget:.0f} s of training, warm-up '
+              f"{hook['warmup_iters']} iterations then cosine to {hook['eta_min_ratio']:g} "
+              'over the clock', file=sys.stderr)
     if args.resume == 'auto':
         newest = find_resumable_checkpoint(cfg.work_dir)
         if newest is None:

@@ -135,3 +135,65 @@ class TimeBudgetHook(Hook):
         wrapper = runner.optim_wrapper
         wrappers = wrapper.values() if hasattr(wrapper, 'values') else [wrapper]
         return [group for w in wrappers for group in w.optimizer.param_groups]
+
+
+UNBOUNDED_ITERS = 10 ** 9  # a budgeted run's max_iters: the clock stops it first
+
+
+def schedule_from_config(param_scheduler, base_lr=None):
+    """TimeBudgetHook's schedule (warmup_iters, warmup_start, eta_min_ratio) equivalent to
+    a config's param_scheduler: an iteration-based LinearLR warm-up and / or a
+    CosineAnnealingLR, the schedules occnet's configs use. None or [] is a constant rate.
+    Anything else raises ValueError naming the scheduler."""
+    schedulers = param_scheduler or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    warmup_iters, warmup_start, eta_min_ratio = 0, 1.0, 1.0
+    for scheduler in schedulers:
+        kind = str(scheduler.get('type'))
+        if kind.endswith('LinearLR'):
+            if scheduler.get('by_epoch', True) or scheduler.get('end') is None:
+                raise ValueError('--time-budget: the LinearLR warm-up must count iterations '
+                                 '(by_epoch=False, end=<iterations>) to be laid over the clock')
+            warmup_iters = int(scheduler['end']) - int(scheduler.get('begin', 0))
+            warmup_start = float(scheduler.get('start_factor', 1.0 / 3))
+        elif kind.endswith('CosineAnnealingLR'):
+            if scheduler.get('eta_min_ratio') is not None:
+                eta_min_ratio = float(scheduler['eta_min_ratio'])
+            elif not scheduler.get('eta_min'):
+                eta_min_ratio = 0.0
+            elif base_lr:
+                eta_min_ratio = float(scheduler['eta_min']) / float(base_lr)
+            else:
+                raise ValueError('--time-budget: CosineAnnealingLR(eta_min=...) needs the '
+                                 "optimizer's lr to become a ratio; set eta_min_ratio instead")
+        else:
+            raise ValueError(f'--time-budget cannot lay the {kind} schedule over the clock '
+                             '(it knows LinearLR warm-up and CosineAnnealingLR): give the '
+                             'config a TimeBudgetHook with its own schedule instead')
+    return warmup_iters, warmup_start, eta_min_ratio
+
+
+def apply_time_budget(cfg, budget_s, checkpoint_interval=500):
+    """Turn a config (mmengine Config, changed in place) into a run of budget_s seconds of
+    training: an iteration loop the clock stops (TimeBudgetHook appended to custom_hooks,
+    replacing any there), the config's warm-up and cosine decay laid over the budget
+    (schedule_from_config) instead of its epochs, a checkpoint every checkpoint_interval
+    iterations and at the end, and no validation inside the budget (run tools/test.py on
+    the last checkpoint). Returns the hook's settings."""
+    base_lr = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('lr')
+    warmup_iters, warmup_start, eta_min_ratio = schedule_from_config(
+        cfg.get('param_scheduler'), base_lr)
+    hook = dict(type='TimeBudgetHook', budget_s=float(budget_s), warmup_iters=warmup_iters,
+                warmup_start=warmup_start, eta_min_ratio=eta_min_ratio)
+    TimeBudgetHook(**{k: v for k, v in hook.items() if k != 'type'})  # checks the budget
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=UNBOUNDED_ITERS,
+                         val_begin=UNBOUNDED_ITERS + 1, val_interval=UNBOUNDED_ITERS + 1)
+    cfg.param_scheduler = None
+    cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or [])
+                        if not str(h.get('type')).endswith('TimeBudgetHook')] + [hook]
+    default_hooks = cfg.get('default_hooks') or {}
+    if default_hooks.get('checkpoint') is not None:
+        default_hooks['checkpoint'].update(by_epoch=False, interval=int(checkpoint_interval))
+        cfg.default_hooks = default_hooks
+    return hook
