@@ -185,3 +185,15 @@ def test_train_cli_names_the_config_on_a_bad_budget():
                           capture_output=True, text=True)
     assert done.returncode != 0
     assert DEMO in done.stderr and 'budget_s must be > 0' in done.stderr
+
+
+def test_every_config_can_train_to_a_budget():
+    import glob
+    from mmengine.config import Config
+    paths = sorted(p for p in glob.glob(os.path.join(REPO_ROOT, 'configs', '*', '*.py'))
+                   if os.sep + '_base_' + os.sep not in p)
+    assert len(paths) >= 5
+    for path in paths:
+        cfg = Config.fromfile(path)
+        hook = apply_time_budget(cfg, 3600)
+        assert 0 <= hook['eta_min_ratio'] <= 1 and 0 < hook['warmup_start'] <= 1, path
