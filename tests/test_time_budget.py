@@ -153,6 +153,10 @@ def test_the_demo_config_becomes_a_budgeted_run_with_its_own_schedule():
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
     assert cfg.train_cfg.max_iters == UNBOUNDED_ITERS
     assert cfg.train_cfg.val_begin > UNBOUNDED_ITERS  # no validation inside the budget
+    assert cfg.val_dataloader is None and cfg.val_cfg is None and cfg.val_evaluator is None
+    assert cfg.test_dataloader.dataset.ann_file.endswith('_val.pkl')  # tools/test.py still
+    # the log counts iterations against the hook's estimated total, not a dataloader epoch
+    assert cfg.log_processor.by_epoch is False and cfg.log_processor.window_size == 20
     checkpoint = cfg.default_hooks.checkpoint
     assert (checkpoint.by_epoch, checkpoint.interval) == (False, 500)
     # applied twice (a derived config that already has one): still one hook, the new budget
@@ -175,6 +179,18 @@ def test_schedules_laid_over_the_clock():
         schedule_from_config([dict(type='MultiStepLR', milestones=[2])])
     with pytest.raises(ValueError, match='by_epoch=False'):
         schedule_from_config([dict(type='LinearLR', start_factor=0.1, end=1)])
+    # what the clock cannot reproduce is refused, not laid over the budget wrongly
+    with pytest.raises(ValueError, match='begin=50'):  # a cosine that starts late
+        schedule_from_config([dict(type='CosineAnnealingLR', begin=50, end=500, T_max=450)])
+    with pytest.raises(ValueError, match='T_max=2 and end=3'):  # one that ends early
+        schedule_from_config([dict(type='CosineAnnealingLR', T_max=2, end=3)])
+    with pytest.raises(ValueError, match='decay'):  # LinearLR as a decay
+        schedule_from_config([dict(type='LinearLR', by_epoch=False, end=9, end_factor=0.1)])
+    with pytest.raises(ValueError, match='keep one'):
+        schedule_from_config([dict(type='CosineAnnealingLR', eta_min=1e-6, eta_min_ratio=0.1)])
+    from mmengine.optim import CosineAnnealingLR
+    assert schedule_from_config([dict(type=CosineAnnealingLR, eta_min_ratio=0.05)]) == (
+        0, 1.0, 0.05)  # a class, not a name
 
 
 def test_train_cli_names_the_config_on_a_bad_budget():
@@ -195,5 +211,12 @@ def test_every_config_can_train_to_a_budget():
     assert len(paths) >= 5
     for path in paths:
         cfg = Config.fromfile(path)
+        schedule = [dict(s) for s in cfg.param_scheduler]
         hook = apply_time_budget(cfg, 3600)
-        assert 0 <= hook['eta_min_ratio'] <= 1 and 0 < hook['warmup_start'] <= 1, path
+        # every config warms up over iterations and decays by a cosine to a floor ratio
+        warmup = next(s for s in schedule if s['type'] == 'LinearLR')
+        cosine = next(s for s in schedule if s['type'] == 'CosineAnnealingLR')
+        assert (hook['warmup_iters'], hook['warmup_start']) == (
+            warmup['end'], warmup['start_factor']), path
+        assert hook['eta_min_ratio'] == cosine['eta_min_ratio'], path
+        assert cfg.param_scheduler is None and cfg.custom_hooks[-1] == hook, path

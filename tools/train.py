@@ -33,8 +33,9 @@ def parse_args():
                         help="train for this many seconds of wall clock instead of the "
                         "config's epochs or iterations; the config's warm-up and cosine "
                         'decay follow the clock and end at the budget (TimeBudgetHook); '
-                        'a checkpoint every 500 iterations and at the end; no validation '
-                        'during the run (tools/test.py the last checkpoint)')
+                        'a checkpoint every 500 iterations and at the end (when the config '
+                        'has a checkpoint hook; --cfg-options still override); no '
+                        'validation during the run (tools/test.py the last checkpoint)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_epochs=2')
     add_run_options(parser, 'dist_train.sh')
@@ -53,6 +54,8 @@ def main():
             hook = apply_time_budget(cfg, args.time_budget)
         except ValueError as err:
             raise SystemExit(f'error: {args.config}: {err}') from None
+        if args.cfg_options:  # the user's overrides win (a checkpoint interval, say)
+            cfg.merge_from_dict(args.cfg_options)
         print(f'[train] --time-budget: {args.time_budget:.0f} s of training, warm-up '
               f"{hook['warmup_iters']} iterations then cosine to {hook['eta_min_ratio']:g} "
               'over the clock', file=sys.stderr)

@@ -142,22 +142,37 @@ UNBOUNDED_ITERS = 10 ** 9  # a budgeted run's max_iters: the clock stops it firs
 
 def schedule_from_config(param_scheduler, base_lr=None):
     """TimeBudgetHook's schedule (warmup_iters, warmup_start, eta_min_ratio) equivalent to
-    a config's param_scheduler: an iteration-based LinearLR warm-up and / or a
-    CosineAnnealingLR, the schedules occnet's configs use. None or [] is a constant rate.
-    Anything else raises ValueError naming the scheduler."""
+    a config's param_scheduler: an iteration-based LinearLR warm-up from step 0 (to factor
+    1) and / or a CosineAnnealingLR over the whole run (begin 0, T_max = end - begin), the
+    schedules occnet's configs use. None or [] is a constant rate. Anything else raises
+    ValueError naming the scheduler and what it cannot map."""
     schedulers = param_scheduler or []
     if isinstance(schedulers, dict):
         schedulers = [schedulers]
     warmup_iters, warmup_start, eta_min_ratio = 0, 1.0, 1.0
     for scheduler in schedulers:
-        kind = str(scheduler.get('type'))
+        kind = scheduler.get('type')
+        kind = getattr(kind, '__name__', str(kind))
+        if scheduler.get('begin', 0) != 0:
+            raise ValueError(f'--time-budget: {kind} starts at begin={scheduler["begin"]}; '
+                             'it can lay only schedules that start at step 0 over the clock')
         if kind.endswith('LinearLR'):
             if scheduler.get('by_epoch', True) or scheduler.get('end') is None:
                 raise ValueError('--time-budget: the LinearLR warm-up must count iterations '
                                  '(by_epoch=False, end=<iterations>) to be laid over the clock')
-            warmup_iters = int(scheduler['end']) - int(scheduler.get('begin', 0))
+            if scheduler.get('end_factor', 1.0) != 1.0:
+                raise ValueError('--time-budget: LinearLR with end_factor != 1 is a decay, '
+                                 'not a warm-up; give the config a TimeBudgetHook instead')
+            warmup_iters = int(scheduler['end'])
             warmup_start = float(scheduler.get('start_factor', 1.0 / 3))
         elif kind.endswith('CosineAnnealingLR'):
+            t_max, end = scheduler.get('T_max'), scheduler.get('end')
+            if t_max is not None and end is not None and t_max != end:
+                raise ValueError(f'--time-budget: CosineAnnealingLR with T_max={t_max} and '
+                                 f'end={end} does not decay over its whole span')
+            if scheduler.get('eta_min_ratio') is not None and scheduler.get('eta_min'):
+                raise ValueError('--time-budget: CosineAnnealingLR sets both eta_min and '
+                                 'eta_min_ratio; keep one')
             if scheduler.get('eta_min_ratio') is not None:
                 eta_min_ratio = float(scheduler['eta_min_ratio'])
             elif not scheduler.get('eta_min'):
@@ -180,7 +195,8 @@ def apply_time_budget(cfg, budget_s, checkpoint_interval=500):
     replacing any there), the config's warm-up and cosine decay laid over the budget
     (schedule_from_config) instead of its epochs, a checkpoint every checkpoint_interval
     iterations and at the end, and no validation inside the budget (run tools/test.py on
-    the last checkpoint). Returns the hook's settings."""
+    the last checkpoint; the val loop is not built). The log counts iterations, whose total
+    is the hook's estimate. Returns the hook's settings."""
     base_lr = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('lr')
     warmup_iters, warmup_start, eta_min_ratio = schedule_from_config(
         cfg.get('param_scheduler'), base_lr)
@@ -190,6 +206,8 @@ def apply_time_budget(cfg, budget_s, checkpoint_interval=500):
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=UNBOUNDED_ITERS,
                          val_begin=UNBOUNDED_ITERS + 1, val_interval=UNBOUNDED_ITERS + 1)
     cfg.param_scheduler = None
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.log_processor = {**(cfg.get('log_processor') or {}), 'by_epoch': False}
     cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or [])
                         if not str(h.get('type')).endswith('TimeBudgetHook')] + [hook]
     default_hooks = cfg.get('default_hooks') or {}
