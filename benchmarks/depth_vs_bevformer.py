@@ -36,7 +36,6 @@ the mean over them, and `<model>_fg_miou_runs` each run's), the same on all voxe
 with --ablate-depth, depth_unsup. Takes about repeats x models x (budget + 2 min).
 """
 import argparse
-import functools
 import glob
 import json
 import os
@@ -51,6 +50,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from demo import GENERATE  # noqa: E402  (one definition of the demo's data)
+from occnet.engine.time_budget import (  # noqa: E402
+    UNBOUNDED_ITERS as UNBOUNDED,  # the loop's max_iters when the time budget alone stops it
+    apply_time_budget)
 
 CONFIGS = dict(
     bevformer='configs/bevformer_occ/bevformer-occ-demo_r18-fpn_1xb1-3e_openscene-synthetic.py',
@@ -74,24 +76,13 @@ EXTRA = dict(
                    "    dict(type='LovaszSoftmaxLoss', loss_weight=0.5)]))\n")
 SMOKE_ITERS = 5  # --smoke: at most this many iterations, and a SMOKE_BUDGET_S budget
 SMOKE_BUDGET_S = 4.0
-UNBOUNDED = 10 ** 9  # the loop's max_iters when the time budget alone stops it
 
 DERIVED = """_base_ = [{base!r}]
 data_root = {data_root!r}
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={max_iters},
-                 val_interval={max_iters} + 1)
-# TimeBudgetHook stops the loop at the budget and sets the learning rate from the time spent
-param_scheduler = None
-custom_hooks = {custom_hooks!r}
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval={max_iters}, max_keep_ckpts=1))
-log_processor = dict(by_epoch=False)
 randomness = dict(seed={train_seed})
-val_dataloader = None  # no validation inside the budget: tools/test.py evaluates afterwards
-val_cfg = None
-val_evaluator = None
 {extra}"""
 
 
@@ -116,28 +107,25 @@ def make_data(data_dir, seed, smoke=False):
          data_dir, '--val-ratio', '0.25', '--seed', '0'])
 
 
-@functools.lru_cache(maxsize=None)
-def base_hooks(base):
-    """The custom_hooks of a base config (parsed once per config, not once per run)."""
-    from mmengine.config import Config
-    return tuple(Config.fromfile(base).get('custom_hooks', []))
-
-
 def write_config(work_dir, name, data_dir, budget_s, run_name=None, train_seed=0,
                  max_iters=UNBOUNDED):
-    """DIR/configs/<run_name>.py: the model's demo config on the seed's data, trained for
-    budget_s seconds (TimeBudgetHook with the demo's warm-up and cosine decay to 1%, added
-    to the demo's own hooks) or max_iters iterations, whichever ends first."""
-    base = os.path.join(ROOT, CONFIGS[name])
-    hooks = [dict(hook) for hook in base_hooks(base)] + [
-        dict(type='TimeBudgetHook', budget_s=float(budget_s), warmup_iters=50,
-             warmup_start=0.1, eta_min_ratio=0.01)]
+    """DIR/configs/<run_name>.py: the model's demo config on the seed's data with training
+    seed train_seed, turned by apply_time_budget (occnet/engine/time_budget.py, as
+    `tools/train.py --time-budget`) into a run of budget_s seconds: the config's warm-up and
+    cosine decay laid over the clock, the demo's own hooks kept, no validation. It stops at
+    max_iters iterations if that comes first, and checkpoints only at the end. Written out
+    whole (Config.dump), so the file is the config the run used."""
+    from mmengine.config import Config
     path = os.path.join(work_dir, 'configs', f'{run_name or name}.py')
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
-        f.write(DERIVED.format(base=base, data_root=data_dir.rstrip('/') + '/',
-                               max_iters=max_iters, custom_hooks=hooks,
-                               train_seed=train_seed, extra=EXTRA.get(name, '')))
+        f.write(DERIVED.format(base=os.path.join(ROOT, CONFIGS[name]),
+                               data_root=data_dir.rstrip('/') + '/', train_seed=train_seed,
+                               extra=EXTRA.get(name, '')))
+    cfg = Config.fromfile(path)
+    apply_time_budget(cfg, budget_s, checkpoint_interval=max_iters)
+    cfg.train_cfg.max_iters = max_iters
+    cfg.dump(path)
     return path
 
 

@@ -26,7 +26,10 @@ def test_budget_config_trains_for_the_budget_on_the_seeds_data(tmp_path):
     assert os.path.basename(cfg.filename) == 'depth_unsup_r1.py'
     # the clock stops the loop, not an iteration count, and sets the learning rate
     assert cfg.train_cfg == dict(type='IterBasedTrainLoop', max_iters=bench.UNBOUNDED,
+                                 val_begin=bench.UNBOUNDED + 1,
                                  val_interval=bench.UNBOUNDED + 1)
+    # one checkpoint, at the end (none in between to slow the budget)
+    assert cfg.default_hooks.checkpoint.interval == bench.UNBOUNDED
     assert cfg.param_scheduler is None
     assert cfg.custom_hooks[-1] == dict(type='TimeBudgetHook', budget_s=480.0,
                                         warmup_iters=50, warmup_start=0.1, eta_min_ratio=0.01)
