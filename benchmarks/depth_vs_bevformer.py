@@ -9,8 +9,9 @@ synthetic set, and tested on its held-out logs.
    DIR/data and splits it as the demo does (2 of the 8 logs held out).
 2. Trains each model (tools/train.py) for budget seconds of wall clock, not a number of
    iterations: TimeBudgetHook (occnet/engine/time_budget.py) stops the loop when the budget
-   is spent and sets the learning rate from the time spent, the demo's schedule (50-iteration
-   linear warm-up, cosine decay to 1%) laid over the budget. So every model gets the same
+   is spent and sets the learning rate from the time spent: the model config's own schedule
+   (apply_time_budget, as `tools/train.py --time-budget`; the demos: a 50-iteration linear
+   warm-up, cosine decay to 1%) laid over the budget. So every model gets the same
    training time whatever its speed and the machine's drift, and its schedule ends at the
    budget. `<model>_iters` is how many iterations that was, `<model>_train_s` the seconds the
    hook counted. No run validates during training; the test in step 3 is the evaluation.
@@ -50,6 +51,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from demo import GENERATE  # noqa: E402  (one definition of the demo's data)
+from mmengine.config import Config  # noqa: E402
 from occnet.engine.time_budget import (  # noqa: E402
     UNBOUNDED_ITERS as UNBOUNDED,  # the loop's max_iters when the time budget alone stops it
     apply_time_budget)
@@ -115,7 +117,6 @@ def write_config(work_dir, name, data_dir, budget_s, run_name=None, train_seed=0
     cosine decay laid over the clock, the demo's own hooks kept, no validation. It stops at
     max_iters iterations if that comes first, and checkpoints only at the end. Written out
     whole (Config.dump), so the file is the config the run used."""
-    from mmengine.config import Config
     path = os.path.join(work_dir, 'configs', f'{run_name or name}.py')
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
