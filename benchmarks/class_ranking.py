@@ -14,7 +14,10 @@ the dataset's ignore label never counts):
 - `bias`: IoU, precision and recall when the class's logit is shifted by each `--bias`
   before the argmax (a miscalibrated model gains; a mislocalised one does not).
 A model whose `best_iou` is close to its argmax IoU and whose AP is low puts the class in
-the wrong voxels: a loss weight or a threshold will not fix it. The last line is JSON.
+the wrong voxels: a loss weight or a threshold will not fix it. (The argmax is not a cut on
+one class's probability, so its IoU can exceed `best_iou`.) The logits are those the test
+path argmaxes (`model.test_step`, frames in order); heads without a free logit are refused.
+Progress with an ETA goes to stderr; the last line of stdout is JSON.
 """
 import argparse
 import json
@@ -66,49 +69,84 @@ def shifted_counts(logits, target, class_index, biases):
 
 
 def percent(counts):
-    """[tp, predicted, true] -> (IoU, precision, recall) in %."""
+    """[tp, predicted, true] -> (IoU, precision, recall) in %; 0 where the denominator is 0
+    (the metric reports None there)."""
     tp, predicted, true = (float(c) for c in counts)
     return (100 * tp / max(predicted + true - tp, 1), 100 * tp / max(predicted, 1),
             100 * tp / max(true, 1))
 
 
+def counted_voxels(target, ignore_index, mask_camera=None):
+    """(V,) bool: the voxels the metric counts. target (V,) labels; mask_camera (V,) bool
+    (True where a camera sees the voxel) or None for every voxel; the ignore label never
+    counts (occupancy_metrics.confusion_matrix)."""
+    keep = target != ignore_index
+    return keep if mask_camera is None else keep & mask_camera.bool()
+
+
+def refuse_unsupported(model, config):
+    """SystemExit naming the config when its head has no free logit: there the prediction
+    is a sigmoid threshold, not the softmax argmax this script ranks and shifts."""
+    if getattr(getattr(model.occ_head, 'losses', None), 'free_as_background', False):
+        raise SystemExit(f'{config}: its occupancy loss gives free no logit (OccupiedFocalLoss),'
+                         ' so its prediction is a sigmoid threshold, not a softmax argmax; '
+                         'class_ranking.py supports heads with a free logit only')
+
+
 def collect(config, checkpoint, class_indices, biases, all_voxels, max_frames):
-    """Run the checkpoint over the test set. Returns ({class: [scores, positives]} over the
-    counted voxels, {class: (len(biases) + 1, 3) counts}, the first row unshifted)."""
+    """Run the checkpoint over the test set, frame by frame in order, through its test path
+    (model.test_step: the history frames of a queue, or the BEV carried between frames in
+    video_test_mode, as tools/test.py runs it); the logits are the occupancy head's output
+    that the prediction argmaxes. Returns ({class: [scores, positives]} over the counted
+    voxels, {class: (len(biases) + 1, 3) counts}, the first row unshifted)."""
     from mmengine.registry import init_default_scope
 
     from occnet.apis import init_model
     from occnet.datasets.collate import occ_collate
     from occnet.descriptions import get_description
+    from occnet.progress import Progress
     from occnet.registry import DATASETS
     model = init_model(config, checkpoint, device='cpu')
+    refuse_unsupported(model, config)
     init_default_scope('occnet')
     dataset = DATASETS.build(model.cfg.test_dataloader.dataset)
-    ignore = get_description(model.cfg.model.get('dataset', 'openscene')).ignore_index
+    ignore = get_description(dataset.metainfo).ignore_index
+    head_out = []
+    hook = model.occ_head.register_forward_hook(lambda module, args, out: head_out.append(out))
     scores = {c: ([], []) for c in class_indices}
     counts = {c: np.zeros((len(biases) + 1, 3), dtype=np.int64) for c in class_indices}
     frames = len(dataset) if max_frames is None else min(max_frames, len(dataset))
-    with torch.no_grad():
-        for frame in range(frames):
-            data = model.data_preprocessor(occ_collate([dataset[frame]]), False)
-            sample = data['data_samples'][0]
-            logits = model(data['inputs'], data['data_samples'], mode='tensor')[0].float()
-            target = sample['voxel_semantics'].long().reshape(-1)
-            keep = target != ignore
-            if not all_voxels:
-                if 'mask_camera' not in sample:
-                    raise SystemExit(f'{config}: frame {sample["token"]} has no mask_camera; '
-                                     'add occ_invalid_path to the infos or pass --all-voxels')
-                keep &= sample['mask_camera'].bool().reshape(-1)
-            logits = logits.reshape(logits.shape[0], -1)[:, keep]
-            target = target[keep]
-            probs = logits.softmax(0)
-            for c in class_indices:
-                scores[c][0].append(probs[c].numpy())
-                scores[c][1].append((target == c).numpy())
-                counts[c] += shifted_counts(logits, target, c, [0.0] + list(biases))
-            if (frame + 1) % 16 == 0 or frame + 1 == frames:
-                print(f'frame {frame + 1}/{frames}', flush=True)
+    progress = Progress('class_ranking', 'frames')
+    try:
+        with torch.no_grad():
+            for frame in range(frames):
+                batch = occ_collate([dataset[frame]])
+                head_out.clear()
+                model.test_step(batch)
+                if len(head_out) != 1 or not isinstance(head_out[0], torch.Tensor):
+                    raise SystemExit(f'{config}: expected one logits tensor from the occupancy '
+                                     f'head per frame, got {len(head_out)} outputs')
+                sample = batch['data_samples'][0]
+                target = sample['voxel_semantics'].long().reshape(-1)
+                mask = None
+                if not all_voxels:
+                    if 'mask_camera' not in sample:
+                        raise SystemExit(f'{config}: frame {sample["token"]} has no '
+                                         'mask_camera; add occ_invalid_path to the infos or '
+                                         'pass --all-voxels')
+                    mask = sample['mask_camera'].reshape(-1)
+                keep = counted_voxels(target, ignore, mask)
+                logits = head_out[0][0].float()
+                logits = logits.reshape(logits.shape[0], -1)[:, keep]
+                target = target[keep]
+                probs = logits.softmax(0)
+                for c in class_indices:
+                    scores[c][0].append(probs[c].numpy())
+                    scores[c][1].append((target == c).numpy())
+                    counts[c] += shifted_counts(logits, target, c, [0.0] + list(biases))
+                progress(frame + 1, frames)
+    finally:
+        hook.remove()
     return {c: [np.concatenate(s) for s in scores[c]] for c in class_indices}, counts
 
 
@@ -144,14 +182,15 @@ def main():
         entry = dict(iou=iou, precision=precision, recall=recall, ap=100 * stats['ap'],
                      best_iou=100 * stats['best_iou'], best_threshold=stats['best_threshold'],
                      bias={})
+        cut = stats['best_threshold']
         print(f'{name}: IoU {iou:.2f} (precision {precision:.1f}, recall {recall:.1f}), '
-              f'AP {entry["ap"]:.1f}, best-cut IoU {entry["best_iou"]:.2f} at p >= '
-              f'{stats["best_threshold"]}')
+              f'AP {entry["ap"]:.1f}, best-cut IoU {entry["best_iou"]:.2f}'
+              + ('' if cut is None else f' at p >= {cut:.3f}'))
         for bias, row in zip(args.bias, counts[c][1:]):
-            entry['bias'][f'{bias:+g}'] = dict(zip(('iou', 'precision', 'recall'),
-                                                   percent(row)))
-            print(f'  logit {bias:+g}: IoU {percent(row)[0]:.2f} '
-                  f'(precision {percent(row)[1]:.1f}, recall {percent(row)[2]:.1f})')
+            shifted = dict(zip(('iou', 'precision', 'recall'), percent(row)))
+            entry['bias'][f'{bias:+g}'] = shifted
+            print(f'  logit {bias:+g}: IoU {shifted["iou"]:.2f} (precision '
+                  f'{shifted["precision"]:.1f}, recall {shifted["recall"]:.1f})')
         result['classes'][name] = entry
     print(json.dumps(result))
 
