@@ -112,3 +112,19 @@ def test_collected_counts_are_the_models_argmax_on_visible_voxels(
         assert ((scores[c][0] >= 0) & (scores[c][0] <= 1)).all()
         assert counts[c][1][1] >= counts[c][0][1]  # raising a logit only adds voxels
     assert expected[:, 1].sum() > 0  # the random classifier predicts these classes
+
+
+def test_heads_without_a_free_logit_are_refused():
+    class Losses:
+        free_as_background = True
+
+    class Head:
+        losses = Losses()
+
+    class Model:
+        occ_head = Head()
+
+    with pytest.raises(SystemExit, match='tiny.py: its occupancy loss gives free no logit'):
+        load_script().refuse_unsupported(Model(), 'tiny.py')
+    Losses.free_as_background = False
+    load_script().refuse_unsupported(Model(), 'tiny.py')  # a free logit: accepted

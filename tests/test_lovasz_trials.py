@@ -38,8 +38,8 @@ def test_subset_of_every_class_is_the_published_loss_and_a_subset_drops_rows():
     assert only.item() == pytest.approx((errors[order] * grad).sum().item(), rel=1e-5)
     # absent classes have no row; nothing left gives 0 with a gradient path
     target_absent = torch.zeros_like(target)
-    none = lovasz_variants.LovaszSubsetLoss(subset=(5,))(logits, target_absent)
-    assert none.item() == 0.0
+    none = lovasz_variants.LovaszSubsetLoss(subset=(5,))(logits.requires_grad_(), target_absent)
+    assert none.item() == 0.0 and none.requires_grad
 
 
 def test_eased_weight_runs_from_one_to_final_along_a_half_cosine():
@@ -61,5 +61,8 @@ def test_trial_configs_build(name):
                 'rare': ['OccCrossEntropyLoss', 'LovaszSubsetLoss']}.get(
                     name, ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss'])
     assert losses == expected
+    subsets = {'objects': [0, 4, 5, 6, 7, 8, 9], 'rare': [4, 5, 6, 7, 8, 9]}
+    if name in subsets:
+        assert model.occ_head.losses.losses[1].subset == subsets[name]
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert ('LovaszWarmDownHook' in hooks) == (name == 'eased')
