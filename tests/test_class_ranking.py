@@ -1,9 +1,6 @@
 """benchmarks/class_ranking.py: average precision and best-cut IoU worked by hand, the logit
 shift, the voxels counted, and the counts it collects from a model equal those of the
 model's own test-path argmax, also when the BEV is carried between frames."""
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -11,18 +8,14 @@ import torch
 from occnet.datasets.collate import occ_collate
 from occnet.descriptions import get_description
 from occnet.registry import DATASETS, MODELS
+from script_loader import load_script as load_benchmark_script
 from test_apis import VIDEO, checkpoint, tiny_config  # noqa: F401  (the module fixture)
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IGNORE = get_description('openscene').ignore_index
 
 
 def load_script():
-    path = os.path.join(REPO_ROOT, 'benchmarks', 'class_ranking.py')
-    spec = importlib.util.spec_from_file_location('class_ranking', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script('benchmarks/class_ranking.py')
 
 
 def test_ranking_stats_by_hand():

@@ -1,21 +1,15 @@
 """benchmarks/depth_vs_bevformer.py without training: the time-budget configs it writes (the
 clock stops the loop and sets the schedule, the seed's data, the training seed of a repeat,
 the depth-off ablation), how it reads the runs' logs, and how it averages repeats."""
-import importlib.util
 import json
 import os
 
 from mmengine.config import Config
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from script_loader import load_script
 
 
 def load_benchmark():
-    path = os.path.join(REPO_ROOT, 'benchmarks', 'depth_vs_bevformer.py')
-    spec = importlib.util.spec_from_file_location('depth_vs_bevformer', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/depth_vs_bevformer.py')
 
 
 def test_budget_config_trains_for_the_budget_on_the_seeds_data(tmp_path):

@@ -2,7 +2,6 @@
 labels in the ego grid placed by hand, the masks, the class mapping, `.pcd.bin` reading,
 determinism, and the OpenScene writer's output pinned while the pipeline is shared."""
 import hashlib
-import importlib.util
 import os
 import pathlib
 import pickle
@@ -28,6 +27,7 @@ from occnet.datasets.synthetic.rig import lidar2ego_matrix
 from occnet.datasets.synthetic.voxelize import voxelize_frame
 from occnet.descriptions import OCC3D_NUSCENES as OCC3D
 from occnet.geometry import pose_matrix, voxel_centers
+from script_loader import load_script
 from test_synthetic_world import layout_of
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -321,10 +321,7 @@ def test_bad_arguments(tmp_path):
         generate_occ3d_dataset(tmp_path, 2, 2, val_logs=2, log=None)
     with pytest.raises(ValueError, match='image_size'):
         generate_occ3d_dataset(tmp_path, 1, 2, image_size=(160,), log=None)
-    spec = importlib.util.spec_from_file_location(
-        'create_synthetic_occ3d', os.path.join(REPO_ROOT, 'tools', 'create_synthetic_occ3d.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script('tools/create_synthetic_occ3d.py')
     with pytest.raises(SystemExit, match=r'val_logs must be an integer in 0..num_logs - 1 = 0 '):
         tool.main(['--out-dir', str(tmp_path), '--num-logs', '1', '--val-logs', '1'])
     assert not any(tmp_path.iterdir())
