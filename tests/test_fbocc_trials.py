@@ -1,5 +1,6 @@
-"""benchmarks/lovasz_trials: the Lovasz variants tried on the forward-backward demo (issue 15)
-reduce to the published loss, ease as documented, and their configs build."""
+"""benchmarks/fbocc_trials: the variants tried on the forward-backward demo (issue 15). The
+Lovasz variants reduce to the published loss and ease as documented; every trial config builds
+with the one change it names."""
 import os
 import sys
 
@@ -11,7 +12,7 @@ from occnet.models.losses.lovasz_softmax import LovaszSoftmaxLoss
 from occnet.registry import MODELS
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRIALS = os.path.join(REPO_ROOT, 'benchmarks', 'lovasz_trials')
+TRIALS = os.path.join(REPO_ROOT, 'benchmarks', 'fbocc_trials')
 sys.path.insert(0, TRIALS)
 import lovasz_variants  # noqa: E402
 
@@ -49,7 +50,7 @@ def test_eased_weight_runs_from_one_to_final_along_a_half_cosine():
 
 
 @pytest.mark.parametrize('name', ['fixed420', 'bevformer420', 'ce_only', 'eased', 'objects',
-                                  'rare'])
+                                  'rare', 'scal', 'sem_scal', 'geo_scal'])
 def test_trial_configs_build(name):
     cfg = Config.fromfile(os.path.join(TRIALS, f'{name}.py'))
     assert cfg.train_cfg.max_iters == 420 and cfg.randomness.seed == 0
@@ -58,7 +59,12 @@ def test_trial_configs_build(name):
     expected = {'ce_only': ['OccCrossEntropyLoss'],
                 'bevformer420': ['OccCrossEntropyLoss'],
                 'objects': ['OccCrossEntropyLoss', 'LovaszSubsetLoss'],
-                'rare': ['OccCrossEntropyLoss', 'LovaszSubsetLoss']}.get(
+                'rare': ['OccCrossEntropyLoss', 'LovaszSubsetLoss'],
+                'scal': ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss', 'SemanticScalLoss',
+                         'GeometryScalLoss'],
+                'sem_scal': ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss', 'SemanticScalLoss'],
+                'geo_scal': ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss', 'GeometryScalLoss'],
+                }.get(
                     name, ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss'])
     assert losses == expected
     subsets = {'objects': [0, 4, 5, 6, 7, 8, 9], 'rare': [4, 5, 6, 7, 8, 9]}
@@ -66,3 +72,22 @@ def test_trial_configs_build(name):
         assert model.occ_head.losses.losses[1].subset == subsets[name]
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert ('LovaszWarmDownHook' in hooks) == (name == 'eased')
+
+
+@pytest.mark.parametrize('name, blocks, bins, step, depth_weight', [
+    ('fixed420', 2, 24, 2.0, 0.05),
+    ('depth_blocks3', 3, 24, 2.0, 0.05),
+    ('depth_bins1m', 2, 48, 1.0, 0.05),
+    ('depth_weight01', 2, 24, 2.0, 0.1)])
+def test_depth_trials_change_one_setting_everywhere_it_is_used(name, blocks, bins, step,
+                                                                depth_weight):
+    cfg = Config.fromfile(os.path.join(TRIALS, f'{name}.py'))
+    encoder = MODELS.build(cfg.model).bev_encoder
+    depth_net = encoder.view_transform.depth_net
+    assert len(depth_net.depth_blocks) == blocks and depth_net.num_bins == bins
+    # the lift, the depth-aware weights and the loss all bin depth the same way
+    assert tuple(encoder.view_transform.depth_range) == (1.0, 49.0, step)
+    assert tuple(encoder.depth_range) == (1.0, 49.0, step)
+    assert tuple(encoder.depth_loss.depth_range) == (1.0, 49.0, step)
+    assert encoder.depth_loss.loss_weight == depth_weight
+    assert (49.0 - 1.0) / step == bins

@@ -2,8 +2,8 @@
 docs/benchmarks.md, "Where each model puts the vehicles". Not part of occnet: the trial
 configs beside this file import it (`custom_imports`) with this folder on PYTHONPATH.
 
-    export PYTHONPATH=benchmarks/lovasz_trials
-    python tools/train.py benchmarks/lovasz_trials/eased.py --work-dir work_dirs/trials/eased
+    export PYTHONPATH=benchmarks/fbocc_trials
+    python tools/train.py benchmarks/fbocc_trials/eased.py --work-dir work_dirs/trials/eased
 """
 import math
 
