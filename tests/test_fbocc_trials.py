@@ -1,6 +1,6 @@
 """benchmarks/fbocc_trials: the variants tried on the forward-backward demo (issue 15). The
-Lovasz variants reduce to the published loss and ease as documented; every trial config builds
-with the one change it names."""
+Lovasz variants reduce to the published loss and ease as documented; every trial config builds,
+and its occupancy losses and depth side are the demo's except where its name says."""
 import os
 import sys
 
@@ -49,45 +49,51 @@ def test_eased_weight_runs_from_one_to_final_along_a_half_cosine():
     assert lovasz_variants.eased_weight(420, 420, 0.1) == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize('name', ['fixed420', 'bevformer420', 'ce_only', 'eased', 'objects',
-                                  'rare', 'scal', 'sem_scal', 'geo_scal'])
-def test_trial_configs_build(name):
+# each trial's occupancy losses as (type, loss weight); the others have the demo's
+DEMO_LOSSES = [('OccCrossEntropyLoss', 1.0), ('LovaszSoftmaxLoss', 1.0)]
+LOSSES = {
+    'ce_only': [('OccCrossEntropyLoss', 1.0)],
+    'bevformer420': [('OccCrossEntropyLoss', 1.0)],
+    'objects': [('OccCrossEntropyLoss', 1.0), ('LovaszSubsetLoss', 1.0)],
+    'rare': [('OccCrossEntropyLoss', 1.0), ('LovaszSubsetLoss', 1.0)],
+    'scal': DEMO_LOSSES + [('SemanticScalLoss', 1.0), ('GeometryScalLoss', 1.0)],
+    'sem_scal': DEMO_LOSSES + [('SemanticScalLoss', 1.0)],
+    'geo_scal': DEMO_LOSSES + [('GeometryScalLoss', 1.0)],
+}
+# each trial's depth side as (residual blocks, bins, depth range in m, depth loss weight)
+DEMO_DEPTH = (2, 24, (1.0, 49.0, 2.0), 0.05)
+DEPTH = {
+    'depth_blocks3': (3, 24, (1.0, 49.0, 2.0), 0.05),
+    'depth_bins1m': (2, 48, (1.0, 49.0, 1.0), 0.05),
+    'depth_weight01': (2, 24, (1.0, 49.0, 2.0), 0.1),
+}
+TRIAL_NAMES = ['fixed420', 'bevformer420', 'ce_only', 'eased', 'objects', 'rare', 'scal',
+               'sem_scal', 'geo_scal', 'depth_blocks3', 'depth_bins1m', 'depth_weight01']
+
+
+@pytest.mark.parametrize('name', TRIAL_NAMES)
+def test_trial_configs_build_with_the_demo_settings_but_the_one_they_change(name):
     cfg = Config.fromfile(os.path.join(TRIALS, f'{name}.py'))
     assert cfg.train_cfg.max_iters == 420 and cfg.randomness.seed == 0
     model = MODELS.build(cfg.model)
-    losses = [type(loss).__name__ for loss in model.occ_head.losses.losses]
-    expected = {'ce_only': ['OccCrossEntropyLoss'],
-                'bevformer420': ['OccCrossEntropyLoss'],
-                'objects': ['OccCrossEntropyLoss', 'LovaszSubsetLoss'],
-                'rare': ['OccCrossEntropyLoss', 'LovaszSubsetLoss'],
-                'scal': ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss', 'SemanticScalLoss',
-                         'GeometryScalLoss'],
-                'sem_scal': ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss', 'SemanticScalLoss'],
-                'geo_scal': ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss', 'GeometryScalLoss'],
-                }.get(
-                    name, ['OccCrossEntropyLoss', 'LovaszSoftmaxLoss'])
-    assert losses == expected
+    losses = model.occ_head.losses.losses
+    assert [(type(loss).__name__, loss.loss_weight) for loss in losses] == \
+        LOSSES.get(name, DEMO_LOSSES)
+    assert losses[0].class_weight.tolist() == pytest.approx(cfg.class_weight)
     subsets = {'objects': [0, 4, 5, 6, 7, 8, 9], 'rare': [4, 5, 6, 7, 8, 9]}
     if name in subsets:
-        assert model.occ_head.losses.losses[1].subset == subsets[name]
+        assert losses[1].subset == subsets[name]
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert ('LovaszWarmDownHook' in hooks) == (name == 'eased')
-
-
-@pytest.mark.parametrize('name, blocks, bins, step, depth_weight', [
-    ('fixed420', 2, 24, 2.0, 0.05),
-    ('depth_blocks3', 3, 24, 2.0, 0.05),
-    ('depth_bins1m', 2, 48, 1.0, 0.05),
-    ('depth_weight01', 2, 24, 2.0, 0.1)])
-def test_depth_trials_change_one_setting_everywhere_it_is_used(name, blocks, bins, step,
-                                                                depth_weight):
-    cfg = Config.fromfile(os.path.join(TRIALS, f'{name}.py'))
-    encoder = MODELS.build(cfg.model).bev_encoder
+    if name == 'bevformer420':
+        assert type(model.bev_encoder).__name__ == 'BEVFormerEncoder'
+        return
+    encoder = model.bev_encoder
     depth_net = encoder.view_transform.depth_net
-    assert len(depth_net.depth_blocks) == blocks and depth_net.num_bins == bins
-    # the lift, the depth-aware weights and the loss all bin depth the same way
-    assert tuple(encoder.view_transform.depth_range) == (1.0, 49.0, step)
-    assert tuple(encoder.depth_range) == (1.0, 49.0, step)
-    assert tuple(encoder.depth_loss.depth_range) == (1.0, 49.0, step)
-    assert encoder.depth_loss.loss_weight == depth_weight
-    assert (49.0 - 1.0) / step == bins
+    assert (len(depth_net.depth_blocks), depth_net.num_bins,
+            tuple(encoder.view_transform.depth_range), encoder.depth_loss.loss_weight) == \
+        DEPTH.get(name, DEMO_DEPTH)
+    # the depth loss bins depth as the lift does, and the bins tile the range
+    assert tuple(encoder.depth_loss.depth_range) == tuple(encoder.view_transform.depth_range)
+    low, high, step = encoder.view_transform.depth_range
+    assert round((high - low) / step) == depth_net.num_bins
