@@ -68,7 +68,9 @@ DEPTH = {
     'depth_weight01': (2, 24, (1.0, 49.0, 2.0), 0.1),
 }
 TRIAL_NAMES = ['fixed420', 'bevformer420', 'ce_only', 'eased', 'objects', 'rare', 'scal',
-               'sem_scal', 'geo_scal', 'depth_blocks3', 'depth_bins1m', 'depth_weight01']
+               'sem_scal', 'geo_scal', 'depth_blocks3', 'depth_bins1m', 'depth_weight01',
+               'lr_high', 'lr_low', 'plain_attention']
+LEARNING_RATE = {'lr_high': 4.5e-3, 'lr_low': 2e-3}  # the others: the demo's 3e-3
 
 
 @pytest.mark.parametrize('name', TRIAL_NAMES)
@@ -85,10 +87,12 @@ def test_trial_configs_build_with_the_demo_settings_but_the_one_they_change(name
         assert losses[1].subset == subsets[name]
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert ('LovaszWarmDownHook' in hooks) == (name == 'eased')
+    assert cfg.optim_wrapper.optimizer.lr == LEARNING_RATE.get(name, 3e-3)
     if name == 'bevformer420':
         assert type(model.bev_encoder).__name__ == 'BEVFormerEncoder'
         return
     encoder = model.bev_encoder
+    assert encoder.depth_aware == (name != 'plain_attention')
     depth_net = encoder.view_transform.depth_net
     assert (len(depth_net.depth_blocks), depth_net.num_bins,
             tuple(encoder.view_transform.depth_range), encoder.depth_loss.loss_weight) == \
