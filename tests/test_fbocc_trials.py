@@ -1,6 +1,7 @@
 """benchmarks/fbocc_trials: the variants tried on the forward-backward demo (issue 15). The
 Lovasz variants reduce to the published loss and ease as documented; every trial config builds,
 and its occupancy losses and depth side are the demo's except where its name says."""
+import glob
 import os
 import sys
 
@@ -10,8 +11,8 @@ from mmengine.config import Config
 
 from occnet.models.losses.lovasz_softmax import LovaszSoftmaxLoss
 from occnet.registry import MODELS
+from script_loader import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRIALS = os.path.join(REPO_ROOT, 'benchmarks', 'fbocc_trials')
 sys.path.insert(0, TRIALS)
 import lovasz_variants  # noqa: E402
@@ -67,9 +68,10 @@ DEPTH = {
     'depth_bins1m': (2, 48, (1.0, 49.0, 1.0), 0.05),
     'depth_weight01': (2, 24, (1.0, 49.0, 2.0), 0.1),
 }
-TRIAL_NAMES = ['fixed420', 'bevformer420', 'ce_only', 'eased', 'objects', 'rare', 'scal',
-               'sem_scal', 'geo_scal', 'depth_blocks3', 'depth_bins1m', 'depth_weight01',
-               'lr_high', 'lr_low', 'plain_attention']
+# every config in the folder (all .py files but the variants module)
+TRIAL_NAMES = sorted(os.path.splitext(os.path.basename(path))[0]
+                     for path in glob.glob(os.path.join(TRIALS, '*.py'))
+                     if not path.endswith('lovasz_variants.py'))
 LEARNING_RATE = {'lr_high': 4.5e-3, 'lr_low': 2e-3}  # the others: the demo's 3e-3
 
 
