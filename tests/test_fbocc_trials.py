@@ -4,10 +4,12 @@ and its occupancy losses and depth side are the demo's except where its name say
 import glob
 import os
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hooks import EMAHook
 
 from occnet.models.losses.lovasz_softmax import LovaszSoftmaxLoss
 from occnet.registry import MODELS
@@ -16,6 +18,7 @@ from script_loader import REPO_ROOT
 TRIALS = os.path.join(REPO_ROOT, 'benchmarks', 'fbocc_trials')
 sys.path.insert(0, TRIALS)
 import lovasz_variants  # noqa: E402
+import raw_weights  # noqa: E402
 
 
 def test_subset_of_every_class_is_the_published_loss_and_a_subset_drops_rows():
@@ -55,6 +58,7 @@ DEMO_LOSSES = [('OccCrossEntropyLoss', 1.0), ('LovaszSoftmaxLoss', 1.0)]
 LOSSES = {
     'ce_only': [('OccCrossEntropyLoss', 1.0)],
     'bevformer420': [('OccCrossEntropyLoss', 1.0)],
+    'bevformer420_ema': [('OccCrossEntropyLoss', 1.0)],
     'objects': [('OccCrossEntropyLoss', 1.0), ('LovaszSubsetLoss', 1.0)],
     'rare': [('OccCrossEntropyLoss', 1.0), ('LovaszSubsetLoss', 1.0)],
     'scal': DEMO_LOSSES + [('SemanticScalLoss', 1.0), ('GeometryScalLoss', 1.0)],
@@ -68,11 +72,12 @@ DEPTH = {
     'depth_bins1m': (2, 48, (1.0, 49.0, 1.0), 0.05),
     'depth_weight01': (2, 24, (1.0, 49.0, 2.0), 0.1),
 }
-# every config in the folder (all .py files but the variants module)
-TRIAL_NAMES = sorted(os.path.splitext(os.path.basename(path))[0]
-                     for path in glob.glob(os.path.join(TRIALS, '*.py'))
-                     if not path.endswith('lovasz_variants.py'))
+# every config in the folder (all .py files but the two helper modules)
+TRIAL_NAMES = sorted(name for name in (os.path.splitext(os.path.basename(path))[0]
+                                       for path in glob.glob(os.path.join(TRIALS, '*.py')))
+                     if name not in ('lovasz_variants', 'raw_weights'))
 LEARNING_RATE = {'lr_high': 4.5e-3, 'lr_low': 2e-3}  # the others: the demo's 3e-3
+EMA = ('ema', 'ema_constant', 'bevformer420_ema')  # the trials that average the weights
 
 
 @pytest.mark.parametrize('name', TRIAL_NAMES)
@@ -89,8 +94,15 @@ def test_trial_configs_build_with_the_demo_settings_but_the_one_they_change(name
         assert losses[1].subset == subsets[name]
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert ('LovaszWarmDownHook' in hooks) == (name == 'eased')
+    ema = [h for h in cfg.custom_hooks if h['type'] == 'EMAHook']
+    assert [(h['momentum'], h['update_buffers']) for h in ema] == \
+        ([(0.02, False)] if name in EMA else [])
+    # the warm-up, then the cosine over all 420 iterations, but a constant rate in ema_constant
+    schedule = [(s['type'], s['begin'], s['end']) for s in cfg.param_scheduler]
+    assert schedule == [('LinearLR', 0, 50)] + \
+        ([] if name == 'ema_constant' else [('CosineAnnealingLR', 0, 420)])
     assert cfg.optim_wrapper.optimizer.lr == LEARNING_RATE.get(name, 3e-3)
-    if name == 'bevformer420':
+    if name.startswith('bevformer420'):
         assert type(model.bev_encoder).__name__ == 'BEVFormerEncoder'
         return
     encoder = model.bev_encoder
@@ -103,3 +115,22 @@ def test_trial_configs_build_with_the_demo_settings_but_the_one_they_change(name
     assert tuple(encoder.depth_loss.depth_range) == tuple(encoder.view_transform.depth_range)
     low, high, step = encoder.view_transform.depth_range
     assert round((high - low) / step) == depth_net.num_bins
+
+
+def test_raw_weights_takes_the_models_own_weights_from_an_ema_checkpoint():
+    model = torch.nn.Linear(3, 2)
+    runner = SimpleNamespace(model=model)
+    hook = EMAHook(momentum=0.02)
+    hook.before_run(runner)  # the average starts as a copy of the model
+    averaged = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)  # the model moves on; the average stays
+    own = {k: v.clone() for k, v in model.state_dict().items()}
+    checkpoint = dict(state_dict=model.state_dict())
+    hook.before_save_checkpoint(runner, checkpoint)  # what training saves
+    assert torch.equal(checkpoint['state_dict']['weight'], averaged['weight'])
+    raw = raw_weights.raw_state_dict(checkpoint)
+    assert raw.keys() == own.keys()
+    assert all(torch.equal(raw[k], own[k]) for k in own)
+    with pytest.raises(KeyError, match='not trained with EMAHook'):
+        raw_weights.raw_state_dict(dict(state_dict=own))
