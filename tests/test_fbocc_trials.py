@@ -17,6 +17,7 @@ from script_loader import REPO_ROOT
 
 TRIALS = os.path.join(REPO_ROOT, 'benchmarks', 'fbocc_trials')
 sys.path.insert(0, TRIALS)
+import keep_weights  # noqa: E402
 import lovasz_variants  # noqa: E402
 import raw_weights  # noqa: E402
 
@@ -59,6 +60,7 @@ LOSSES = {
     'ce_only': [('OccCrossEntropyLoss', 1.0)],
     'bevformer420': [('OccCrossEntropyLoss', 1.0)],
     'bevformer420_ema': [('OccCrossEntropyLoss', 1.0)],
+    'bevformer420_pretrained': [('OccCrossEntropyLoss', 1.0)],
     'objects': [('OccCrossEntropyLoss', 1.0), ('LovaszSubsetLoss', 1.0)],
     'rare': [('OccCrossEntropyLoss', 1.0), ('LovaszSubsetLoss', 1.0)],
     'scal': DEMO_LOSSES + [('SemanticScalLoss', 1.0), ('GeometryScalLoss', 1.0)],
@@ -72,10 +74,15 @@ DEPTH = {
     'depth_bins1m': (2, 48, (1.0, 49.0, 1.0), 0.05),
     'depth_weight01': (2, 24, (1.0, 49.0, 2.0), 0.1),
 }
-# every config in the folder (all .py files but the two helper modules)
+# every trial config in the folder (all .py files but the helpers and the pretraining)
+NOT_TRIALS = ('lovasz_variants', 'raw_weights', 'keep_weights', 'depth_pretrain')
 TRIAL_NAMES = sorted(name for name in (os.path.splitext(os.path.basename(path))[0]
                                        for path in glob.glob(os.path.join(TRIALS, '*.py')))
-                     if name not in ('lovasz_variants', 'raw_weights'))
+                     if name not in NOT_TRIALS)
+# the trials that start from depth_pretrain.py's image side (keep_weights.py's output)
+PRETRAINED = {'pretrained': 'work_dirs/pretrain/pre_fb.pth',
+              'pretrained_image': 'work_dirs/pretrain/pre_img.pth',
+              'bevformer420_pretrained': 'work_dirs/pretrain/pre_img.pth'}
 LEARNING_RATE = {'lr_high': 4.5e-3, 'lr_low': 2e-3}  # the others: the demo's 3e-3
 EMA = ('ema', 'ema_constant', 'bevformer420_ema')  # the trials that average the weights
 
@@ -102,6 +109,9 @@ def test_trial_configs_build_with_the_demo_settings_but_the_one_they_change(name
     assert schedule == [('LinearLR', 0, 50)] + \
         ([] if name == 'ema_constant' else [('CosineAnnealingLR', 0, 420)])
     assert cfg.optim_wrapper.optimizer.lr == LEARNING_RATE.get(name, 3e-3)
+    assert cfg.get('load_from') == PRETRAINED.get(name)
+    assert cfg.get('allow_partial_checkpoint', False) == (name in PRETRAINED)
+    assert cfg.train_dataloader.dataset.data_root == 'work_dirs/dvb/l0/data/'
     if name.startswith('bevformer420'):
         assert type(model.bev_encoder).__name__ == 'BEVFormerEncoder'
         return
@@ -134,3 +144,24 @@ def test_raw_weights_takes_the_models_own_weights_from_an_ema_checkpoint():
     assert all(torch.equal(raw[k], own[k]) for k in own)
     with pytest.raises(KeyError, match='not trained with EMAHook'):
         raw_weights.raw_state_dict(dict(state_dict=own))
+
+
+def test_depth_pretraining_trains_the_depth_side_only_on_another_set():
+    cfg = Config.fromfile(os.path.join(TRIALS, 'depth_pretrain.py'))
+    assert cfg.train_cfg.max_iters == 840
+    assert cfg.train_dataloader.dataset.data_root == 'work_dirs/pretrain/data_s2/'
+    assert [s['end'] for s in cfg.param_scheduler] == [50, 840]
+    model = MODELS.build(cfg.model)
+    assert [(type(loss).__name__, loss.loss_weight)
+            for loss in model.occ_head.losses.losses] == [('OccCrossEntropyLoss', 0.0)]
+    assert model.bev_encoder.depth_loss.loss_weight == 1.0
+
+
+def test_keep_weights_keeps_the_prefixes_and_refuses_one_that_matches_nothing():
+    state = {'img_backbone.stem.0.weight': torch.ones(1), 'img_neck.conv.weight': torch.ones(2),
+             'bev_encoder.view_transform.depth_net.fc.weight': torch.ones(3),
+             'bev_encoder.bev_queries.weight': torch.ones(4)}
+    kept = keep_weights.keep_prefixes(state, ['img_backbone.', 'img_neck.'])
+    assert sorted(kept) == ['img_backbone.stem.0.weight', 'img_neck.conv.weight']
+    with pytest.raises(ValueError, match="img_bakcbone"):
+        keep_weights.keep_prefixes(state, ['img_bakcbone.'])
