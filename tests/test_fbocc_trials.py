@@ -17,9 +17,8 @@ from script_loader import REPO_ROOT
 
 TRIALS = os.path.join(REPO_ROOT, 'benchmarks', 'fbocc_trials')
 sys.path.insert(0, TRIALS)
-import keep_weights  # noqa: E402
+import checkpoint_parts  # noqa: E402
 import lovasz_variants  # noqa: E402
-import raw_weights  # noqa: E402
 
 
 def test_subset_of_every_class_is_the_published_loss_and_a_subset_drops_rows():
@@ -75,11 +74,11 @@ DEPTH = {
     'depth_weight01': (2, 24, (1.0, 49.0, 2.0), 0.1),
 }
 # every trial config in the folder (all .py files but the helpers and the pretraining)
-NOT_TRIALS = ('lovasz_variants', 'raw_weights', 'keep_weights', 'depth_pretrain')
+NOT_TRIALS = ('lovasz_variants', 'checkpoint_parts', 'depth_pretrain')
 TRIAL_NAMES = sorted(name for name in (os.path.splitext(os.path.basename(path))[0]
                                        for path in glob.glob(os.path.join(TRIALS, '*.py')))
                      if name not in NOT_TRIALS)
-# the trials that start from depth_pretrain.py's image side (keep_weights.py's output)
+# the trials that start from depth_pretrain.py's image side (checkpoint_parts.py keep)
 PRETRAINED = {'pretrained': 'work_dirs/pretrain/pre_fb.pth',
               'pretrained_image': 'work_dirs/pretrain/pre_img.pth',
               'bevformer420_pretrained': 'work_dirs/pretrain/pre_img.pth'}
@@ -127,7 +126,7 @@ def test_trial_configs_build_with_the_demo_settings_but_the_one_they_change(name
     assert round((high - low) / step) == depth_net.num_bins
 
 
-def test_raw_weights_takes_the_models_own_weights_from_an_ema_checkpoint():
+def test_raw_part_takes_the_models_own_weights_from_an_ema_checkpoint():
     model = torch.nn.Linear(3, 2)
     runner = SimpleNamespace(model=model)
     hook = EMAHook(momentum=0.02)
@@ -139,11 +138,11 @@ def test_raw_weights_takes_the_models_own_weights_from_an_ema_checkpoint():
     checkpoint = dict(state_dict=model.state_dict())
     hook.before_save_checkpoint(runner, checkpoint)  # what training saves
     assert torch.equal(checkpoint['state_dict']['weight'], averaged['weight'])
-    raw = raw_weights.raw_state_dict(checkpoint)
+    raw = checkpoint_parts.raw_state_dict(checkpoint)
     assert raw.keys() == own.keys()
     assert all(torch.equal(raw[k], own[k]) for k in own)
     with pytest.raises(KeyError, match='not trained with EMAHook'):
-        raw_weights.raw_state_dict(dict(state_dict=own))
+        checkpoint_parts.raw_state_dict(dict(state_dict=own))
 
 
 def test_depth_pretraining_trains_the_depth_side_only_on_another_set():
@@ -157,11 +156,11 @@ def test_depth_pretraining_trains_the_depth_side_only_on_another_set():
     assert model.bev_encoder.depth_loss.loss_weight == 1.0
 
 
-def test_keep_weights_keeps_the_prefixes_and_refuses_one_that_matches_nothing():
+def test_keep_part_keeps_the_prefixes_and_refuses_one_that_matches_nothing():
     state = {'img_backbone.stem.0.weight': torch.ones(1), 'img_neck.conv.weight': torch.ones(2),
              'bev_encoder.view_transform.depth_net.fc.weight': torch.ones(3),
              'bev_encoder.bev_queries.weight': torch.ones(4)}
-    kept = keep_weights.keep_prefixes(state, ['img_backbone.', 'img_neck.'])
+    kept = checkpoint_parts.keep_prefixes(state, ['img_backbone.', 'img_neck.'])
     assert sorted(kept) == ['img_backbone.stem.0.weight', 'img_neck.conv.weight']
     with pytest.raises(ValueError, match="img_bakcbone"):
-        keep_weights.keep_prefixes(state, ['img_bakcbone.'])
+        checkpoint_parts.keep_prefixes(state, ['img_bakcbone.'])

@@ -1,7 +1,7 @@
 # Depth-only pretraining of the forward-backward demo's image side (backbone, neck, depth net),
 # as FB-OCC starts from a depth-pretrained backbone: 840 iterations on a separate synthetic
 # set (seed 2, generated as the demo's), the occupancy loss at weight 0 and the LiDAR depth
-# loss at 1. keep_weights.py then keeps the image side for the `*pretrained*` trials.
+# loss at 1. checkpoint_parts.py keep then keeps the image side for the `*pretrained*` trials.
 _base_ = ['./fixed420.py']
 data_root = 'work_dirs/pretrain/data_s2/'
 train_dataloader = dict(dataset=dict(data_root=data_root))
