@@ -30,3 +30,17 @@ def tiny_data_root(tmp_path_factory):
         with open(root / f'openscene_mini_{name}.pkl', 'wb') as f:
             pickle.dump(frames, f, protocol=4)
     return root
+
+
+def make_lidar_root(tmp_path_factory, name, image_size, seed):
+    """1 log x 2 frames (one scene) with lidar sweeps, collected into `infos.pkl`."""
+    from occnet.datasets.collect import collect
+    from occnet.datasets.synthetic import generate_dataset
+    import pickle
+    root = tmp_path_factory.mktemp(name)
+    generate_dataset(root, num_logs=1, frames_per_log=2, image_size=image_size, seed=seed,
+                     frames_per_scene=2, with_lidar=True, log=None)
+    train, _, _ = collect(str(root), 'mini', val_ratio=0.0)
+    with open(root / 'infos.pkl', 'wb') as f:
+        pickle.dump(train, f, protocol=4)
+    return root

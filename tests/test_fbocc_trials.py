@@ -60,6 +60,7 @@ LOSSES = {
     'bevformer420': [('OccCrossEntropyLoss', 1.0)],
     'bevformer420_ema': [('OccCrossEntropyLoss', 1.0)],
     'bevformer420_pretrained': [('OccCrossEntropyLoss', 1.0)],
+    'bevformer420_pretrained_semantic': [('OccCrossEntropyLoss', 1.0)],
     'objects': [('OccCrossEntropyLoss', 1.0), ('LovaszSubsetLoss', 1.0)],
     'rare': [('OccCrossEntropyLoss', 1.0), ('LovaszSubsetLoss', 1.0)],
     'scal': DEMO_LOSSES + [('SemanticScalLoss', 1.0), ('GeometryScalLoss', 1.0)],
@@ -74,14 +75,18 @@ DEPTH = {
     'depth_weight01': (2, 24, (1.0, 49.0, 2.0), 0.1),
 }
 # every trial config in the folder (all .py files but the helpers and the pretraining)
-NOT_TRIALS = ('lovasz_variants', 'checkpoint_parts', 'depth_pretrain')
+NOT_TRIALS = ('lovasz_variants', 'checkpoint_parts', 'depth_pretrain',
+              'depth_semantic_pretrain')
 TRIAL_NAMES = sorted(name for name in (os.path.splitext(os.path.basename(path))[0]
                                        for path in glob.glob(os.path.join(TRIALS, '*.py')))
                      if name not in NOT_TRIALS)
-# the trials that start from depth_pretrain.py's image side (checkpoint_parts.py keep)
+# the trials that start from depth_pretrain.py's or depth_semantic_pretrain.py's image side
+# (checkpoint_parts.py keep)
 PRETRAINED = {'pretrained': 'work_dirs/pretrain/pre_fb.pth',
               'pretrained_image': 'work_dirs/pretrain/pre_img.pth',
-              'bevformer420_pretrained': 'work_dirs/pretrain/pre_img.pth'}
+              'bevformer420_pretrained': 'work_dirs/pretrain/pre_img.pth',
+              'pretrained_semantic': 'work_dirs/pretrain_sem/pre_fb.pth',
+              'bevformer420_pretrained_semantic': 'work_dirs/pretrain_sem/pre_img.pth'}
 LEARNING_RATE = {'lr_high': 4.5e-3, 'lr_low': 2e-3}  # the others: the demo's 3e-3
 EMA = ('ema', 'ema_constant', 'bevformer420_ema')  # the trials that average the weights
 
@@ -154,6 +159,25 @@ def test_depth_pretraining_trains_the_depth_side_only_on_another_set():
     assert [(type(loss).__name__, loss.loss_weight)
             for loss in model.occ_head.losses.losses] == [('OccCrossEntropyLoss', 0.0)]
     assert model.bev_encoder.depth_loss.loss_weight == 1.0
+    assert model.img_seg_head is None
+
+
+def test_joint_depth_semantic_pretraining_adds_the_semantic_head_and_its_labels():
+    depth_only = Config.fromfile(os.path.join(TRIALS, 'depth_pretrain.py'))
+    cfg = Config.fromfile(os.path.join(TRIALS, 'depth_semantic_pretrain.py'))
+    assert cfg.train_cfg == depth_only.train_cfg
+    assert cfg.train_dataloader.dataset.data_root == 'work_dirs/pretrain/data_s2/'
+    targets = [t for t in cfg.train_dataloader.dataset.pipeline
+               if t['type'] == 'DepthMapsFromPoints']
+    assert len(targets) == 1 and targets[0]['with_semantics']
+    model = MODELS.build(cfg.model)
+    assert model.bev_encoder.depth_loss.loss_weight == 1.0
+    assert [(type(loss).__name__, loss.loss_weight)
+            for loss in model.occ_head.losses.losses] == [('OccCrossEntropyLoss', 0.0)]
+    head = model.img_seg_head
+    assert head.loss_weight == 1.0 and head.level == 0
+    # the occupancy demo's class weights, free's dropped
+    assert head.class_weight.tolist() == pytest.approx(cfg.class_weight[:11])
 
 
 def test_keep_part_keeps_the_prefixes_and_refuses_one_that_matches_nothing():

@@ -1,6 +1,5 @@
 """occnet.datasets.pointcloud on hand-written PCD files (binary, ascii, mixed types,
 binary_compressed, damaged), LoadPoints on a synthetic frame, and RandomFlipBEV's points."""
-import pickle
 import re
 import struct
 
@@ -12,6 +11,8 @@ from occnet.datasets.pointcloud import load_points, lzf_decompress, point_fields
 from occnet.datasets.transforms import LoadPoints, RandomFlipBEV
 from occnet.geometry import lidar2img_matrix, project_points
 from occnet.registry import DATASETS
+
+from conftest import make_lidar_root
 
 RELEASE_FIELDS = ('x', 'y', 'z', 'intensity', 'ring', 'lidar_info')
 ROWS = [(1.5, -2.25, 0.125, 17.0, 3.0, 0.0),
@@ -146,15 +147,7 @@ def test_lzf_back_references():
 @pytest.fixture(scope='module')
 def lidar_root(tmp_path_factory):
     """1 log x 2 frames with lidar sweeps, collected into infos."""
-    from occnet.datasets.collect import collect
-    from occnet.datasets.synthetic import generate_dataset
-    root = tmp_path_factory.mktemp('lidar-root')
-    generate_dataset(root, num_logs=1, frames_per_log=2, image_size=(32, 18), seed=2,
-                     frames_per_scene=2, with_lidar=True, log=None)
-    train, _, _ = collect(str(root), 'mini', val_ratio=0.0)
-    with open(root / 'infos.pkl', 'wb') as f:
-        pickle.dump(train, f, protocol=4)
-    return root
+    return make_lidar_root(tmp_path_factory, 'lidar-root', (32, 18), seed=2)
 
 
 def test_load_points_on_a_synthetic_frame(lidar_root):

@@ -2,7 +2,4 @@
 # (lovasz_variants.LovaszWarmDownHook; run with benchmarks/fbocc_trials on PYTHONPATH).
 _base_ = ['./fixed420.py']
 custom_imports = dict(imports=['lovasz_variants'], allow_failed_imports=False)
-custom_hooks = [dict(type='PlainCheckpointHook'),
-                dict(type='NonFiniteLossHook', policy='stop'),
-                dict(type='OccupancyVisualizationHook', max_frames=2),
-                dict(type='LovaszWarmDownHook', final=0.1)]
+custom_hooks = _base_.custom_hooks + [dict(type='LovaszWarmDownHook', final=0.1)]

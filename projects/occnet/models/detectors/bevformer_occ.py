@@ -14,6 +14,15 @@ def _stack(values, device, dtype=torch.float32):
                            device=device)
 
 
+def _gathered(data_samples, key, device, combine, needed_by):
+    """`combine` (torch.cat or torch.stack) of every sample's `key` tensor, on `device`;
+    needed_by = (what needs it, the fix) names both in the error when a sample lacks it."""
+    if not all(key in s for s in data_samples):
+        who, fix = needed_by
+        raise ValueError(f'{who} needs {key} in the samples: {fix}')
+    return combine([s[key] for s in data_samples]).to(device)
+
+
 def without_history_motion(can_bus, prev_bev, has_prev):
     """(B, 18) CAN-bus vectors with the motion since the previous frame ([0:3] translation,
     [17] heading change) zeroed where the frame runs without a previous BEV, as BEVFormer
@@ -52,8 +61,13 @@ class BEVFormerOcc(BaseModel):
             then stay channels-last (faster convolutions on recent GPUs under AMP, and with
             bf16 on CPUs with AMX: docs/benchmarks.md; the same function).
         dataset: name, OccDescription or metainfo dict of the dataset (grid, classes,
-            cameras); set as `dataset` on the bev_encoder, occ_head and flow_head configs
-            whose class takes one and that name none, so a config names it once.
+            cameras); set as `dataset` on the bev_encoder, occ_head, flow_head and
+            img_seg_head configs whose class takes one and that name none, so a config
+            names it once.
+        img_seg_head: optional config of an auxiliary per-pixel semantic head on the neck
+            features (ImageSemanticHead), for a joint depth-semantic pretraining; training
+            then needs `semantic_maps` in the samples
+            (DepthMapsFromPoints(with_semantics=True)). It predicts nothing at test time.
     Data samples (dicts, one per sample) carry: `token`, `prev_token` (or None),
     `lidar2img` (T, N, 4, 4), `img_shape` (H, W), `cur2prev` (T, 4, 4) from each frame's lidar
     to the previous frame's, `queue_valid` (T,) bool, `can_bus` (T, 18) (read when the encoder
@@ -65,7 +79,7 @@ class BEVFormerOcc(BaseModel):
     def __init__(self, img_backbone, img_neck, bev_encoder, occ_head, flow_head=None,
                  data_preprocessor=None, video_test_mode=True, compile_modules=(),
                  compile_options=None, channels_last=False, dataset='openscene',
-                 init_cfg=None):
+                 img_seg_head=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.img_backbone = MODELS.build(img_backbone)
         self.img_neck = MODELS.build(img_neck)
@@ -73,6 +87,8 @@ class BEVFormerOcc(BaseModel):
         self.occ_head = MODELS.build(with_dataset(occ_head, dataset))
         self.flow_head = (MODELS.build(with_dataset(flow_head, dataset))
                           if flow_head is not None else None)
+        self.img_seg_head = (MODELS.build(with_dataset(img_seg_head, dataset))
+                             if img_seg_head is not None else None)
         self.video_test_mode = video_test_mode
         self.channels_last = channels_last
         if channels_last:  # Conv3d weights keep their layout (channels_last is 4D only)
@@ -84,7 +100,7 @@ class BEVFormerOcc(BaseModel):
             if not isinstance(part, torch.nn.Module):
                 raise ValueError(f"compile_modules: the model has no part '{name}'; choose "
                                  'from img_backbone, img_neck, bev_encoder, occ_head, '
-                                 'flow_head')
+                                 'flow_head, img_seg_head')
             part.compile(**(compile_options or {}))
         self._prev_frame = None  # {'token': str, 'bev': (1, HW, C)} in video test mode
 
@@ -175,20 +191,23 @@ class BEVFormerOcc(BaseModel):
             masks = torch.stack([s['mask_camera'] for s in data_samples]).to(imgs.device)
         losses = self.occ_head.loss(occ_logits, labels, masks)
         if 'depth_logits' in context and getattr(self.bev_encoder, 'depth_loss', None):
-            if not all('depth_maps' in s for s in data_samples):
-                raise ValueError("the encoder's depth loss needs depth_maps in the samples: "
-                                 "add dict(type='LoadPoints') and "
-                                 "dict(type='DepthMapsFromPoints', stride=...) to the "
-                                 'pipeline, or set model.bev_encoder.loss_depth=None')
-            depth_maps = torch.cat([s['depth_maps'] for s in data_samples]).to(imgs.device)
+            depth_maps = _gathered(data_samples, 'depth_maps', imgs.device, torch.cat, (
+                "the encoder's depth loss", "add dict(type='LoadPoints') and "
+                "dict(type='DepthMapsFromPoints', stride=...) to the pipeline, or set "
+                'model.bev_encoder.loss_depth=None'))
             losses['loss_depth'] = self.bev_encoder.depth_loss(context['depth_logits'],
                                                                depth_maps)
         if self.flow_head is not None:
-            if not all('voxel_flow' in s for s in data_samples):
-                raise ValueError('the flow head needs voxel_flow in the samples: use '
-                                 "dict(type='LoadOccupancyLabel', with_flow=True)")
-            flows = torch.stack([s['voxel_flow'] for s in data_samples]).to(imgs.device)
+            flows = _gathered(data_samples, 'voxel_flow', imgs.device, torch.stack, (
+                'the flow head', "use dict(type='LoadOccupancyLabel', with_flow=True)"))
             losses.update(self.flow_head.loss(self.flow_head(bev), flows, labels, masks))
+        if self.img_seg_head is not None:
+            semantic_maps = _gathered(data_samples, 'semantic_maps', imgs.device, torch.cat, (
+                'the image semantic head', "use dict(type='DepthMapsFromPoints', stride=..., "
+                'with_semantics=True) after LoadOccupancyLabel and LoadPoints, or set '
+                'model.img_seg_head=None'))
+            losses['loss_img_seg'] = self.img_seg_head.loss(
+                self.img_seg_head(context['mlvl_feats']), semantic_maps)
         return losses
 
     def outputs(self, bev, context, data_samples):
